@@ -1,0 +1,197 @@
+package duplex
+
+import (
+	"bufio"
+		"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// AcceptOptions configures Accept. A nil *AcceptOptions means the defaults
+// each field documents.
+type AcceptOptions struct {
+	// Subprotocols the server speaks, most preferred first. The first one
+	// the client also offers is selected. Default: none.
+	Subprotocols []string
+
+	// OriginPatterns lets browser pages from other hosts connect. A request
+	// whose Origin host differs from its Host is refused with 403 unless
+	// the Origin matches a pattern: a host pattern ("*.example.com"), or a
+	// scheme and host ("https://app.example.com"), in path.Match syntax.
+	// Requests without an Origin header (non-browser clients) are allowed.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck turns the origin check off, letting pages of
+	// any site open sockets with the user's cookies. Default: false.
+	InsecureSkipOriginCheck bool
+
+	// ReadLimit is the largest message accepted, after decompression.
+	// Default: 32 MiB; negative: no limit.
+	ReadLimit int64
+
+	// CloseTimeout bounds the close handshake. Default: 5s.
+	CloseTimeout time.Duration
+
+	// Compression enables permessage-deflate when the client offers it.
+	// Default: nil, off (see CompressionOptions).
+	Compression *CompressionOptions
+}
+
+// A refusal says what was wrong with the request: the status and the
+// short text written in the response body.
+type refusal struct {
+	status int
+	reason string
+}
+
+// checkRequest validates an HTTP/1.1 opening handshake (RFC 6455 §4.2.1).
+// It returns the key, or the refusal to send.
+func checkRequest(r *http.Request) (string, *refusal) {
+	switch {
+	case r.Method != http.MethodGet:
+		return "", &refusal{http.StatusMethodNotAllowed, "WebSocket handshake must use GET"}
+	case !r.ProtoAtLeast(1, 1):
+		return "", &refusal{http.StatusBadRequest, "WebSocket handshake needs HTTP/1.1 or later"}
+	case !hasToken(r.Header, "Connection", "upgrade"):
+		return "", &refusal{http.StatusBadRequest, `Connection header must contain "upgrade"`}
+	case !hasToken(r.Header, "Upgrade", "websocket"):
+		return "", &refusal{http.StatusBadRequest, `Upgrade header must contain "websocket"`}
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		return "", &refusal{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is supported"}
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
+		return "", &refusal{http.StatusBadRequest, "Sec-WebSocket-Key must be base64 of 16 bytes"}
+	}
+	return strings.TrimSpace(keys[0]), nil
+}
+
+// checkOrigin applies the same-origin policy of AcceptOptions.
+func checkOrigin(r *http.Request, patterns []string) *refusal {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return &refusal{http.StatusForbidden, "invalid Origin header"}
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return nil
+		}
+	}
+	return &refusal{http.StatusForbidden, fmt.Sprintf("origin %q not allowed", u.Host)}
+}
+
+// selectSubprotocol picks the server's most preferred protocol that the
+// client offered.
+func selectSubprotocol(r *http.Request, ours []string) string {
+	offered := headerTokens(r.Header, "Sec-WebSocket-Protocol")
+	for _, p := range ours {
+		for _, o := range offered {
+			if o == p {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// Accept upgrades r to a WebSocket connection. On a bad handshake it
+// replies with an HTTP error (400, 403, 405 or 426) whose body says why and
+// returns an error; the caller writes nothing more. Headers the handler set
+// on w before calling Accept go out with the 101 response.
+//
+// To authenticate, check the request (token, header, cookie) before
+// calling Accept and answer 401 yourself: nothing is upgraded until Accept.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	var o AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
+	if r.ProtoMajor == 2 {
+		return acceptHTTP2(w, r, &o)
+	}
+	key, ref := checkRequest(r)
+	if ref == nil && !o.InsecureSkipOriginCheck {
+		ref = checkOrigin(r, o.OriginPatterns)
+	}
+	if ref != nil {
+		return nil, refuse(w, ref)
+	}
+	protocol := selectSubprotocol(r, o.Subprotocols)
+	ext, comp, decomp, threshold := o.Compression.accept(r.Header)
+
+	netConn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "WebSocket upgrade not supported by this server", http.StatusInternalServerError)
+		return nil, fmt.Errorf("duplex: hijack: %w", err)
+	}
+	// Undo any deadline the HTTP server set for the request.
+	netConn.SetDeadline(time.Time{})
+
+	hdr := w.Header()
+	hdr.Set("Upgrade", "websocket")
+	hdr.Set("Connection", "Upgrade")
+	hdr.Set("Sec-WebSocket-Accept", acceptKey(key))
+	if protocol != "" {
+		hdr.Set("Sec-WebSocket-Protocol", protocol)
+	}
+	if ext != "" {
+		hdr.Set("Sec-WebSocket-Extensions", ext)
+	}
+	bw := brw.Writer
+	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	hdr.Write(bw)
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		netConn.Close()
+		return nil, fmt.Errorf("duplex: write handshake response: %w", err)
+	}
+	return newConn(connConfig{
+		tr:           netConn,
+		leftover:     buffered(brw.Reader),
+		subprotocol:  protocol,
+		extensions:   ext,
+		readLimit:    o.ReadLimit,
+		closeTimeout: o.CloseTimeout,
+		comp:         comp,
+		decomp:       decomp,
+		threshold:    threshold,
+	}), nil
+}
+
+// refuse writes the HTTP error for a failed handshake.
+func refuse(w http.ResponseWriter, ref *refusal) error {
+	if ref.status == http.StatusUpgradeRequired {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+	}
+	if ref.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodGet)
+	}
+	http.Error(w, ref.reason, ref.status)
+	return &HandshakeError{StatusCode: ref.status, Body: []byte(ref.reason)}
+}
+
+// buffered returns a copy of the bytes a bufio.Reader read past the
+// handshake: frames a client sent without waiting for the response.
+func buffered(br *bufio.Reader) []byte {
+	if br == nil || br.Buffered() == 0 {
+		return nil
+	}
+	p, _ := br.Peek(br.Buffered())
+	return append([]byte(nil), p...)
+}
+

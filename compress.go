@@ -1,0 +1,96 @@
+package duplex
+
+import (
+	"compress/flate"
+	"net/http"
+
+	"github.com/duplexws/duplex/internal/deflate"
+)
+
+// CompressionOptions turns on permessage-deflate (RFC 7692). The library
+// leaves compression off unless asked, because it costs CPU on every
+// message and helps only compressible traffic: measure before enabling.
+// When it is on, memory per idle connection stays small: compressors come
+// from pools, and with context takeover a connection keeps only the recent
+// history (at most 32 KiB per direction, less with smaller windows).
+type CompressionOptions struct {
+	// Level is the flate level, 1 (fastest) to 9 (smallest). Default: 1.
+	Level int
+
+	// Threshold is the size below which a message is sent uncompressed:
+	// compressing a few bytes costs more than it saves. Default: 128.
+	Threshold int
+
+	// NoContextTakeover compresses every message on its own, in both
+	// directions, instead of letting it refer to earlier messages. It
+	// costs ratio and saves the history memory. Default: false.
+	NoContextTakeover bool
+}
+
+func (o *CompressionOptions) config() deflate.Config {
+	return deflate.Config{NoContextTakeover: o.NoContextTakeover}
+}
+
+func (o *CompressionOptions) level() int {
+	if o.Level < flate.BestSpeed || o.Level > flate.BestCompression {
+		return flate.BestSpeed
+	}
+	return o.Level
+}
+
+func (o *CompressionOptions) threshold() int {
+	if o.Threshold <= 0 {
+		return 128
+	}
+	return o.Threshold
+}
+
+func windowBits(n int) int {
+	if n == 0 {
+		return 15
+	}
+	return n
+}
+
+// accept negotiates the server side: it picks the first acceptable offer
+// in h and returns the response element and the per-direction state.
+func (o *CompressionOptions) accept(h http.Header) (string, *deflate.Compressor, *deflate.Decompressor, int) {
+	if o == nil {
+		return "", nil, nil, 0
+	}
+	p, ok := deflate.Accept(deflate.ParseOffers(h.Values("Sec-WebSocket-Extensions")), o.config())
+	if !ok {
+		return "", nil, nil, 0
+	}
+	comp := deflate.NewCompressor(o.level(), windowBits(p.ServerMaxWindowBits), !p.ServerNoContextTakeover)
+	decomp := deflate.NewDecompressor(windowBits(p.ClientMaxWindowBits), !p.ClientNoContextTakeover)
+	return p.String(), comp, decomp, o.threshold()
+}
+
+// offer returns the client's offer, or nil without compression.
+func (o *CompressionOptions) offer() *deflate.Params {
+	if o == nil {
+		return nil
+	}
+	p := deflate.Offer(o.config())
+	return &p
+}
+
+// agree validates the server's answer to offered and builds the client's
+// per-direction state. A nil compressor means the server declined.
+func (o *CompressionOptions) agree(h http.Header, offered *deflate.Params) (string, *deflate.Compressor, *deflate.Decompressor, int, error) {
+	values := h.Values("Sec-WebSocket-Extensions")
+	if offered == nil {
+		if len(headerTokens(h, "Sec-WebSocket-Extensions")) > 0 {
+			return "", nil, nil, 0, errUnofferedExtension
+		}
+		return "", nil, nil, 0, nil
+	}
+	p, ok, err := deflate.ParseResponse(values, *offered)
+	if err != nil || !ok {
+		return "", nil, nil, 0, err
+	}
+	comp := deflate.NewCompressor(o.level(), windowBits(p.ClientMaxWindowBits), !p.ClientNoContextTakeover)
+	decomp := deflate.NewDecompressor(windowBits(p.ServerMaxWindowBits), !p.ServerNoContextTakeover)
+	return p.String(), comp, decomp, o.threshold(), nil
+}

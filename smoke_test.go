@@ -1,0 +1,103 @@
+package duplex_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexws/duplex"
+)
+
+func echoServer(t *testing.T, opts *duplex.AcceptOptions) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestEchoRoundTrip(t *testing.T) {
+	url := echoServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// keep a reader for Ping: reads happen in the loop below
+	}()
+	msgs := []struct {
+		typ duplex.MessageType
+		p   []byte
+	}{
+		{duplex.MessageText, []byte("hello")},
+		{duplex.MessageBinary, []byte{}},
+		{duplex.MessageText, []byte("héllo wörld ✓")},
+		{duplex.MessageBinary, bytes.Repeat([]byte{0xab}, 70000)},
+		{duplex.MessageBinary, bytes.Repeat([]byte("0123456789abcdef"), 1<<20)},
+	}
+	for _, m := range msgs {
+		if err := c.Write(ctx, m.typ, m.p); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if typ != m.typ || !bytes.Equal(p, m.p) {
+			t.Fatalf("echo of %d bytes %v = %d bytes %v", len(m.p), m.typ, len(p), typ)
+		}
+	}
+	// Streamed message.
+	w, err := c.Writer(ctx, duplex.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5000; i++ {
+		w.Write([]byte("stream "))
+	}
+	w.Close()
+	_, p, err := c.Read(ctx)
+	if err != nil || len(p) != 5000*7 {
+		t.Fatalf("stream echo: %d %v", len(p), err)
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := c.Read(ctx)
+		readErr <- err
+	}()
+	rtt, err := c.Ping(ctx)
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	t.Logf("rtt %v", rtt)
+	if err := c.Close(duplex.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	err = <-readErr
+	var ce *duplex.CloseError
+	if !errors.As(err, &ce) || ce.Code != duplex.StatusNormalClosure {
+		t.Fatalf("read after close = %v", err)
+	}
+}
