@@ -2,7 +2,7 @@ package duplex
 
 import (
 	"bufio"
-		"fmt"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -194,4 +194,3 @@ func buffered(br *bufio.Reader) []byte {
 	p, _ := br.Peek(br.Buffered())
 	return append([]byte(nil), p...)
 }
-

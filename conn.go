@@ -102,7 +102,7 @@ type Conn struct {
 	closeOnce sync.Once
 
 	pingMu  sync.Mutex
-	pingSeq uint64                  // guarded by pingMu
+	pingSeq uint64                   // guarded by pingMu
 	pings   map[uint64]chan struct{} // guarded by pingMu
 }
 
