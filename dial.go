@@ -55,6 +55,17 @@ type DialOptions struct {
 
 	// Compression offers permessage-deflate. Default: nil, off.
 	Compression *CompressionOptions
+
+	// HTTP2Transport, when set, opens the socket as a stream of an
+	// HTTP/2 connection (RFC 8441 extended CONNECT) through it, so sockets
+	// to one server share the transport's connection; Dial falls back to
+	// HTTP/1.1 when the server does not advertise support. It must be an
+	// HTTP/2 transport that sends the :protocol pseudo-header, such as
+	// golang.org/x/net/http2.Transport: the standard library's client
+	// refuses that header (Go 1.26). Over HTTP/2 a cancelled Read context
+	// ends the connection, since a stream cannot interrupt one read.
+	// Default: nil, HTTP/1.1 only.
+	HTTP2Transport http.RoundTripper
 }
 
 var errUnofferedExtension = errors.New("duplex: server selected an extension that was not offered")
@@ -77,6 +88,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	rand.Read(keyBytes)
 	key := base64.StdEncoding.EncodeToString(keyBytes)
 	offer := o.Compression.offer()
+	if o.HTTP2Transport != nil {
+		c, resp, ok, err := dialHTTP2(ctx, u, &o, offer)
+		if ok || err != nil {
+			return c, resp, err
+		}
+	}
 	req := buildRequest(u, key, &o, offer)
 
 	nc, err := dialTransport(ctx, u, req, &o)
@@ -261,7 +278,13 @@ func checkResponse(resp *http.Response, key string, protocols []string) error {
 	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key):
 		return errors.New("duplex: response Sec-WebSocket-Accept does not match the key")
 	}
-	got := resp.Header.Values("Sec-WebSocket-Protocol")
+	return checkSubprotocol(resp.Header, protocols)
+}
+
+// checkSubprotocol verifies that the server picked at most one of the
+// subprotocols offered.
+func checkSubprotocol(h http.Header, protocols []string) error {
+	got := h.Values("Sec-WebSocket-Protocol")
 	if len(got) > 1 {
 		return errors.New("duplex: response selects more than one subprotocol")
 	}

@@ -1,10 +1,108 @@
 package duplex
 
-import "net/http"
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
 
-// acceptHTTP2 handles a request that arrived over HTTP/2. WebSockets over
-// HTTP/2 (RFC 8441 extended CONNECT) are not served yet, so such a request
-// is refused with a clear status rather than half-upgraded.
-func acceptHTTP2(w http.ResponseWriter, r *http.Request, o *AcceptOptions) (*Conn, error) {
-	return nil, refuse(w, &refusal{http.StatusHTTPVersionNotSupported, "WebSocket over HTTP/2 is not supported by this server"})
+// checkRequestHTTP2 validates an extended CONNECT request (RFC 8441 §4,
+// §5): method CONNECT, :protocol websocket, version 13. There is no key
+// and no Upgrade or Connection header over HTTP/2.
+func checkRequestHTTP2(r *http.Request) *refusal {
+	switch {
+	case r.Method != http.MethodConnect:
+		return &refusal{http.StatusMethodNotAllowed, "WebSocket over HTTP/2 must use extended CONNECT (RFC 8441)"}
+	case !strings.EqualFold(r.Header.Get(":protocol"), "websocket"):
+		return &refusal{http.StatusBadRequest, `extended CONNECT :protocol must be "websocket"`}
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		return &refusal{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is supported"}
+	}
+	return nil
 }
+
+// acceptHTTP2 runs the handshake of RFC 8441 over an HTTP/2 stream and
+// returns a Conn whose transport is the stream: the request body is read,
+// the response is written and flushed. The handler must not return before
+// the Conn is closed, because returning ends the stream.
+func acceptHTTP2(w http.ResponseWriter, r *http.Request, o *AcceptOptions) (*Conn, error) {
+	ref := checkRequestHTTP2(r)
+	if ref == nil && !o.InsecureSkipOriginCheck {
+		ref = checkOrigin(r, o.OriginPatterns)
+	}
+	if ref != nil {
+		return nil, refuse(w, ref)
+	}
+	protocol := selectSubprotocol(r, o.Subprotocols)
+	ext, comp, decomp, threshold := o.Compression.accept(r.Header)
+	hdr := w.Header()
+	if protocol != "" {
+		hdr.Set("Sec-WebSocket-Protocol", protocol)
+	}
+	if ext != "" {
+		hdr.Set("Sec-WebSocket-Extensions", ext)
+	}
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return nil, err
+	}
+	s := &h2Stream{body: r.Body, w: w, rc: rc}
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		s.local = a
+	}
+	return newConn(connConfig{
+		tr:           s,
+		subprotocol:  protocol,
+		extensions:   ext,
+		readLimit:    o.ReadLimit,
+		closeTimeout: o.CloseTimeout,
+		comp:         comp,
+		decomp:       decomp,
+		threshold:    threshold,
+	}), nil
+}
+
+// h2Stream is the transport of a server-side Conn over an HTTP/2 stream.
+type h2Stream struct {
+	body  io.ReadCloser
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	local net.Addr
+
+	mu     sync.Mutex
+	closed bool // guarded by mu; after Close the ResponseWriter is not touched
+}
+
+func (s *h2Stream) Read(p []byte) (int, error) { return s.body.Read(p) }
+
+func (s *h2Stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
+	n, err := s.w.Write(p)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	return n, err
+}
+
+// Close ends our side. The stream itself ends (END_STREAM, or RST_STREAM
+// if the peer is still sending) when the handler returns.
+func (s *h2Stream) Close() error {
+	s.rc.SetWriteDeadline(time.Unix(1, 0)) // unblock a Write in progress
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return s.body.Close()
+}
+
+func (s *h2Stream) SetReadDeadline(t time.Time) error  { return s.rc.SetReadDeadline(t) }
+func (s *h2Stream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
+func (s *h2Stream) LocalAddr() net.Addr                { return s.local }
