@@ -21,7 +21,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		return 0, nil, err
 	}
 	var p []byte
-	if c.frame.Fin && !c.msgRSV1 {
+	if c.frame.Fin && !c.msgRSV1 && c.frameLeft <= maxPrealloc {
 		// One uncompressed frame: its length is the message's.
 		p = make([]byte, c.frameLeft)
 		_, err = io.ReadFull(r, p)
@@ -48,6 +48,10 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		}
 	}
 }
+
+// maxPrealloc bounds the buffer Read sizes from a frame header before the
+// payload arrives; longer messages grow as their bytes do.
+const maxPrealloc = 1 << 20
 
 // Reader waits for the next data message and returns its type and a reader
 // of its payload, which streams: a large message is never held whole. The
