@@ -1,0 +1,318 @@
+// duplex.js: a browser WebSocket client that stays connected.
+//
+// A dependency-free ES module, served as is by `duplex serve` at /duplex.js.
+// DuplexSocket wraps the browser WebSocket and adds what every real page
+// rewrites by hand: reconnection with capped exponential backoff, a bounded
+// queue for sends made while disconnected, detection of a rejected token,
+// an application-level round-trip time, and channel subscriptions that
+// resume from the last offset seen.
+//
+//   import { connect } from '/duplex.js';
+//   const sock = connect('wss://example.com/ws?token=T',
+//                        { authCheckURL: '/api/auth-check?token=T' });
+//   sock.addEventListener('message', (e) => console.log(e.detail.data));
+//   sock.send('hello'); // queued until the socket is open
+
+/** readyState of an open WebSocket, per the WHATWG WebSockets standard. */
+const OPEN = 1;
+
+/**
+ * backoffDelay returns how long to wait before reconnection attempt
+ * `attempt` (1 for the first retry): a uniformly random delay in
+ * [0, min(max, min·2^(attempt-1))), the "full jitter" of
+ * https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/.
+ * The jitter spreads the reconnections of many clients dropped at once, so
+ * a restarted server is not hit by all of them in the same instant.
+ *
+ * @param {number} attempt 1-based attempt number
+ * @param {number} [min=500] base delay in milliseconds
+ * @param {number} [max=30000] ceiling in milliseconds
+ * @param {() => number} [rand=Math.random] returns a number in [0, 1)
+ * @returns {number} whole milliseconds
+ */
+export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random) {
+  // Clamp the exponent so a huge attempt count cannot make 0·Infinity = NaN.
+  const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(attempt - 1, 0), 52));
+  return Math.floor(rand() * ceiling);
+}
+
+/**
+ * @typedef {object} DuplexOptions
+ * @property {string|(() => string)} [authCheckURL] fetched before every
+ *   attempt; 401 or 403 means the credentials are rejected. Browsers hide
+ *   the HTTP status of a failed WebSocket handshake (it is only close code
+ *   1006), so without this a bad token is retried forever.
+ * @property {string} [token] sent to authCheckURL as "Authorization: Bearer".
+ *   The WebSocket itself cannot carry headers: put the token in its URL.
+ * @property {number} [minDelay=500] backoff base in milliseconds
+ * @property {number} [maxDelay=30000] backoff ceiling in milliseconds
+ * @property {number} [maxAttempts=Infinity] failed attempts in a row before
+ *   giving up with state "stopped"
+ * @property {number} [maxQueue=1000] sends held while disconnected
+ * @property {number} [pingInterval=10000] milliseconds between RTT pings;
+ *   0 turns them off
+ * @property {typeof WebSocket} [WebSocket] constructor, for tests
+ * @property {typeof fetch} [fetch] fetch function, for tests
+ */
+
+/**
+ * DuplexSocket is a WebSocket that reconnects. It starts connecting in a
+ * microtask, so listeners added right after `new` see every event.
+ *
+ * Events (CustomEvent, payload in `detail`):
+ * - `state`: {state, code, reason, attempt, delay}, where state is
+ *   "connecting", "open", "closed" (the socket closed; always followed by
+ *   "reconnecting" or "stopped"), "reconnecting" (waiting
+ *   `delay` ms before attempt `attempt`), "unauthorized" (the auth check
+ *   answered 401/403; no more retries until reconnect()) or "stopped"
+ *   (close() was called, maxAttempts was reached or the URL is invalid).
+ * - `message`: {data, channel, offset, payload}: data as received; for a
+ *   channel message {"type":"message","channel","offset","data"} channel,
+ *   offset and payload (its parsed "data") are set too.
+ * - `rtt`: {ms}: the round trip of the last ping.
+ *
+ * Wire conventions (text frames, JSON): the client sends
+ * {"type":"ping","t":ms} and expects {"type":"pong","t":ms} with the same t;
+ * pongs are consumed, never emitted as messages. Browsers cannot send
+ * WebSocket ping frames, hence the application-level ping.
+ */
+export class DuplexSocket extends EventTarget {
+  /**
+   * @param {string|(() => string)} url ws: or wss: URL, or a function
+   *   returning it, called before every attempt
+   * @param {DuplexOptions} [opts]
+   */
+  constructor(url, opts = {}) {
+    super();
+    this.url = url;
+    this.opts = merge({ minDelay: 500, maxDelay: 30000, maxAttempts: Infinity, maxQueue: 1000, pingInterval: 10000 }, opts);
+    this._state = 'connecting';
+    this._ws = null;
+    this._queue = [];
+    this._attempt = 0;
+    this._gen = 0; // bumped by every start; stale callbacks compare and bail
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._lastPing = null; // {t, at}: t as sent, at = performance.now() then
+    /** @type {Map<string, unknown>} channel → last offset seen (undefined if none) */
+    this.channels = new Map();
+    queueMicrotask(() => { if (this._gen === 0) this._start(); });
+  }
+
+  /** The last state announced by a `state` event. */
+  get state() { return this._state; }
+
+  /** Number of sends waiting for the connection to open. */
+  get queued() { return this._queue.length; }
+
+  /**
+   * send transmits data now if the socket is open, or queues it to be sent,
+   * in order, when it opens. It never throws for a full queue.
+   *
+   * @param {string|ArrayBufferLike|Blob|ArrayBufferView} data
+   * @returns {boolean} false if data was dropped: the queue holds maxQueue
+   *   sends already, or the state is "stopped" or "unauthorized" (nothing
+   *   will deliver it until reconnect())
+   */
+  send(data) {
+    if (this._ws && this._ws.readyState === OPEN) {
+      this._ws.send(data);
+      return true;
+    }
+    if (this.state === 'stopped' || this.state === 'unauthorized') return false;
+    if (this._queue.length >= this.opts.maxQueue) return false;
+    this._queue.push(data);
+    return true;
+  }
+
+  /**
+   * subscribe asks the server for a channel's messages. It is sent now if
+   * open, and again on every reconnect with "since" set to the last offset
+   * received, so the server can replay what was missed.
+   *
+   * @param {string} channel
+   */
+  subscribe(channel) {
+    if (!this.channels.has(channel)) this.channels.set(channel, undefined);
+    if (this._ws && this._ws.readyState === OPEN) this._sendSubscribe(channel);
+  }
+
+  /**
+   * reconnect drops the current connection (if any) and connects again at
+   * once with the attempt count reset. It also leaves "unauthorized" and
+   * "stopped". Fields of `update` replace the url, authCheckURL or token.
+   *
+   * @param {{url?: string|(() => string), authCheckURL?: string|(() => string), token?: string}} [update]
+   */
+  reconnect(update = {}) {
+    const { url, ...rest } = update;
+    if (url !== undefined) this.url = url;
+    merge(this.opts, rest);
+    this._teardown(1000, 'reconnect');
+    this._attempt = 0;
+    this._start();
+  }
+
+  /**
+   * close closes the connection with code and reason and stops for good
+   * (state "stopped"). Queued sends are kept for a later reconnect().
+   *
+   * @param {number} [code=1000]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = '') {
+    this._teardown(code, reason);
+    this._gen++;
+    this._setState('stopped', { code, reason });
+  }
+
+  /** Closes the socket without firing its handlers and clears timers. */
+  _teardown(code, reason) {
+    clearTimeout(this._retryTimer);
+    clearInterval(this._pingTimer);
+    this._retryTimer = this._pingTimer = null;
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(code, reason); } catch { /* already closing, or a code the browser refuses */ }
+    }
+  }
+
+  _setState(state, detail = {}) {
+    this._state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, attempt: this._attempt, ...detail } }));
+  }
+
+  /** One connection attempt: auth check, then the WebSocket. */
+  async _start() {
+    const gen = ++this._gen;
+    this._setState('connecting');
+    const check = resolve(this.opts.authCheckURL);
+    if (check) {
+      const doFetch = this.opts.fetch || globalThis.fetch;
+      const headers = this.opts.token ? { Authorization: 'Bearer ' + this.opts.token } : {};
+      let res;
+      try {
+        res = await doFetch(check, { headers, cache: 'no-store' });
+      } catch (err) {
+        if (gen === this._gen) this._retry(undefined, 'auth check failed: ' + (err && err.message || err));
+        return;
+      }
+      if (gen !== this._gen) return;
+      if (res.status === 401 || res.status === 403) {
+        this._setState('unauthorized', { code: res.status, reason: res.statusText || 'unauthorized' });
+        return;
+      }
+      // Any other status (404 from an older server, 5xx) says nothing about
+      // the token: let the WebSocket attempt decide.
+    }
+    this._open(gen);
+  }
+
+  _open(gen) {
+    const WS = this.opts.WebSocket || globalThis.WebSocket;
+    let ws;
+    try {
+      ws = new WS(resolve(this.url));
+    } catch (err) {
+      // A malformed URL (SyntaxError) will not get better by retrying.
+      this._setState('stopped', { reason: String(err && err.message || err) });
+      return;
+    }
+    this._ws = ws;
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      this._attempt = 0;
+      this._setState('open');
+      for (const ch of this.channels.keys()) this._sendSubscribe(ch);
+      // Subscriptions go first so queued sends see the channels in place.
+      for (const data of this._queue.splice(0)) ws.send(data);
+      if (this.opts.pingInterval > 0) {
+        this._ping(); // an RTT right away, not one interval later
+        this._pingTimer = setInterval(() => this._ping(), this.opts.pingInterval);
+      }
+    };
+    ws.onmessage = (ev) => { if (gen === this._gen) this._receive(ev.data); };
+    // A failed handshake fires error then close; close has the code.
+    ws.onclose = (ev) => {
+      if (gen !== this._gen) return;
+      clearInterval(this._pingTimer);
+      this._ws = null;
+      this._setState('closed', { code: ev.code, reason: ev.reason });
+      this._retry(ev.code, ev.reason);
+    };
+  }
+
+  /** Schedules the next attempt, or stops after maxAttempts. */
+  _retry(code, reason) {
+    this._attempt++;
+    if (this._attempt > this.opts.maxAttempts) {
+      this._setState('stopped', { code, reason });
+      return;
+    }
+    const delay = backoffDelay(this._attempt, this.opts.minDelay, this.opts.maxDelay);
+    this._setState('reconnecting', { code, reason, delay });
+    const gen = this._gen;
+    this._retryTimer = setTimeout(() => { if (gen === this._gen) this._start(); }, delay);
+  }
+
+  _ping() {
+    if (!this._ws || this._ws.readyState !== OPEN) return;
+    // t is whole wall-clock ms, easy for any server to echo; the RTT of the
+    // latest ping is taken from the monotonic clock for sub-ms precision.
+    this._lastPing = { t: Date.now(), at: performance.now() };
+    this._ws.send(JSON.stringify({ type: 'ping', t: this._lastPing.t }));
+  }
+
+  _sendSubscribe(channel) {
+    const msg = { type: 'subscribe', channel };
+    const since = this.channels.get(channel);
+    if (since !== undefined) msg.since = since;
+    this._ws.send(JSON.stringify(msg));
+  }
+
+  _receive(data) {
+    let m;
+    if (typeof data === 'string' && data[0] === '{') {
+      try { m = JSON.parse(data); } catch { /* not JSON: an ordinary message */ }
+    }
+    if (m && m.type === 'pong' && typeof m.t === 'number') {
+      const p = this._lastPing;
+      const ms = p && p.t === m.t ? performance.now() - p.at : Date.now() - m.t;
+      this.dispatchEvent(new CustomEvent('rtt', { detail: { ms } }));
+      return;
+    }
+    const detail = { data };
+    if (m && m.type === 'message' && typeof m.channel === 'string') {
+      const last = this.channels.get(m.channel);
+      // Only subscribed channels are resumed. A replay may repeat offsets
+      // already seen, so a numeric offset never moves backwards.
+      if (this.channels.has(m.channel) && m.offset !== undefined &&
+          !(typeof last === 'number' && typeof m.offset === 'number' && m.offset <= last)) {
+        this.channels.set(m.channel, m.offset);
+      }
+      Object.assign(detail, { channel: m.channel, offset: m.offset, payload: m.data });
+    }
+    this.dispatchEvent(new CustomEvent('message', { detail }));
+  }
+}
+
+/**
+ * connect returns a new DuplexSocket for url, already connecting.
+ *
+ * @param {string|(() => string)} url
+ * @param {DuplexOptions} [opts]
+ * @returns {DuplexSocket}
+ */
+export function connect(url, opts) {
+  return new DuplexSocket(url, opts);
+}
+
+function resolve(v) { return typeof v === 'function' ? v() : v; }
+
+/** Copies the defined fields of src onto dst, so undefined keeps a default. */
+function merge(dst, src) {
+  for (const [k, v] of Object.entries(src || {})) if (v !== undefined) dst[k] = v;
+  return dst;
+}

@@ -1,0 +1,206 @@
+// Unit tests for duplex.js without a browser: run with `node --test web/`.
+// A fake WebSocket and fetch are injected through the options.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backoffDelay, DuplexSocket } from './duplex.js';
+
+/** FakeWebSocket records what is sent; the test drives open and close. */
+class FakeWebSocket {
+  static made = [];
+  static waiters = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWebSocket.made.push(this);
+    const n = FakeWebSocket.made.length;
+    for (const [want, resolve] of FakeWebSocket.waiters) if (want === n) resolve(this);
+    FakeWebSocket.waiters = FakeWebSocket.waiters.filter(([want]) => want > n);
+  }
+  /** nth resolves with the n-th socket constructed (1-based). */
+  static nth(n) {
+    if (FakeWebSocket.made.length >= n) return Promise.resolve(FakeWebSocket.made[n - 1]);
+    return new Promise((resolve) => FakeWebSocket.waiters.push([n, resolve]));
+  }
+  send(data) {
+    if (this.readyState !== 1) throw new Error('send on a socket that is not open');
+    this.sent.push(data);
+  }
+  close(code = 1000, reason = '') { this.serverClose(code, reason); }
+  // Test side.
+  serverOpen() { this.readyState = 1; this.onopen?.({}); }
+  serverSend(data) { this.onmessage?.({ data }); }
+  serverClose(code, reason = '') {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+/** newSocket returns a DuplexSocket on fakes, closed when the test ends. */
+function newSocket(t, opts = {}) {
+  FakeWebSocket.made = [];
+  FakeWebSocket.waiters = [];
+  const s = new DuplexSocket('ws://test/ws', { WebSocket: FakeWebSocket, pingInterval: 0, ...opts });
+  t.after(() => s.close());
+  return s;
+}
+
+/** nextState resolves with the detail of the next state event named want. */
+function nextState(s, want, ms = 2000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${want}" state within ${ms} ms; state is ${s.state}`)), ms);
+    s.addEventListener('state', function on(e) {
+      if (e.detail.state !== want) return;
+      clearTimeout(timer);
+      s.removeEventListener('state', on);
+      resolve(e.detail);
+    });
+  });
+}
+
+test('backoffDelay doubles up to the cap with full jitter', () => {
+  const top = () => 1 - Number.EPSILON; // rand at its maximum: the ceiling
+  const cases = [
+    // attempt, min, max, want ceiling
+    [1, 500, 30000, 500],
+    [2, 500, 30000, 1000],
+    [3, 500, 30000, 2000],
+    [7, 500, 30000, 30000], // 500·2^6 = 32000, capped
+    [1000, 500, 30000, 30000], // no overflow to Infinity or NaN
+    [5, 0, 30000, 0],
+  ];
+  for (const [attempt, min, max, want] of cases) {
+    const got = backoffDelay(attempt, min, max, top);
+    assert.ok(got <= want && got >= want - 1, `backoffDelay(${attempt}, ${min}, ${max}, top) = ${got}; want ~${want}`);
+    assert.equal(backoffDelay(attempt, min, max, () => 0), 0, 'full jitter starts at 0');
+    assert.equal(backoffDelay(attempt, min, max, () => 0.5), Math.floor(want / 2));
+  }
+  for (let i = 0; i < 1000; i++) {
+    const d = backoffDelay(4, 500, 30000);
+    assert.ok(Number.isInteger(d) && d >= 0 && d < 4000, `backoffDelay(4) = ${d}; want integer in [0, 4000)`);
+  }
+});
+
+test('sends while disconnected are flushed in order on open', async (t) => {
+  const s = newSocket(t);
+  assert.equal(s.send('a'), true);
+  await nextState(s, 'connecting');
+  assert.equal(s.send('b'), true);
+  assert.equal(s.send('c'), true);
+  assert.equal(s.queued, 3);
+  const ws = FakeWebSocket.made[0];
+  assert.deepEqual(ws.sent, []);
+  ws.serverOpen();
+  assert.equal(s.state, 'open');
+  assert.equal(s.send('d'), true);
+  assert.deepEqual(ws.sent, ['a', 'b', 'c', 'd']);
+  assert.equal(s.queued, 0);
+});
+
+test('the queue holds at most maxQueue sends', async (t) => {
+  const s = newSocket(t, { maxQueue: 2 });
+  assert.equal(s.send(1), true);
+  assert.equal(s.send(2), true);
+  assert.equal(s.send(3), false, 'send on a full queue');
+  assert.equal(s.queued, 2);
+  await nextState(s, 'connecting');
+  FakeWebSocket.made[0].serverOpen();
+  assert.deepEqual(FakeWebSocket.made[0].sent, [1, 2]);
+});
+
+test('a dropped connection reconnects with backoff and flushes again', async (t) => {
+  const s = newSocket(t, { minDelay: 1, maxDelay: 5 });
+  await nextState(s, 'connecting');
+  FakeWebSocket.made[0].serverOpen();
+  const closed = nextState(s, 'closed');
+  const reconnecting = nextState(s, 'reconnecting');
+  FakeWebSocket.made[0].serverClose(1006);
+  assert.deepEqual(await closed, { state: 'closed', attempt: 0, code: 1006, reason: '' });
+  const r = await reconnecting;
+  assert.equal(r.attempt, 1);
+  assert.ok(r.delay >= 0 && r.delay < 1, `delay ${r.delay} for attempt 1 with minDelay 1`);
+  assert.equal(s.send('x'), true);
+  await nextState(s, 'connecting');
+  assert.equal(FakeWebSocket.made.length, 2);
+  FakeWebSocket.made[1].serverOpen();
+  assert.deepEqual(FakeWebSocket.made[1].sent, ['x']);
+});
+
+test('maxAttempts failures in a row stop', async (t) => {
+  const s = newSocket(t, { minDelay: 1, maxDelay: 1, maxAttempts: 2 });
+  const stopped = nextState(s, 'stopped');
+  for (let i = 0; i < 3; i++) {
+    await nextState(s, 'connecting');
+    FakeWebSocket.made[i].serverClose(1006);
+  }
+  assert.equal((await stopped).attempt, 3);
+  assert.equal(FakeWebSocket.made.length, 3);
+  assert.equal(s.send('late'), false, 'send after stopped');
+});
+
+test('a 401 from the auth check stops without opening a WebSocket', async (t) => {
+  const calls = [];
+  const fetch = async (url, init) => { calls.push([url, init.headers]); return { status: 401, statusText: 'Unauthorized' }; };
+  const s = newSocket(t, { fetch, authCheckURL: '/api/auth-check?token=bad', token: 'bad', minDelay: 1 });
+  const d = await nextState(s, 'unauthorized');
+  assert.equal(d.code, 401);
+  assert.deepEqual(calls, [['/api/auth-check?token=bad', { Authorization: 'Bearer bad' }]]);
+  assert.equal(FakeWebSocket.made.length, 0);
+  assert.equal(s._retryTimer, null, 'a retry is scheduled after unauthorized');
+  assert.equal(s.send('x'), false, 'send while unauthorized');
+
+  // reconnect() with a new token tries again.
+  const good = async () => ({ status: 204 });
+  s.reconnect({ fetch: good, authCheckURL: '/api/auth-check?token=good' });
+  (await FakeWebSocket.nth(1)).serverOpen();
+  assert.equal(s.state, 'open');
+});
+
+test('an unreachable auth check means reconnecting, not unauthorized', async (t) => {
+  const fetch = async () => { throw new TypeError('Failed to fetch'); };
+  const s = newSocket(t, { fetch, authCheckURL: '/api/auth-check', minDelay: 1 });
+  const d = await nextState(s, 'reconnecting');
+  assert.equal(d.attempt, 1);
+  assert.match(d.reason, /Failed to fetch/);
+  assert.equal(FakeWebSocket.made.length, 0);
+});
+
+test('pongs give an RTT and are not messages', async (t) => {
+  const s = newSocket(t, { pingInterval: 60000 });
+  const messages = [];
+  s.addEventListener('message', (e) => messages.push(e.detail.data));
+  const rtt = new Promise((resolve) => s.addEventListener('rtt', (e) => resolve(e.detail.ms)));
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+  const ping = JSON.parse(ws.sent[0]);
+  assert.equal(ping.type, 'ping');
+  ws.serverSend(JSON.stringify({ type: 'pong', t: ping.t }));
+  ws.serverSend('received: hi');
+  const ms = await rtt;
+  assert.ok(ms >= 0 && ms < 1000, `rtt = ${ms}`);
+  assert.deepEqual(messages, ['received: hi']);
+});
+
+test('subscriptions resume from the last offset after a reconnect', async (t) => {
+  const s = newSocket(t, { minDelay: 1, maxDelay: 1 });
+  const got = [];
+  s.addEventListener('message', (e) => got.push([e.detail.channel, e.detail.offset, e.detail.payload]));
+  s.subscribe('news');
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+  assert.deepEqual(ws.sent.map((m) => JSON.parse(m)), [{ type: 'subscribe', channel: 'news' }]);
+  ws.serverSend(JSON.stringify({ type: 'message', channel: 'news', offset: 7, data: 'a' }));
+  ws.serverSend(JSON.stringify({ type: 'message', channel: 'news', offset: 6, data: 'old' }));
+  ws.serverSend(JSON.stringify({ type: 'message', channel: 'other', offset: 1, data: 'b' }));
+  assert.deepEqual(got, [['news', 7, 'a'], ['news', 6, 'old'], ['other', 1, 'b']]);
+
+  ws.serverClose(1006);
+  await nextState(s, 'connecting');
+  FakeWebSocket.made[1].serverOpen();
+  assert.deepEqual(FakeWebSocket.made[1].sent.map((m) => JSON.parse(m)),
+    [{ type: 'subscribe', channel: 'news', since: 7 }], 'only subscribed channels, offset never moving back');
+});
