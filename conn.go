@@ -230,6 +230,24 @@ func (c *Conn) lock(ctx context.Context, sem chan struct{}) error {
 
 func unlock(sem chan struct{}) { <-sem }
 
+func noStop() {}
+
+// interruptRead and interruptWrite are interrupt for the transport's read
+// and write sides; they cost nothing for a context that cannot end.
+func (c *Conn) interruptRead(ctx context.Context) func() {
+	if ctx.Done() == nil {
+		return noStop
+	}
+	return interrupt(ctx, c.tr.SetReadDeadline)
+}
+
+func (c *Conn) interruptWrite(ctx context.Context) func() {
+	if ctx.Done() == nil {
+		return noStop
+	}
+	return interrupt(ctx, c.tr.SetWriteDeadline)
+}
+
 // interrupt arranges for the blocking transport call that follows to
 // return when ctx ends, by moving a deadline into the past. The returned
 // stop must be called once the call has returned; it clears the deadline

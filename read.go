@@ -74,7 +74,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 			return 0, nil, err
 		}
 	}
-	stop := interrupt(ctx, c.tr.SetReadDeadline)
+	stop := c.interruptRead(ctx)
 	err := c.nextDataFrame()
 	stop()
 	if err != nil {
@@ -197,7 +197,7 @@ func (c *Conn) checkHeader(h *wire.Header) error {
 	if c.decomp == nil || !(c.msgRSV1 || h.RSV&wire.RSV1 != 0) {
 		// Uncompressed: the wire length is the message length, so the
 		// limit is checked before a byte of payload is read.
-		if limit := c.readLimit.Load(); limit > 0 && c.msgRaw+h.Length > limit {
+		if limit := c.readLimit.Load(); limit > 0 && h.Length > limit-c.msgRaw {
 			return c.fail(StatusMessageTooBig, ErrReadLimit)
 		}
 	}
@@ -304,6 +304,12 @@ func (c *Conn) fail(code StatusCode, cause error) error {
 // linger drains the transport until the peer closes or the timeout ends,
 // so that our close frame is read before the transport goes.
 func (c *Conn) linger() {
+	// Half-close first: the peer reads our close frame and then EOF, so
+	// it sees the connection end now (RFC 6455 §7.1.7), while unread bytes
+	// still arriving cannot turn our close into a reset that loses it.
+	if cw, ok := c.tr.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))
 	io.Copy(io.Discard, c.tr)
 	c.closeTransport()
@@ -366,7 +372,7 @@ func (mr *msgReader) read(p []byte) (int, error) {
 	if e := c.readClosed(); e != nil {
 		return 0, e
 	}
-	stop := interrupt(c.readCtx, c.tr.SetReadDeadline)
+	stop := c.interruptRead(c.readCtx)
 	n, err := mr.src.Read(p)
 	stop()
 	mr.n += int64(n)
@@ -409,6 +415,9 @@ func (pr *payloadReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if err := c.nextDataFrame(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the message was cut off
+			}
 			return 0, err
 		}
 	}

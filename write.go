@@ -121,7 +121,7 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv byte
 	if err := c.writeAllowed(); err != nil {
 		return err
 	}
-	stop := interrupt(ctx, c.tr.SetWriteDeadline)
+	stop := c.interruptWrite(ctx)
 	err := c.writeFrame(fin, op, rsv, p)
 	stop()
 	if err != nil {
@@ -168,7 +168,7 @@ func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error
 	if sent {
 		return errCloseSent
 	}
-	stop := interrupt(ctx, c.tr.SetWriteDeadline)
+	stop := c.interruptWrite(ctx)
 	err := c.writeFrame(true, op, 0, p)
 	stop()
 	if err != nil {
