@@ -3,7 +3,10 @@
 // is split across frames or reads (RFC 6455 §8.1).
 package utf8
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	stdutf8 "unicode/utf8"
+)
 
 // Validator holds the state between chunks. The zero value is ready at the
 // start of a message.
@@ -23,6 +26,38 @@ const asciiMask = 0x8080808080808080
 // Write feeds p and reports whether it is valid so far. After it returns
 // false the validator stays invalid until Reset.
 func (v *Validator) Write(p []byte) bool {
+	i := 0
+	// Finish a code point left open by the previous chunk.
+	for v.need != 0 && v.need != 0xff && i < len(p) {
+		if !v.write(p[i : i+1]) {
+			return false
+		}
+		i++
+	}
+	if v.need == 0 && len(p)-i > 16 {
+		// The standard library is fastest on whole code points; leave it
+		// all but a code point the chunk may end inside.
+		end := len(p)
+		for k := len(p) - 1; k >= i && k >= len(p)-3; k-- {
+			if p[k] >= 0xc0 {
+				end = k
+				break
+			}
+			if p[k] < 0x80 {
+				break
+			}
+		}
+		if !stdutf8.Valid(p[i:end]) {
+			v.need, v.lo, v.hi = 0xff, 1, 0
+			return false
+		}
+		i = end
+	}
+	return v.write(p[i:])
+}
+
+// write is the byte-at-a-time state machine behind Write.
+func (v *Validator) write(p []byte) bool {
 	i := 0
 	for i < len(p) {
 		if v.need == 0 {
