@@ -51,9 +51,11 @@ type transport interface {
 //
 // Contexts: a context bounds the call it is passed to. If it ends while
 // Read or Reader waits for a message to begin, the call returns ctx.Err()
-// and the connection stays usable. If it ends after a message has begun to
-// arrive (or to be sent, for Write), the stream can no longer be resumed,
-// so the connection is closed with StatusGoingAway and the call returns the
+// and the connection stays usable; likewise if it ends while Write waits
+// its turn. If it ends after a message has begun to arrive, the stream
+// cannot be resumed, so the connection is closed with StatusGoingAway; if
+// it ends while a frame is going out, the frame is cut and the connection
+// is dropped without a close frame (1006). Either way the call returns the
 // CloseError. Cancelling the context of Dial or of the request passed to
 // Accept after they return has no effect.
 type Conn struct {

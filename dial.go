@@ -108,8 +108,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	stop()
 	if err != nil {
 		nc.Close()
-		if ctx.Err() != nil {
-			err = fmt.Errorf("duplex: dial %s: %w (%v)", u.Redacted(), ctx.Err(), err)
+		ctxErr := ctx.Err()
+		if d, ok := ctx.Deadline(); ok && ctxErr == nil && !time.Now().Before(d) {
+			ctxErr = context.DeadlineExceeded // the socket's deadline beat ctx's timer
+		}
+		if ctxErr != nil {
+			err = fmt.Errorf("duplex: dial %s: %w (%v)", u.Redacted(), ctxErr, err)
 		}
 		return nil, resp, err
 	}

@@ -29,9 +29,6 @@ var (
 	// goroutine is already reading. A Conn has one reader at a time.
 	ErrConcurrentRead = errors.New("duplex: concurrent read")
 
-	// ErrMessageInProgress is returned by Reader when the previous message
-	// was not read to its end.
-	ErrMessageInProgress = errors.New("duplex: previous message not read to the end")
 )
 
 // HandshakeError is returned by Dial when the server did not accept the

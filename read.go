@@ -68,6 +68,9 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if e := c.readClosed(); e != nil {
 		return 0, nil, e
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	c.readCtx = ctx
 	if !c.msgDone {
 		if err := c.mr.discard(); err != nil {
@@ -307,7 +310,8 @@ func (c *Conn) linger() {
 	// Half-close first: the peer reads our close frame and then EOF, so
 	// it sees the connection end now (RFC 6455 §7.1.7), while unread bytes
 	// still arriving cannot turn our close into a reset that loses it.
-	if cw, ok := c.tr.(interface{ CloseWrite() error }); ok {
+	// A client leaves closing first to the server (§7.1.1).
+	if cw, ok := c.tr.(interface{ CloseWrite() error }); ok && !c.client {
 		cw.CloseWrite()
 	}
 	c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))

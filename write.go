@@ -121,6 +121,9 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv byte
 	if err := c.writeAllowed(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	stop := c.interruptWrite(ctx)
 	err := c.writeFrame(fin, op, rsv, p)
 	stop()
@@ -167,6 +170,9 @@ func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error
 	c.closeMu.Unlock()
 	if sent {
 		return errCloseSent
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	stop := c.interruptWrite(ctx)
 	err := c.writeFrame(true, op, 0, p)
