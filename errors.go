@@ -28,7 +28,6 @@ var (
 	// ErrConcurrentRead is returned by Read and Reader when another
 	// goroutine is already reading. A Conn has one reader at a time.
 	ErrConcurrentRead = errors.New("duplex: concurrent read")
-
 )
 
 // HandshakeError is returned by Dial when the server did not accept the
