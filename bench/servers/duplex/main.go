@@ -1,0 +1,42 @@
+// Command duplex is the echo server for duplex in the peer comparison: it
+// echoes every message, with its type, on any path.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"net/http"
+
+	"github.com/duplexws/duplex"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9000", "listen address")
+	compress := flag.Bool("compress", false, "permessage-deflate, no context takeover, level 1")
+	flag.Parse()
+
+	opts := &duplex.AcceptOptions{InsecureSkipOriginCheck: true, ReadLimit: 64 << 20}
+	if *compress {
+		opts.Compression = &duplex.CompressionOptions{Level: 1, NoContextTakeover: true}
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
+			}
+		}
+	})
+	log.Printf("duplex echo server on %s (compress=%v)", *addr, *compress)
+	log.Fatal(http.ListenAndServe(*addr, h))
+}

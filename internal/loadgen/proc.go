@@ -1,0 +1,66 @@
+package loadgen
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. It is
+// 100 on every Linux architecture Go supports; reading it would take
+// sysconf(_SC_CLK_TCK), which needs cgo.
+const clockTicks = 100
+
+// procCPU returns the user plus system CPU time that process pid has used,
+// summed over its threads, from fields 14 and 15 of /proc/PID/stat
+// (proc(5)). Its resolution is 10ms, so runs should last seconds.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// count fields from the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("loadgen: /proc/%d/stat: no command name", pid)
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("loadgen: /proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	utime, err1 := strconv.ParseInt(string(f[14-3]), 10, 64)
+	stime, err2 := strconv.ParseInt(string(f[15-3]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("loadgen: /proc/%d/stat: bad utime or stime", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// procRSS returns the resident memory of process pid, in bytes, from the
+// VmRSS line of /proc/PID/status.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest) // "1234 kB"
+		if len(f) != 2 || string(f[1]) != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("loadgen: /proc/%d/status: no VmRSS line", pid)
+}
