@@ -16,14 +16,24 @@ import (
 // close frames that arrive before or between its frames. The returned
 // slice is the caller's. See Conn for what cancelling ctx does.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadInto(ctx, nil)
+}
+
+// ReadInto is Read reusing buf's storage: the message is written to
+// buf[:0], growing it only when it is too small, so a loop that passes
+// back the slice it got allocates nothing per message in steady state.
+func (c *Conn) ReadInto(ctx context.Context, buf []byte) (MessageType, []byte, error) {
 	typ, r, err := c.Reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	var p []byte
+	p := buf[:0]
 	if c.frame.Fin && !c.msgRSV1 && c.frameLeft <= maxPrealloc {
 		// One uncompressed frame: its length is the message's.
-		p = make([]byte, c.frameLeft)
+		if int64(cap(p)) < c.frameLeft {
+			p = make([]byte, 0, c.frameLeft)
+		}
+		p = p[:c.frameLeft]
 		_, err = io.ReadFull(r, p)
 		if err == nil {
 			_, err = r.Read(nil) // reach the end: UTF-8 completeness, state reset
@@ -31,9 +41,14 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		if err == io.EOF {
 			err = nil
 		}
-		return typ, p, err
+		if err != nil {
+			return 0, nil, err
+		}
+		return typ, p, nil
 	}
-	p = make([]byte, 0, 512)
+	if cap(p) == 0 {
+		p = make([]byte, 0, 512)
+	}
 	for {
 		if len(p) == cap(p) {
 			p = append(p, 0)[:len(p)]

@@ -101,3 +101,29 @@ func TestEchoRoundTrip(t *testing.T) {
 		t.Fatalf("read after close = %v", err)
 	}
 }
+
+func TestReadIntoReusesBuffer(t *testing.T) {
+	url := echoServer(t, nil)
+	ctx := context.Background()
+	c, _, err := duplex.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	buf := make([]byte, 0, 4096)
+	for _, msg := range []string{"first message", "second, longer message", "x"} {
+		if err := c.Write(ctx, duplex.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, p, err := c.ReadInto(ctx, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(p) != msg {
+			t.Fatalf("ReadInto = %q; want %q", p, msg)
+		}
+		if &p[:1][0] != &buf[:1][0] {
+			t.Fatalf("ReadInto allocated a new buffer although %d bytes fit in cap %d", len(p), cap(buf))
+		}
+	}
+}

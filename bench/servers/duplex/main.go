@@ -27,8 +27,10 @@ func main() {
 		}
 		defer c.CloseNow()
 		ctx := context.Background()
+		var buf []byte
 		for {
-			typ, p, err := c.Read(ctx)
+			typ, p, err := c.ReadInto(ctx, buf)
+			buf = p
 			if err != nil {
 				return
 			}
