@@ -62,7 +62,7 @@ func BenchmarkConn(b *testing.B) {
 		{"client-to-server", client, server},
 	}
 	for _, d := range dirs {
-		for _, mode := range []string{"Read", "Reader", "Writer", "Deadline"} {
+		for _, mode := range []string{"Read", "ReadInto", "Reader", "Writer", "Deadline"} {
 			for _, n := range []int{16, 1 << 10, 64 << 10} {
 				b.Run(d.name+"/"+mode+"/"+strconv.Itoa(n), func(b *testing.B) {
 					benchTransfer(b, d.w, d.r, mode, n)
@@ -121,6 +121,12 @@ func benchTransfer(b *testing.B, w, r *Conn, mode string, n int) {
 				b.Fatal(err)
 			}
 			got = len(p)
+		} else if mode == "ReadInto" {
+			_, p, err := r.ReadInto(ctx, buf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got, buf = len(p), p
 		} else {
 			_, mr, err := r.Reader(ctx)
 			if err != nil {

@@ -123,31 +123,15 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	timer := time.NewTimer(c.closeTimeout)
 	defer timer.Stop()
+	// Wait for the peer's close frame: read it ourselves as soon as no
+	// other goroutine is reading, or let the reader see it.
 	select {
 	case c.readSem <- struct{}{}:
-		// Nobody is reading: read until the peer's close frame ourselves.
-		c.readCtx = context.Background()
-		c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))
-		for c.readClosed() == nil {
-			if !c.msgDone {
-				if err := c.mr.discard(); err != nil {
-					break
-				}
-				continue
-			}
-			if err := c.nextDataFrame(); err != nil {
-				c.readError(err)
-				break
-			}
-			c.mr.start()
-		}
+		c.readUntilClose()
 		unlock(c.readSem)
-	default:
-		select {
-		case <-c.peerClose:
-		case <-c.done:
-		case <-timer.C:
-		}
+	case <-c.peerClose:
+	case <-c.done:
+	case <-timer.C:
 	}
 	c.closeTransport()
 	select {
@@ -155,6 +139,26 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return nil
 	default:
 		return &CloseError{Code: code, Reason: reason, Sent: true, Err: ErrCloseTimeout}
+	}
+}
+
+// readUntilClose reads and drops messages until the peer's close frame,
+// for at most the close timeout. The caller holds readSem.
+func (c *Conn) readUntilClose() {
+	c.readCtx = context.Background()
+	c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	for c.readClosed() == nil {
+		if !c.msgDone {
+			if err := c.mr.discard(); err != nil {
+				return
+			}
+			continue
+		}
+		if err := c.nextDataFrame(); err != nil {
+			c.readError(err)
+			return
+		}
+		c.mr.start()
 	}
 }
 

@@ -169,6 +169,10 @@ func buildRequest(u *url.URL, key string, o *DialOptions, offer *deflate.Params)
 	clean := *u
 	clean.User = nil
 	host := u.Host
+	if v := h.Get("Host"); v != "" {
+		host = v // net/http's convention: Host is not an ordinary header
+		h.Del("Host")
+	}
 	if o.Host != "" {
 		host = o.Host
 	}

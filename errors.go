@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Errors returned by this package. A connection that has ended returns a
@@ -45,8 +46,8 @@ func (e *HandshakeError) Error() string {
 	if e.StatusCode != 0 {
 		s += fmt.Sprintf(": %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
-	if len(e.Body) > 0 {
-		s += ": " + string(e.Body)
+	if body := strings.TrimSpace(string(e.Body)); body != "" {
+		s += ": " + body
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()

@@ -15,6 +15,9 @@ import (
 // dialProxy opens a tunnel to addr through an HTTP or HTTPS proxy with
 // CONNECT (RFC 9110 §9.3.6).
 func dialProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), proxy *url.URL, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+	if proxy.Scheme != "http" && proxy.Scheme != "https" {
+		return nil, fmt.Errorf("proxy %s: unsupported scheme %q (want http or https)", proxy.Redacted(), proxy.Scheme)
+	}
 	proxyAddr := proxy.Host
 	if proxy.Port() == "" {
 		port := "80"

@@ -23,10 +23,15 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // buf[:0], growing it only when it is too small, so a loop that passes
 // back the slice it got allocates nothing per message in steady state.
 func (c *Conn) ReadInto(ctx context.Context, buf []byte) (MessageType, []byte, error) {
-	typ, r, err := c.Reader(ctx)
+	if err := c.acquireRead(); err != nil {
+		return 0, nil, err
+	}
+	defer unlock(c.readSem)
+	typ, err := c.reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
+	r := (*heldReader)(&c.mr)
 	p := buf[:0]
 	if c.frame.Fin && !c.msgRSV1 && c.frameLeft <= maxPrealloc {
 		// One uncompressed frame: its length is the message's.
@@ -74,32 +79,69 @@ const maxPrealloc = 1 << 20
 // next call to Reader or Read, which first discards whatever of it is left.
 // ctx bounds the wait and every read of the message.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	select {
-	case c.readSem <- struct{}{}:
-	default:
-		return 0, nil, ErrConcurrentRead
+	if err := c.acquireRead(); err != nil {
+		return 0, nil, err
 	}
 	defer unlock(c.readSem)
+	typ, err := c.reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, &c.mr, nil
+}
+
+// heldReader is msgReader for a caller that already holds readSem.
+type heldReader msgReader
+
+func (h *heldReader) Read(p []byte) (int, error) { return (*msgReader)(h).read(p) }
+
+// acquireRead takes the read side. While Close is reading the peer's
+// answer it waits for the outcome and returns it.
+func (c *Conn) acquireRead() error {
+	select {
+	case c.readSem <- struct{}{}:
+		return nil
+	default:
+	}
+	if c.closing() {
+		select {
+		case <-c.peerClose:
+		case <-c.done:
+		}
+		return c.err()
+	}
+	return ErrConcurrentRead
+}
+
+// reader starts the next message; the caller holds readSem.
+func (c *Conn) reader(ctx context.Context) (MessageType, error) {
 	if e := c.readClosed(); e != nil {
-		return 0, nil, e
+		return 0, e
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	c.readCtx = ctx
 	if !c.msgDone {
 		if err := c.mr.discard(); err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 	}
 	stop := c.interruptRead(ctx)
 	err := c.nextDataFrame()
 	stop()
 	if err != nil {
-		return 0, nil, c.readError(err)
+		return 0, c.readError(err)
 	}
 	c.mr.start()
-	return MessageType(c.msgOp), &c.mr, nil
+	return MessageType(c.msgOp), nil
+}
+
+// closing reports whether our close frame has gone out.
+func (c *Conn) closing() bool {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.closeSent
 }
 
 // readClosed returns the end of the connection if the read side is over.
@@ -361,12 +403,10 @@ func (mr *msgReader) Read(p []byte) (int, error) {
 	if c.msgDone {
 		return 0, io.EOF
 	}
-	select {
-	case c.readSem <- struct{}{}:
-	default:
-		return 0, ErrConcurrentRead
+	if err := mr.c.acquireRead(); err != nil {
+		return 0, err
 	}
-	defer unlock(c.readSem)
+	defer unlock(mr.c.readSem)
 	return mr.read(p)
 }
 

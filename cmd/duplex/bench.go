@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/duplexws/duplex/internal/loadgen"
+)
+
+var benchCommand = &Command{
+	Name:  "bench",
+	Usage: "bench [flags] ws://host:port/path",
+	Short: "measure an echo server: throughput, latency, CPU and memory",
+	Long:  benchLong,
+}
+
+// Run is set here rather than in the literal: runBench refers to
+// benchCommand, which would make an initialization cycle.
+func init() { benchCommand.Run = runBench }
+
+const benchLong = `Bench loads a WebSocket echo server with raw frames and verifies every
+byte of every echo. Any server that echoes each message with its type
+will do; bench/ in the repository has one per library.
+
+Echo mode (the default) keeps -p messages in flight on each of -c
+connections for -d, and reports messages/s, MB/s, round-trip percentiles,
+errors and the load generator's own CPU per message. Idle mode (-n) opens
+that many connections, pings each once and waits for every pong, then
+holds them for -d and pings each again.
+
+Given --server-pid, bench reads the server's CPU time and memory from
+/proc: CPU per message in echo mode, resident memory per connection in
+idle mode (measured before connecting and after the first pings). Pin the
+server and bench to different cores (taskset -c) for numbers that mean
+something; bench/run.sh does that for every peer library.
+
+While it runs, a progress bar goes to stderr when stderr is a terminal,
+and a line per second otherwise.
+
+%FLAGS%
+
+Exit status: 0 when every echo was verified, 1 when any error was
+counted or the run could not start, 2 for bad usage, 130 when
+interrupted (the result so far is still printed).
+
+Example:
+  duplex bench -c 100 -s 1KiB -d 10s --server-pid $(pgrep myserver) ws://127.0.0.1:8080/`
+
+// benchFlags are the parsed command line of duplex bench.
+type benchFlags struct {
+	cfg  loadgen.Config
+	json bool
+	html string
+}
+
+// parseBenchFlags returns the parsed flags, or the exit status to return
+// at once (after help, or a usage error already reported on stderr).
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int, bool) {
+	cmd := benchCommand
+	bf := &benchFlags{}
+	fs := cmd.flagSet(stdout)
+	size := byteSize(1024)
+	var sources string
+	fs.IntVar(&bf.cfg.Conns, "c", 50, "echo `connections`")
+	fs.Var(&size, "s", "message `size` in bytes; KiB and MiB suffixes work")
+	fs.IntVar(&bf.cfg.Pipeline, "p", 1, "messages in flight per connection (pipeline `depth`)")
+	fs.DurationVar(&bf.cfg.Duration, "d", 10*time.Second, "how long to send, or in idle mode to hold")
+	fs.BoolVar(&bf.cfg.Compress, "compress", false, "offer permessage-deflate (no context takeover) and send\nevery message compressed at level 1")
+	fs.BoolVar(&bf.cfg.Text, "text", false, "send text messages instead of binary ones")
+	fs.IntVar(&bf.cfg.Idle, "n", 0, "idle mode: hold this many `connections`")
+	fs.StringVar(&sources, "source-addrs", "", "comma-separated local `IPs` to spread connections over,\ne.g. 127.0.0.1,127.0.0.2, so that many do not run out of ports")
+	fs.IntVar(&bf.cfg.ServerPID, "server-pid", 0, "the server's process `ID`, to read its CPU time and memory")
+	fs.BoolVar(&bf.json, "json", false, "print the result as JSON")
+	fs.StringVar(&bf.html, "html", "", "also write a self-contained HTML report with charts to `file`")
+
+	pos, code, done := cmd.parse(fs, args, stderr)
+	if done {
+		return nil, code, true
+	}
+	if len(pos) != 1 {
+		return nil, cmd.usageError(stderr, "want one URL, got %d arguments", len(pos)), true
+	}
+	bf.cfg.URL = pos[0]
+	bf.cfg.Size = int(size)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var problem string
+	switch {
+	case set["n"] && set["c"]:
+		problem = "-c and -n are exclusive: -n selects idle mode"
+	case set["n"] && bf.cfg.Idle <= 0:
+		problem = "-n must be positive"
+	case bf.cfg.Conns <= 0:
+		problem = "-c must be positive"
+	case bf.cfg.Pipeline <= 0:
+		problem = "-p must be positive"
+	case bf.cfg.Duration <= 0:
+		problem = "-d must be positive"
+	case size == 0:
+		problem = "-s must be positive"
+	}
+	if problem != "" {
+		return nil, cmd.usageError(stderr, "%s", problem), true
+	}
+	for _, s := range strings.Split(sources, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, cmd.usageError(stderr, "--source-addrs: %q is not an IP address", s), true
+		}
+		bf.cfg.SourceAddrs = append(bf.cfg.SourceAddrs, ip)
+	}
+	return bf, 0, false
+}
+
+func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	bf, code, done := parseBenchFlags(args, stdout, stderr)
+	if done {
+		return code
+	}
+	pp := &progressPrinter{w: stderr, tty: isTerminal(stderr)}
+	bf.cfg.Progress = pp.update
+	bf.cfg.ProgressInterval = time.Second
+	if pp.tty {
+		bf.cfg.ProgressInterval = 200 * time.Millisecond
+	}
+	res, err := loadgen.Run(ctx, bf.cfg)
+	pp.clear()
+	if err != nil {
+		fmt.Fprintf(stderr, "duplex bench: %v\n", err)
+		return exitError
+	}
+	if bf.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(res)
+	} else {
+		err = loadgen.WriteText(stdout, res)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "duplex bench: %v\n", err)
+		return exitError
+	}
+	if bf.html != "" {
+		if err := writeHTMLFile(bf.html, res); err != nil {
+			fmt.Fprintf(stderr, "duplex bench: %v\n", err)
+			return exitError
+		}
+	}
+	switch {
+	case res.Interrupted:
+		return exitInterrupted
+	case res.Errors > 0:
+		return exitError
+	}
+	return exitOK
+}
+
+func writeHTMLFile(name string, res *loadgen.Result) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := loadgen.WriteHTML(f, res); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// byteSize is a flag value in bytes that accepts suffixes: 64KiB, 64k, 1MiB.
+type byteSize int
+
+func (b *byteSize) String() string {
+	switch n := int(*b); {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	default:
+		return strconv.Itoa(n)
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimRight(s, "KkMmGgiBb")
+	unit := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "b"))
+	mult := map[string]int{"": 1, "k": 1 << 10, "ki": 1 << 10, "m": 1 << 20, "mi": 1 << 20}[unit]
+	n, err := strconv.Atoi(num)
+	if err != nil || mult == 0 || n < 0 {
+		return fmt.Errorf("bad size %q: want bytes, or a number with KiB or MiB", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+// progressPrinter shows loadgen's progress: a bar redrawn in place on a
+// terminal, a line per call elsewhere (logs, CI).
+type progressPrinter struct {
+	w      io.Writer
+	tty    bool
+	drawn  bool
+	prev   loadgen.Progress
+	prevAt time.Time
+}
+
+func (pp *progressPrinter) update(p loadgen.Progress) {
+	now := time.Now()
+	var rate float64 // over the last interval, or the phase so far
+	if p.Phase == pp.prev.Phase && !pp.prevAt.IsZero() {
+		rate = float64(p.Msgs-pp.prev.Msgs) / now.Sub(pp.prevAt).Seconds()
+	} else if p.Elapsed > 0 {
+		rate = float64(p.Msgs) / p.Elapsed.Seconds()
+	}
+	pp.prev, pp.prevAt = p, now
+
+	var done float64 // fraction of the phase, for the bar
+	var what string
+	switch {
+	case p.Phase == "connect":
+		done = float64(p.Connected) / float64(max(p.Target, 1))
+		what = fmt.Sprintf("%s/%s connected", commas(int64(p.Connected)), commas(int64(p.Target)))
+	case p.Phase == "ping":
+		done = float64(p.Msgs) / float64(max(p.Connected, 1))
+		what = fmt.Sprintf("%s/%s pongs", commas(p.Msgs), commas(int64(p.Connected)))
+	case p.Length > 0:
+		done = p.Elapsed.Seconds() / p.Length.Seconds()
+		what = fmt.Sprintf("%s/%s", p.Elapsed.Round(100*time.Millisecond), p.Length)
+	default:
+		what = p.Elapsed.Round(100 * time.Millisecond).String()
+	}
+	if p.Phase == "run" || p.Phase == "drain" {
+		what += fmt.Sprintf("  %s msgs  %s msg/s", commas(p.Msgs), commas(int64(rate)))
+	}
+	what += fmt.Sprintf("  %s errors", commas(p.Errors))
+	if !pp.tty {
+		fmt.Fprintf(pp.w, "bench: %s %s\n", p.Phase, what)
+		return
+	}
+	const width = 24
+	fill := int(min(max(done, 0), 1) * width)
+	fmt.Fprintf(pp.w, "\r\x1b[K%-7s [%s%s] %s", p.Phase, strings.Repeat("#", fill), strings.Repeat(".", width-fill), what)
+	pp.drawn = true
+}
+
+// clear erases the bar so that the result starts on a clean line.
+func (pp *progressPrinter) clear() {
+	if pp.drawn {
+		fmt.Fprint(pp.w, "\r\x1b[K")
+		pp.drawn = false
+	}
+}
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+// Package deflate implements the permessage-deflate WebSocket extension
+// (RFC 7692): parsing and negotiating its Sec-WebSocket-Extensions
+// parameters, and compressing and decompressing messages with
+// compress/flate.
+//
+// # Negotiation
+//
+// [ParseOffers] and [Accept] are the server's side, [Offer] and
+// [ParseResponse] the client's. [Params] is one parsed offer or response and
+// renders back to a header element with [Params.String].
+//
+// # Memory
+//
+// A flate.Writer weighs 0.7 to 1.2 MB (1.2 MB at level 1) and a flate.Reader
+// about 45 KB, so a connection never keeps one between messages: both come from pools for the
+// length of one message. With context takeover (RFC 7692 §7.1.1) the
+// window must outlive the message, so each side keeps only plaintext:
+//
+//   - A [Decompressor] keeps the last 2^windowBits bytes it produced (32 KiB
+//     at the default 15 bits) and hands them to the pooled reader as its
+//     dictionary, which is what the peer's compressor may refer to.
+//   - A [Compressor] keeps at most the last 2 KiB it compressed. Before each
+//     message a pooled writer is primed by compressing that history into a
+//     discarding sink, so that the message can refer to it: stdlib has no
+//     Reset with a dictionary, and NewWriterDict allocates a whole writer.
+//     The peer's window holds everything we sent, so referring to less of
+//     it than allowed is always valid; 2 KiB keeps the priming cost near
+//     that of a 2 KiB message and gets most of the ratio (see maxPrime).
+//     When a compressor gets back from the pool the very writer it used
+//     last, that writer's state already continues its stream and no
+//     priming is done, as for a connection that writes alone.
+//
+// Buffers grow as messages arrive, so a connection that has sent nothing
+// holds no history at all.
+//
+// # Window bits
+//
+// compress/flate always compresses with a 32 KiB window. When the peer
+// limits our window below 15 bits (server_max_window_bits for a server,
+// client_max_window_bits for a client), a [Compressor] uses
+// flate.HuffmanOnly, which emits no back references at all and so honours
+// every window size, at the cost of ratio. Such offers are accepted rather
+// than declined. For decompression a flate.Reader accepts any window; the
+// window bits only bound the history kept, which is never below 512 bytes
+// because peers built on zlib compress with 9 bits when 8 was agreed.
+//
+// A Compressor or Decompressor serves one direction of one connection and is
+// not safe for concurrent use.
+package deflate
