@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -125,5 +126,61 @@ func TestReadIntoReusesBuffer(t *testing.T) {
 		if &p[:1][0] != &buf[:1][0] {
 			t.Fatalf("ReadInto allocated a new buffer although %d bytes fit in cap %d", len(p), cap(buf))
 		}
+	}
+}
+
+func TestCompressedEcho(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts *duplex.CompressionOptions
+	}{
+		{"takeover", &duplex.CompressionOptions{}},
+		{"no-takeover", &duplex.CompressionOptions{NoContextTakeover: true, Level: 6}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			url := echoServer(t, &duplex.AcceptOptions{Compression: mode.opts})
+			ctx := context.Background()
+			c, _, err := duplex.Dial(ctx, url, &duplex.DialOptions{Compression: mode.opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if !strings.HasPrefix(c.Extensions(), "permessage-deflate") {
+				t.Fatalf("Extensions() = %q; want permessage-deflate", c.Extensions())
+			}
+			for i := 0; i < 300; i++ {
+				msg := []byte(strings.Repeat(fmt.Sprintf(`{"seq":%d,"text":"héllo"}`, i), 1+i%40))
+				if err := c.Write(ctx, duplex.MessageText, msg); err != nil {
+					t.Fatal(err)
+				}
+				_, p, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if !bytes.Equal(p, msg) {
+					t.Fatalf("message %d: echo differs", i)
+				}
+			}
+		})
+	}
+}
+
+func TestCompressedReadLimit(t *testing.T) {
+	opts := &duplex.CompressionOptions{}
+	url := echoServer(t, &duplex.AcceptOptions{Compression: opts, ReadLimit: 1 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, url, &duplex.DialOptions{Compression: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	// 8 MiB of zeros deflate to a few KiB: a bomb for a 1 MiB limit.
+	if err := c.Write(ctx, duplex.MessageBinary, make([]byte, 8<<20)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(ctx)
+	if got := duplex.CloseStatus(err); got != duplex.StatusMessageTooBig {
+		t.Fatalf("Read after a decompression bomb = %v; want close %d", err, duplex.StatusMessageTooBig)
 	}
 }
