@@ -3,6 +3,7 @@ package duplex
 import (
 	"io"
 	"sync"
+	"syscall"
 )
 
 // Buffers come from pools and are held only while a frame is being read or
@@ -30,6 +31,7 @@ type bufReader struct {
 	r, w   int
 	pooled *[]byte // the pool buffer behind buf, or nil
 	small  [smallBufSize]byte
+	raw    syscall.RawConn // set when detached: waitIdle does not block
 }
 
 func (b *bufReader) buffered() int { return b.w - b.r }
@@ -65,7 +67,13 @@ func (b *bufReader) release() {
 // buffer. The caller has checked that nothing is buffered.
 func (b *bufReader) waitIdle() error {
 	b.release()
-	n, err := b.src.Read(b.small[:])
+	var n int
+	var err error
+	if b.raw != nil {
+		n, err = readNonblocking(b.raw, b.small[:])
+	} else {
+		n, err = b.src.Read(b.small[:])
+	}
 	b.buf, b.r, b.w = b.small[:], 0, n
 	if n > 0 {
 		return nil

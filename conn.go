@@ -83,6 +83,7 @@ type Conn struct {
 	ctrl      [wire.MaxControlPayload]byte
 	decomp    *deflate.Decompressor // nil without permessage-deflate
 	readOver  atomic.Bool           // the connection failed; nothing more is read
+	evt       *eventState           // set by Detach
 
 	// Write side. msgSem is held for a whole data message, frameSem while
 	// one frame goes on the wire, so control frames can slip between the
@@ -207,8 +208,15 @@ func (c *Conn) err() *CloseError {
 // closeTransport closes the byte stream once and releases waiters.
 func (c *Conn) closeTransport() {
 	c.closeOnce.Do(func() {
+		if c.evt != nil {
+			// Leave the poller before the fd number can be reused.
+			c.evt.poller.Remove(c.evt.fd)
+		}
 		c.tr.Close()
 		close(c.done)
+		if c.evt != nil {
+			c.evt.close(c)
+		}
 	})
 }
 

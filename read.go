@@ -27,6 +27,11 @@ func (c *Conn) ReadInto(ctx context.Context, buf []byte) (MessageType, []byte, e
 		return 0, nil, err
 	}
 	defer unlock(c.readSem)
+	return c.readInto(ctx, buf)
+}
+
+// readInto is ReadInto for a caller that holds the read side.
+func (c *Conn) readInto(ctx context.Context, buf []byte) (MessageType, []byte, error) {
 	typ, err := c.reader(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -162,6 +167,9 @@ func (c *Conn) readClosed() error {
 // readError turns an error met while reading into what the caller sees,
 // ending the connection unless ctx merely ended before a message began.
 func (c *Conn) readError(err error) error {
+	if err == errWouldBlock {
+		return err // a detached connection is idle: not an error
+	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		return ce

@@ -14,6 +14,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "listen address")
 	compress := flag.Bool("compress", false, "permessage-deflate, no context takeover, level 1")
+	detach := flag.Bool("detach", false, "event-driven: hand each connection to the epoll loop (Conn.Detach)")
 	flag.Parse()
 
 	opts := &duplex.AcceptOptions{InsecureSkipOriginCheck: true, ReadLimit: 64 << 20}
@@ -25,8 +26,17 @@ func main() {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
 		ctx := context.Background()
+		if *detach {
+			err := c.Detach(duplex.EventHandler{OnMessage: func(c *duplex.Conn, typ duplex.MessageType, p []byte) {
+				c.Write(ctx, typ, p)
+			}})
+			if err != nil {
+				c.CloseNow()
+			}
+			return
+		}
+		defer c.CloseNow()
 		var buf []byte
 		for {
 			typ, p, err := c.ReadInto(ctx, buf)

@@ -1,0 +1,117 @@
+package duplex_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexws/duplex"
+)
+
+// detachedEchoServer echoes from the event loop: its handlers return right
+// after Accept, so no goroutine waits on an idle connection.
+func detachedEchoServer(t *testing.T, closed chan<- error) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		err = c.Detach(duplex.EventHandler{
+			OnMessage: func(c *duplex.Conn, typ duplex.MessageType, p []byte) {
+				c.Write(context.Background(), typ, p)
+			},
+			OnClose: func(c *duplex.Conn, err error) {
+				if closed != nil {
+					closed <- err
+				}
+			},
+		})
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestDetachEcho(t *testing.T) {
+	closed := make(chan error, 1)
+	url := detachedEchoServer(t, closed)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{"hello", "", strings.Repeat("é", 100000)} {
+		if err := c.Write(ctx, duplex.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, p, err := c.Read(ctx)
+		if err != nil || string(p) != msg {
+			t.Fatalf("echo: %d bytes, %v", len(p), err)
+		}
+	}
+	// Strictness is the same as Read's: a bad UTF-8 text closes with 1007.
+	if err := c.Write(ctx, duplex.MessageText, []byte{0xff}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(ctx)
+	if got := duplex.CloseStatus(err); got != duplex.StatusInvalidFramePayloadData {
+		t.Fatalf("after invalid UTF-8: %v; want close 1007", err)
+	}
+	select {
+	case err := <-closed:
+		var ce *duplex.CloseError
+		if !errors.As(err, &ce) || ce.Code != duplex.StatusInvalidFramePayloadData {
+			t.Fatalf("OnClose got %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnClose was not called")
+	}
+}
+
+func TestDetachHoldsNoGoroutinePerConnection(t *testing.T) {
+	url := detachedEchoServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	const n = 200
+	conns := make([]*duplex.Conn, n)
+	for i := range conns {
+		c, _, err := duplex.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		t.Cleanup(func() { c.CloseNow() })
+	}
+	for _, c := range conns {
+		if err := c.Write(ctx, duplex.MessageBinary, []byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Client conns have no goroutines (nobody reads them now); the server
+	// side should add at most a few worker goroutines, not one per conn.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		extra := runtime.NumGoroutine() - before
+		if extra < n/4 {
+			t.Logf("%d goroutines for %d idle detached connections", extra, n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d extra goroutines for %d idle detached connections", extra, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
