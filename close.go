@@ -123,15 +123,33 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	timer := time.NewTimer(c.closeTimeout)
 	defer timer.Stop()
-	// Wait for the peer's close frame: read it ourselves as soon as no
-	// other goroutine is reading, or let the reader see it.
-	select {
-	case c.readSem <- struct{}{}:
-		c.readUntilClose()
-		unlock(c.readSem)
-	case <-c.peerClose:
-	case <-c.done:
-	case <-timer.C:
+	// Wait for the peer's close frame. A program that reads keeps its
+	// reader, which gets every message the peer sent before its close; if
+	// that reader has stopped and half the timeout passes, or the program
+	// never read at all, Close reads (and drops messages) itself.
+	takeover := c.readSem
+	var half <-chan time.Time
+	if c.readEver.Load() {
+		takeover = nil
+		h := time.NewTimer(c.closeTimeout / 2)
+		defer h.Stop()
+		half = h.C
+	}
+	for done := false; !done; {
+		select {
+		case takeover <- struct{}{}:
+			c.readUntilClose()
+			unlock(c.readSem)
+			done = true
+		case <-half:
+			takeover, half = c.readSem, nil
+		case <-c.peerClose:
+			done = true
+		case <-c.done:
+			done = true
+		case <-timer.C:
+			done = true
+		}
 	}
 	c.closeTransport()
 	select {

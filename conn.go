@@ -84,6 +84,7 @@ type Conn struct {
 	decomp    *deflate.Decompressor // nil without permessage-deflate
 	readOver  atomic.Bool           // the connection failed; nothing more is read
 	evt       *eventState           // set by Detach
+	readEver  atomic.Bool           // the program has read: Close leaves reading to it
 
 	// Write side. msgSem is held for a whole data message, frameSem while
 	// one frame goes on the wire, so control frames can slip between the

@@ -32,7 +32,8 @@ var (
 )
 
 // HandshakeError is returned by Dial when the server did not accept the
-// WebSocket handshake. It holds the status and the start of the body (at
+// WebSocket handshake, and by Accept when it refused a request (then only
+// StatusCode and Body are set). It holds the status and the start of the body (at
 // most 1 KiB) so the refusal can be shown to a person.
 type HandshakeError struct {
 	StatusCode int

@@ -105,6 +105,7 @@ func (h *heldReader) Read(p []byte) (int, error) { return (*msgReader)(h).read(p
 func (c *Conn) acquireRead() error {
 	select {
 	case c.readSem <- struct{}{}:
+		c.readEver.Store(true)
 		return nil
 	default:
 	}
@@ -407,10 +408,6 @@ func (mr *msgReader) start() {
 }
 
 func (mr *msgReader) Read(p []byte) (int, error) {
-	c := mr.c
-	if c.msgDone {
-		return 0, io.EOF
-	}
 	if err := mr.c.acquireRead(); err != nil {
 		return 0, err
 	}

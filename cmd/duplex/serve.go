@@ -7,18 +7,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
-	"time"
+	"os"
+	"strings"
 
-	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/gateway"
 )
 
-// serve is the minimal server: an echo endpoint to test the protocol from
-// outside. The full server (auth, channels, the demo page) replaces it.
+// serve runs the gateway: the demo page, /ws, /echo, health and metrics.
 var serveCommand = &Command{
 	Name:  "serve",
-	Usage: "serve --no-auth [--addr HOST:PORT]",
-	Short: "run a WebSocket server (for now: an echo endpoint at /echo)",
+	Usage: "serve [flags]",
+	Short: "run the WebSocket server: demo page, token auth, echo, heartbeat, metrics",
 	Long:  serveLong,
 }
 
@@ -26,23 +25,38 @@ var serveCommand = &Command{
 func init() { serveCommand.Run = runServeCommand }
 
 const serveLong = `
-Serve runs a WebSocket server. For now it serves only /echo, which sends
-every message back with its type, to test clients and the protocol from
-outside. Authentication is not implemented yet, so --no-auth is required:
-the server accepts anyone who can reach --addr.
+Serve runs the duplex gateway on one port:
 
-Browser pages from other sites are refused (403) unless their Origin
-matches the Host; compression (permessage-deflate) is on when the client
-offers it. SIGINT or SIGTERM closes every connection with 1001 and stops.
+  /             the demo page (its token comes from its own ?token=)
+  /duplex.js    the browser client
+  /ws           the application endpoint: every message is acknowledged
+                with "received: <message>"
+  /echo         sends every message back with its type
+  /healthz      200 while serving, 503 while shutting down
+  /metrics      Prometheus metrics
+  /api/auth-check  204 if the request's credentials are valid, else 401
+
+Every WebSocket endpoint checks credentials before the upgrade (401
+otherwise): a token from ?token=, "Authorization: Bearer", or the cookie
+duplex_token; Basic credentials (ws://user:pass@host); or a JWT. With no
+auth flag, a random token is generated and the page URL carrying it is
+printed. --no-auth lets everyone in, with a warning.
+
+With --tls-cert and --tls-key the server speaks HTTPS and HTTP/2, and
+browsers may open WebSockets over HTTP/2 (RFC 8441): duplex serve turns on
+Go's extended CONNECT support (GODEBUG=http2xconnect=1) by re-executing
+itself once at start; set DUPLEX_NO_REEXEC=1 to prevent that.
+
+SIGINT or SIGTERM stops accepting, closes every connection with 1001 and
+waits up to --shutdown-timeout.
 
 %FLAGS%
 
-Environment: none.
-
+` + gateway.EnvHelp + `
 Exit status:
   0    stopped by SIGINT or SIGTERM
   1    the server failed, e.g. the address is in use
-  2    bad flags or arguments, or --no-auth missing
+  2    bad flags, arguments or environment
 `
 
 func runServeCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -64,14 +78,17 @@ type usageError int
 
 func (e usageError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// runServe serves until ctx ends, then closes every connection and returns
-// nil. It prints the address it listens on to stderr, so --addr with port
-// 0 can be used.
+// runServe serves until ctx ends, then shuts down gracefully and returns
+// nil. Its first line on stderr is "duplex: serving URL", so --addr with
+// port 0 can be used.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := serveCommand
 	fs := cmd.flagSet(stdout)
-	addr := fs.String("addr", "localhost:8080", "listen on `HOST:PORT` (port 0 picks a free one)")
-	noAuth := fs.Bool("no-auth", false, "serve without authentication (required until auth exists)")
+	var o gateway.Options
+	o.RegisterFlags(fs)
+	if err := o.LoadEnv(os.Getenv); err != nil {
+		return usageError(cmd.usageError(stderr, "%v", err))
+	}
 	positional, code, done := cmd.parse(fs, args, stderr)
 	if done {
 		return usageError(code)
@@ -79,62 +96,78 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(positional) > 0 {
 		return usageError(cmd.usageError(stderr, "unexpected argument %q", positional[0]))
 	}
-	if !*noAuth {
-		return usageError(cmd.usageError(stderr, "authentication is not implemented yet; pass --no-auth to serve without it"))
+	logger, err := o.NewLogger(stderr)
+	if err != nil {
+		return usageError(cmd.usageError(stderr, "%v", err))
 	}
-
-	ln, err := net.Listen("tcp", *addr)
+	var generated string
+	if o.NeedsGeneratedToken() {
+		if generated, err = gateway.GenerateToken(); err != nil {
+			return err
+		}
+		o.Tokens = append(o.Tokens, generated)
+	}
+	gw, err := gateway.New(o, logger)
+	if err != nil {
+		return usageError(cmd.usageError(stderr, "%v", err))
+	}
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return err
 	}
-	var conns sync.WaitGroup
-	mux := http.NewServeMux()
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		c, err := duplex.Accept(w, r, &duplex.AcceptOptions{Compression: &duplex.CompressionOptions{}})
-		if err != nil {
-			return // Accept has answered with an HTTP error
-		}
-		conns.Add(1)
-		defer conns.Done()
-		echo(r.Context(), c)
-	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Requests, hijacked ones included, end with ctx.
-		BaseContext: func(net.Listener) context.Context { return ctx },
+	srv := o.HTTPServer(gw, logger)
+	scheme := "http"
+	if o.TLS() {
+		scheme = "https"
 	}
-	fmt.Fprintf(stderr, "duplex: serving ws://%s/echo\n", ln.Addr())
+	base := scheme + "://" + displayAddr(ln.Addr())
+	fmt.Fprintf(stderr, "duplex: serving %s/\n", base)
+	if generated != "" {
+		fmt.Fprintf(stderr, "duplex: no authentication configured; generated a token. Open the demo page at:\n  %s/?token=%s\n", base, generated)
+	}
+	if o.TLS() && !extendedConnectEnabled() {
+		logger.Warn("WebSockets over HTTP/2 are off: GODEBUG lacks http2xconnect=1 (DUPLEX_NO_REEXEC is set?)")
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if o.TLS() {
+			errc <- srv.ServeTLS(ln, o.TLSCert, o.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	logger.Info("shutting down", "timeout", o.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
-	srv.Shutdown(shutdown) // hijacked connections are not its business:
-	conns.Wait()           // each echo loop closes its own with 1001
-	<-errc
+	go srv.Shutdown(sctx) // stops accepting; hijacked connections are the gateway's
+	gwErr := gw.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	fmt.Fprintln(stderr, "duplex: server stopped")
+	if gwErr != nil {
+		logger.Warn("shutdown did not finish in time", "err", gwErr)
+	}
 	return nil
 }
 
-// echo sends every message back with its type until the connection ends
-// or ctx does; then it closes with 1001 (going away).
-func echo(ctx context.Context, c *duplex.Conn) {
-	defer c.CloseNow()
-	for {
-		typ, p, err := c.Read(ctx)
-		if err == nil {
-			err = c.Write(ctx, typ, p)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				c.Close(duplex.StatusGoingAway, "server shutting down")
-			}
-			return
-		}
+// displayAddr turns a listening address into one a browser can open:
+// an unspecified host becomes localhost.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
 	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }

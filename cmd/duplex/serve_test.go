@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +13,28 @@ import (
 	"github.com/duplexws/duplex"
 )
 
+// startServe runs "duplex serve args..." until the test ends and returns
+// the base URL it printed, the stderr it writes and a channel with
+// runServe's result.
+func startServe(t *testing.T, ctx context.Context, args ...string) (string, *syncBuffer, <-chan error) {
+	t.Helper()
+	stderr := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, args, io.Discard, stderr) }()
+	stderr.waitFor(t, "duplex: serving ", 1)
+	stderr.waitFor(t, "/\n", 1)
+	m := regexp.MustCompile(`duplex: serving (http://[^ \n]+)/\n`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no serving line in:\n%s", stderr.String())
+	}
+	return m[1], stderr, done
+}
+
 func TestServeEchoAndShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := newSyncBuffer()
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, []string{"--addr", "127.0.0.1:0", "--no-auth"}, io.Discard, stderr) }()
-	stderr.waitFor(t, "\n", 1)
-	line := stderr.String()
-	const prefix = "duplex: serving "
-	if !strings.HasPrefix(line, prefix) {
-		t.Fatalf("first line = %q; want %q and the URL", line, prefix)
-	}
-	url := strings.TrimSpace(strings.TrimPrefix(line, prefix))
+	base, _, done := startServe(t, ctx, "--addr", "127.0.0.1:0", "--no-auth")
+	url := "ws" + strings.TrimPrefix(base, "http") + "/echo"
 
 	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer dcancel()
@@ -62,26 +73,58 @@ func TestServeEchoAndShutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("runServe = %v; want nil", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("runServe did not return after its context ended")
 	}
 }
 
-func TestServeRequiresNoAuth(t *testing.T) {
-	res := runDuplex(t, strings.NewReader(""), "serve", "--addr", "127.0.0.1:0")
-	if res.code != exitUsage || !strings.Contains(res.stderr, "--no-auth") {
-		t.Errorf("exit %d, stderr %q; want 2 and a word about --no-auth", res.code, res.stderr)
+// With no auth flag, serve generates a token, prints the page URL with it,
+// and refuses WebSocket upgrades without it.
+func TestServeGeneratesToken(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, stderr, done := startServe(t, ctx, "--addr", "127.0.0.1:0")
+	stderr.waitFor(t, "?token=", 1)
+	m := regexp.MustCompile(`\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no token URL printed:\n%s", stderr.String())
 	}
+	token := m[1]
+	ws := "ws" + strings.TrimPrefix(base, "http")
+
+	res := runDuplex(t, strings.NewReader("hi\n"), "connect", ws+"/echo")
+	if res.code != exitRefused || !strings.Contains(res.stderr, "401") {
+		t.Errorf("connect without token: exit %d, stderr %q; want %d and 401", res.code, res.stderr, exitRefused)
+	}
+	res = runDuplex(t, strings.NewReader("hi\n"), "connect", ws+"/echo?token="+token)
+	if res.code != exitOK || res.stdout != "hi\n" {
+		t.Errorf("connect with token: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = runDuplex(t, strings.NewReader("hi\n"), "connect", ws+"/ws?token="+token)
+	if res.code != exitOK || !strings.Contains(res.stdout, "received: hi") {
+		t.Errorf("connect to /ws: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "duplex.js") {
+		t.Errorf("GET / = %d; want the demo page", resp.StatusCode)
+	}
+	if strings.Count(stderr.String(), token) != 1 {
+		t.Errorf("the token appears %d times in the logs; want once, in the printed URL:\n%s", strings.Count(stderr.String(), token), stderr.String())
+	}
+	cancel()
+	<-done
 }
 
 func TestServeAddrInUse(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := newSyncBuffer()
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, []string{"--addr", "127.0.0.1:0", "--no-auth"}, io.Discard, stderr) }()
-	stderr.waitFor(t, "\n", 1)
-	addr := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(stderr.String()), "duplex: serving ws://"), "/echo")
+	base, _, done := startServe(t, ctx, "--addr", "127.0.0.1:0", "--no-auth")
+	addr := strings.TrimPrefix(base, "http://")
 	res := runDuplex(t, strings.NewReader(""), "serve", "--no-auth", "--addr", addr)
 	if res.code != exitError || !strings.Contains(res.stderr, "address already in use") {
 		t.Errorf("exit %d, stderr %q; want 1 and address already in use", res.code, res.stderr)

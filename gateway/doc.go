@@ -1,0 +1,39 @@
+// Package gateway is the server of "duplex serve" as an http.Handler, built
+// on the public duplex API, so it can also be mounted in any mux.
+//
+//	opts := gateway.Options{Tokens: []string{"s3cret"}}
+//	gw, err := gateway.New(opts, slog.Default())
+//	...
+//	srv := opts.HTTPServer(gw, slog.Default())
+//	go srv.ListenAndServe()
+//	// on SIGTERM: gw.Shutdown(ctx) and srv.Shutdown(ctx)
+//
+// # Authentication
+//
+// /ws and /echo check credentials before the upgrade (see Authenticator):
+// a static token in ?token=, "Authorization: Bearer" or the duplex_token
+// cookie, HTTP Basic, or a JWT. A failure is a 401 with WWW-Authenticate;
+// it is logged with its reason and remote address, and the logged URL has
+// its token redacted. Browser pages of other origins get 403 unless
+// Options.AllowOrigin lets them in.
+//
+// # Connections
+//
+// Each connection has a reader, a writer draining a bounded send queue, and
+// a heartbeat. Nothing a client does can block another client: replies and
+// (later) broadcasts are queued without blocking, and a client whose queue
+// fills is closed with 1013 "send queue full". The close codes the server
+// chooses:
+//
+//	1001 going away       Shutdown
+//	1008 policy violation "pong timeout": no pong within PongTimeout
+//	1009 message too big  a message over MaxMessageSize
+//	1013 try again later  "send queue full": the client reads too slowly
+//
+// # Observability
+//
+// Logs (log/slog) record each connection (remote address, user,
+// subprotocol, extensions), each close (code, reason, who closed, duration,
+// messages and bytes each way) and each refused request. /metrics serves
+// Prometheus series named duplex_*.
+package gateway

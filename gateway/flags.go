@@ -1,0 +1,213 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting ties one field of Options to its flag and its environment
+// variable, so the two can never drift apart.
+type setting struct {
+	flag  string
+	env   string
+	usage string
+	value flag.Value
+}
+
+// settings lists every setting of Options, in the order --help shows
+// them. The values write straight into o.
+func (o *Options) settings() []setting {
+	return []setting{
+		{"addr", "DUPLEX_ADDR", "listen `address`", (*stringValue)(&o.Addr)},
+		{"token", "DUPLEX_TOKENS", "accept this bearer `token` (repeatable)", &listValue{p: &o.Tokens, secret: true}},
+		{"token-file", "DUPLEX_TOKEN_FILE", "read tokens from `file`, one per line", (*stringValue)(&o.TokenFile)},
+		{"basic-auth", "DUPLEX_BASIC_AUTH", "accept HTTP Basic `user:password` (repeatable)", &listValue{p: &o.Basic, secret: true}},
+		{"jwt-secret", "DUPLEX_JWT_SECRET", "accept HS256 JWTs signed with `secret`", (*secretValue)(&o.JWTSecret)},
+		{"jwt-key", "DUPLEX_JWT_KEY", "accept RS256/ES256 JWTs verified by the PEM public key in `file`", (*stringValue)(&o.JWTKeyFile)},
+		{"no-auth", "DUPLEX_NO_AUTH", "let anyone connect, without credentials", &boolValue{p: &o.NoAuth}},
+		{"allow-origin", "DUPLEX_ALLOW_ORIGIN", "let browser pages from `pattern` connect, e.g. *.example.com or https://app.example.com (repeatable)", &listValue{p: &o.AllowOrigin}},
+		{"ping-interval", "DUPLEX_PING_INTERVAL", "ping each connection once per `duration`; negative turns pings off", (*durationValue)(&o.PingInterval)},
+		{"pong-timeout", "DUPLEX_PONG_TIMEOUT", "close a connection whose pong takes longer than `duration`, with 1008 \"pong timeout\"", (*durationValue)(&o.PongTimeout)},
+		{"max-message-size", "DUPLEX_MAX_MESSAGE_SIZE", "largest message a client may send (`bytes`, or with KiB/MiB); larger closes with 1009", (*sizeValue)(&o.MaxMessageSize)},
+		{"max-connections", "DUPLEX_MAX_CONNECTIONS", "allow `n` open WebSockets at once; beyond, upgrades get 503; negative: no limit", (*intValue)(&o.MaxConnections)},
+		{"send-queue", "DUPLEX_SEND_QUEUE", "bound each client's send queue to `n` messages; a client that fills it is closed with 1013", (*intValue)(&o.SendQueue)},
+		{"send-queue-bytes", "DUPLEX_SEND_QUEUE_BYTES", "bound each client's send queue to `bytes` (plus one message); a client that fills it is closed with 1013", (*sizeValue)(&o.SendQueueBytes)},
+		{"handshake-timeout", "DUPLEX_HANDSHAKE_TIMEOUT", "drop a client that takes longer than `duration` to send its request headers", (*durationValue)(&o.HandshakeTimeout)},
+		{"shutdown-timeout", "DUPLEX_SHUTDOWN_TIMEOUT", "on SIGINT/SIGTERM, wait up to `duration` for connections to close", (*durationValue)(&o.ShutdownTimeout)},
+		{"tls-cert", "DUPLEX_TLS_CERT", "serve HTTPS/WSS with the PEM certificate chain in `file`", (*stringValue)(&o.TLSCert)},
+		{"tls-key", "DUPLEX_TLS_KEY", "PEM private key `file` for --tls-cert", (*stringValue)(&o.TLSKey)},
+		{"log-format", "DUPLEX_LOG_FORMAT", "log `format`: text or json", (*stringValue)(&o.LogFormat)},
+		{"compress", "DUPLEX_COMPRESS", "offer permessage-deflate compression; --compress=false turns it off", &boolValue{p: &o.DisableCompression, invert: true}},
+	}
+}
+
+type stringValue string
+
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (v *stringValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return string(*v)
+}
+
+// secretValue never shows its value, so --help cannot print a secret
+// taken from the environment as a default.
+type secretValue string
+
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+func (v *secretValue) String() string     { return "" }
+
+// listValue is a repeatable flag. The first flag replaces what the
+// environment set, the next ones append: flags win over the environment.
+type listValue struct {
+	p       *[]string
+	secret  bool
+	flagSet bool
+}
+
+func (v *listValue) Set(s string) error {
+	if !v.flagSet {
+		*v.p = nil
+		v.flagSet = true
+	}
+	*v.p = append(*v.p, s)
+	return nil
+}
+
+// setAll sets the list from a comma-separated environment value.
+func (v *listValue) setAll(s string) error {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	*v.p = out
+	return nil
+}
+
+func (v *listValue) String() string {
+	if v == nil || v.p == nil || v.secret {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
+}
+
+// boolValue is a boolean flag; invert stores its negation (--compress
+// sets DisableCompression).
+type boolValue struct {
+	p      *bool
+	invert bool
+}
+
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*v.p = b != v.invert
+	return nil
+}
+
+func (v *boolValue) String() string {
+	if v == nil || v.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*v.p != v.invert)
+}
+
+type durationValue time.Duration
+
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration such as 25s or 1m")
+	}
+	*v = durationValue(d)
+	return nil
+}
+
+func (v *durationValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return time.Duration(*v).String()
+}
+
+type intValue int
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want an integer")
+	}
+	*v = intValue(n)
+	return nil
+}
+
+func (v *intValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(int(*v))
+}
+
+// sizeValue is a byte count: plain, or with a suffix B, KiB, MiB, GiB
+// (or K, M, G, KB, MB, GB, also taken as powers of 1024).
+type sizeValue int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
+	{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
+}
+
+func (v *sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*v = sizeValue(n)
+	return nil
+}
+
+func parseSize(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if len(num) > len(u.suffix) && strings.EqualFold(num[len(num)-len(u.suffix):], u.suffix) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > (1<<62)/mult || n < -(1<<62)/mult {
+		return 0, fmt.Errorf("want a size such as 65536, 64KiB or 1MiB")
+	}
+	return n * mult, nil
+}
+
+func (v *sizeValue) String() string {
+	if v == nil {
+		return ""
+	}
+	n := int64(*v)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

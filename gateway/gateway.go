@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/web"
+)
+
+// Gateway is the duplex server as an http.Handler. Its routes:
+//
+//	/                 the demo page
+//	/duplex.js        the browser client
+//	/ws               the application endpoint: acknowledges every message
+//	/echo             sends every message back as it came
+//	/healthz          200 {"status":"ok"}; 503 once Shutdown has begun
+//	/metrics          Prometheus text format
+//	/api/auth-check   204 if the request's credentials are good, else 401
+//
+// /ws and /echo authenticate before the upgrade. A Gateway is safe for
+// concurrent use.
+type Gateway struct {
+	opts    Options // with defaults applied
+	log     *slog.Logger
+	auth    *Authenticator
+	accept  duplex.AcceptOptions
+	metrics *metrics
+	hub     *hub
+	mux     *http.ServeMux
+	page    []byte // web/index.html
+	client  []byte // web/duplex.js
+	nextID  atomic.Uint64
+}
+
+// New returns a Gateway for opts, logging to logger (nil: slog.Default()).
+// It reads TokenFile and JWTKeyFile, and fails on settings that cannot
+// work, such as an empty token or an unreadable key. It logs a warning
+// when NoAuth is set.
+//
+// With no credential and NoAuth off, every upgrade is refused with 401:
+// see NeedsGeneratedToken.
+func New(opts Options, logger *slog.Logger) (*Gateway, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg, err := opts.authConfig()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := NewAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	page, err := fs.ReadFile(web.FS, "index.html")
+	if err != nil {
+		return nil, fmt.Errorf("duplex: embedded page: %w", err)
+	}
+	client, err := fs.ReadFile(web.FS, "duplex.js")
+	if err != nil {
+		return nil, fmt.Errorf("duplex: embedded client: %w", err)
+	}
+	g := &Gateway{
+		opts:    opts,
+		log:     logger,
+		auth:    auth,
+		metrics: newMetrics(),
+		hub:     newHub(opts.MaxConnections),
+		page:    page,
+		client:  client,
+		accept: duplex.AcceptOptions{
+			OriginPatterns: opts.AllowOrigin,
+			ReadLimit:      opts.MaxMessageSize,
+			CloseTimeout:   opts.CloseTimeout,
+		},
+	}
+	if !opts.DisableCompression {
+		g.accept.Compression = &duplex.CompressionOptions{}
+	}
+	if opts.NoAuth {
+		logger.Warn("authentication is off (--no-auth): anyone who can reach this server can connect")
+	}
+	g.routes()
+	return g, nil
+}
+
+func (g *Gateway) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", g.servePage)
+	m.HandleFunc("GET /duplex.js", g.serveClient)
+	// No method in these patterns: a POST must reach Accept, which
+	// answers 405 with "Allow: GET" (after authentication).
+	m.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		g.serveWebSocket(w, r, g.onAppMessage)
+	})
+	m.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		g.serveWebSocket(w, r, onEchoMessage)
+	})
+	m.HandleFunc("GET /healthz", g.serveHealth)
+	m.Handle("GET /metrics", g.metrics.handler())
+	m.HandleFunc("GET /api/auth-check", g.serveAuthCheck)
+	g.mux = m
+}
+
+// ServeHTTP routes r to the endpoint its path names.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mux.ServeHTTP(w, r)
+}
+
+// Shutdown stops the gateway: upgrades from now on are refused with 503,
+// /healthz answers 503, and every open connection is closed with 1001
+// Going Away. It returns when every connection is gone, or when ctx ends;
+// then it drops the connections left without a close handshake and
+// returns ctx.Err().
+//
+// Shutdown does not stop the http.Server: hijacked connections are not the
+// server's any more, so run both, for example
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+//	defer cancel()
+//	go srv.Shutdown(ctx)  // stop listening, finish plain HTTP requests
+//	gw.Shutdown(ctx)      // 1001 to every WebSocket, wait for them
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	sessions := g.hub.startShutdown()
+	start := time.Now()
+	g.log.Info("shutting down", "connections", len(sessions))
+	for _, s := range sessions {
+		s.closeWith(duplex.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		g.hub.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		g.log.Info("all connections closed", "duration", time.Since(start))
+		return nil
+	case <-ctx.Done():
+		left := g.hub.snapshot()
+		for _, s := range left {
+			s.conn.CloseNow()
+		}
+		g.log.Warn("shutdown timed out; dropped connections", "connections", len(left), "duration", time.Since(start))
+		return ctx.Err()
+	}
+}
+
+// Connections returns the number of open WebSocket connections.
+func (g *Gateway) Connections() int { return g.hub.count() }

@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"net/http"
+	"sync"
+)
+
+// hub keeps the sessions of a Gateway and the connection slots.
+//
+// A slot is taken before the handshake and given back when the session's
+// goroutines are gone, so MaxConnections also counts upgrades in progress
+// and Shutdown can wait for every connection by waiting for the slots.
+//
+// Lock order: hub.mu, then (issue 6) a channel's lock, then session.mu.
+// session.mu is a leaf, held only to read or set how the session ends.
+// session.send never blocks (a full queue closes the session instead), so
+// fan-out may run under a channel's lock without a slow client stalling
+// the publisher or the other subscribers.
+type hub struct {
+	max int // MaxConnections; negative: no limit
+
+	mu       sync.Mutex
+	sessions map[*session]struct{} // guarded by mu
+	slots    int                   // guarded by mu; upgrades in progress plus sessions
+	closing  bool                  // guarded by mu; set once by Shutdown
+
+	// wg counts slots. Add happens under mu while !closing, so no Add can
+	// race with Shutdown's Wait starting from zero.
+	wg sync.WaitGroup
+}
+
+func newHub(max int) *hub {
+	return &hub{max: max, sessions: make(map[*session]struct{})}
+}
+
+// reserve takes a slot for an upgrade. It returns 0, or the HTTP status
+// (503) and the reason to refuse the upgrade with.
+func (h *hub) reserve() (status int, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing:
+		return http.StatusServiceUnavailable, "server shutting down"
+	case h.max >= 0 && h.slots >= h.max:
+		return http.StatusServiceUnavailable, "too many connections"
+	}
+	h.slots++
+	h.wg.Add(1)
+	return 0, ""
+}
+
+// release gives back a slot taken by reserve.
+func (h *hub) release() {
+	h.mu.Lock()
+	h.slots--
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// add registers s. It returns false when the hub is shutting down: the
+// caller closes s with 1001 at once.
+func (h *hub) add(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.sessions[s] = struct{}{}
+	return true
+}
+
+func (h *hub) remove(s *session) {
+	h.mu.Lock()
+	delete(h.sessions, s)
+	h.mu.Unlock()
+}
+
+// snapshot returns the sessions open now.
+func (h *hub) snapshot() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*session, 0, len(h.sessions))
+	for s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// startShutdown refuses every later reserve and add, and returns the
+// sessions open now.
+func (h *hub) startShutdown() []*session {
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+	return h.snapshot()
+}
+
+func (h *hub) isClosing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
+}
+
+// count returns the number of open sessions.
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/duplexws/duplex"
+)
+
+// ackPrefix starts the acknowledgement of every message on /ws, as the
+// seed's server did.
+const ackPrefix = "received: "
+
+// appMessage is the envelope of the JSON text messages /ws understands.
+// Anything else, JSON or not, is acknowledged.
+type appMessage struct {
+	Type string          `json:"type"`
+	T    json.RawMessage `json:"t,omitempty"`
+}
+
+// onAppMessage handles a message on /ws:
+//
+//   - {"type":"ping","t":T}, the browser client's heartbeat (browsers
+//     cannot send ping frames), gets {"type":"pong","t":T} and no ack;
+//   - any other message gets a message of the same type holding
+//     "received: " followed by it.
+//
+// Channel messages (subscribe, unsubscribe, publish) will join "ping" in
+// the switch below.
+func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
+	if typ == duplex.MessageText && len(p) > 0 && p[0] == '{' {
+		var m appMessage
+		if json.Unmarshal(p, &m) == nil {
+			switch m.Type {
+			case "ping":
+				// T was valid JSON inside valid JSON, so it is sent back
+				// as it came, whatever the client put there.
+				reply, _ := json.Marshal(appMessage{Type: "pong", T: m.T})
+				s.send(duplex.MessageText, reply)
+				return
+			}
+		}
+	}
+	s.send(typ, ack(p))
+}
+
+func ack(p []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(ackPrefix) + len(p))
+	b.WriteString(ackPrefix)
+	b.Write(p)
+	return b.Bytes()
+}
+
+// onEchoMessage sends every message back unchanged, with its type.
+func onEchoMessage(s *session, typ duplex.MessageType, p []byte) {
+	s.send(typ, p)
+}

@@ -1,0 +1,123 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// requireAll is set by CI: a peer that cannot run fails instead of
+// skipping.
+var requireAll = os.Getenv("DUPLEX_REQUIRE_ALL") == "1"
+
+// missingPeer skips the test because a peer cannot run here, or fails it
+// under DUPLEX_REQUIRE_ALL=1.
+func missingPeer(t *testing.T, why string) {
+	t.Helper()
+	if requireAll {
+		t.Fatalf("%s (DUPLEX_REQUIRE_ALL=1 requires every peer)", why)
+	}
+	t.Skipf("%s; DUPLEX_REQUIRE_ALL=1 makes this fail", why)
+}
+
+// lockedBuffer collects a subprocess's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// peerServer is an echo server running as a subprocess.
+type peerServer struct {
+	URL    string // ws://127.0.0.1:<port>
+	stderr *lockedBuffer
+}
+
+// startPeerServer runs name with args in dir, waits (at most 20s) for the
+// "PORT <n>" line on its stdout, and kills it when the test ends. Failures
+// carry the peer's stderr; so does the test's log if it failed.
+func startPeerServer(t *testing.T, dir, name string, args ...string) *peerServer {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	port := make(chan string, 1)
+	rest := &lockedBuffer{} // stdout after the PORT line
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "PORT "); ok {
+				select {
+				case port <- p:
+					continue
+				default:
+				}
+			}
+			fmt.Fprintln(rest, sc.Text())
+		}
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s %s stderr:\n%s\nstdout:\n%s", name, strings.Join(args, " "), stderr, rest)
+		}
+	})
+	select {
+	case p := <-port:
+		return &peerServer{URL: "ws://127.0.0.1:" + p, stderr: stderr}
+	case <-exited:
+		t.Fatalf("%s %s exited before printing PORT: %v\nstderr:\n%s", name, strings.Join(args, " "), cmd.ProcessState, stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s %s printed no PORT line within 20s\nstderr:\n%s", name, strings.Join(args, " "), stderr)
+	}
+	return nil
+}
+
+// runPeerScript runs a client script to completion (at most 100s) and
+// fails the test with its output if it exits non-zero.
+func runPeerScript(t *testing.T, dir, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if out := strings.TrimSpace(stdout.String()); out != "" {
+		t.Logf("%s says: %s", name, out)
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+}
