@@ -106,9 +106,12 @@ func CloseStatus(err error) StatusCode {
 
 // Close starts the close handshake with code and reason (at most 123
 // bytes), waits for the peer's answer for at most the close timeout, then
-// closes the transport. It returns nil when the handshake completed and the
-// CloseError otherwise. Calling it again, or after the connection has
-// ended, returns the connection's CloseError.
+// closes the transport. Messages the peer sent before its answer still
+// reach a goroutine that keeps reading; if nobody reads (the program never
+// did, or its reader stays away for 100 ms), Close reads and drops them
+// itself. It returns nil when the handshake completed and the CloseError
+// otherwise. Calling it again, or after the connection has ended, returns
+// the connection's CloseError.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if !wire.ValidCloseCode(uint16(code)) {
 		return fmt.Errorf("duplex: close code %d may not be sent", code)
@@ -124,16 +127,16 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	timer := time.NewTimer(c.closeTimeout)
 	defer timer.Stop()
 	// Wait for the peer's close frame. A program that reads keeps its
-	// reader, which gets every message the peer sent before its close; if
-	// that reader has stopped and half the timeout passes, or the program
-	// never read at all, Close reads (and drops messages) itself.
+	// reader, which gets every message the peer sent before its close. If
+	// the program never read, or its reader has been away for closeGrace,
+	// Close reads (and drops messages) itself.
 	takeover := c.readSem
-	var half <-chan time.Time
+	var grace <-chan time.Time
 	if c.readEver.Load() {
 		takeover = nil
-		h := time.NewTimer(c.closeTimeout / 2)
-		defer h.Stop()
-		half = h.C
+		g := time.NewTimer(closeGrace)
+		defer g.Stop()
+		grace = g.C
 	}
 	for done := false; !done; {
 		select {
@@ -141,8 +144,8 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			c.readUntilClose()
 			unlock(c.readSem)
 			done = true
-		case <-half:
-			takeover, half = c.readSem, nil
+		case <-grace:
+			takeover, grace = c.readSem, nil
 		case <-c.peerClose:
 			done = true
 		case <-c.done:
@@ -159,6 +162,11 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return &CloseError{Code: code, Reason: reason, Sent: true, Err: ErrCloseTimeout}
 	}
 }
+
+// closeGrace is how long Close lets a program's reader come back for the
+// peer's close frame before reading itself: a reading loop is back in
+// Read within microseconds of handling a message.
+const closeGrace = 100 * time.Millisecond
 
 // readUntilClose reads and drops messages until the peer's close frame,
 // for at most the close timeout. The caller holds readSem.

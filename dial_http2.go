@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +58,13 @@ func dialHTTP2(ctx context.Context, u *url.URL, o *DialOptions, offer *deflate.P
 	if res.err != nil {
 		cancel()
 		pw.Close()
-		if strings.Contains(res.err.Error(), "extended connect not supported") ||
-			strings.Contains(res.err.Error(), "HTTP/1") || strings.Contains(res.err.Error(), "malformed HTTP response") {
-			return nil, nil, false, nil
+		if ctx.Err() != nil {
+			return nil, nil, false, fmt.Errorf("duplex: HTTP/2 dial %s: %w", u.Redacted(), ctx.Err())
 		}
-		return nil, nil, false, fmt.Errorf("duplex: HTTP/2 dial %s: %w", u.Redacted(), res.err)
+		// No HTTP/2 (ALPN refused), or no extended CONNECT advertised, or
+		// no connection at all: the HTTP/1.1 attempt that follows reports
+		// its own error if the server cannot be reached either.
+		return nil, nil, false, nil
 	}
 	resp = res.resp
 	fail := func(herr *HandshakeError) (*Conn, *http.Response, bool, error) {
