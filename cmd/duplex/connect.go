@@ -21,6 +21,7 @@ import (
 
 	"github.com/duplexws/duplex"
 	"github.com/duplexws/duplex/redial"
+	"golang.org/x/net/http2"
 )
 
 var connectCommand = &Command{
@@ -95,6 +96,7 @@ type connectFlags struct {
 	binary       bool
 	binaryFormat string
 	insecure     bool
+	http2        bool
 	timeout      time.Duration
 	verbose      bool
 }
@@ -113,6 +115,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.BoolVar(&f.binary, "binary", false, "send stdin lines as binary messages instead of text")
 	fs.StringVar(&f.binaryFormat, "binary-format", "hex", "print binary messages as `hex|base64`")
 	fs.BoolVar(&f.insecure, "insecure", false, "skip TLS certificate verification (self-signed servers)")
+	fs.BoolVar(&f.http2, "http2", false, "open the WebSocket as a stream of an HTTP/2 connection (RFC 8441) when the\nserver supports it (wss: over TLS; ws: over h2c), else fall back to HTTP/1.1")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound the opening handshake, and the wait for a pong, to `duration`")
 	fs.BoolVar(&f.verbose, "v", false, "report the handshake and ping round trips on stderr")
 	positional, code, done := cmd.parse(fs, args, stderr)
@@ -196,7 +199,37 @@ func (f *connectFlags) dialOptions() (*duplex.DialOptions, error) {
 	if f.insecure {
 		o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
 	}
+	if f.http2 {
+		o.HTTP2Transport = http2Transport(o.TLSConfig)
+	}
 	return o, nil
+}
+
+// http2Transport is the HTTP/2 client that carries --http2 sockets. The
+// standard library's client refuses the :protocol pseudo-header of
+// extended CONNECT (Go 1.26), so connect uses golang.org/x/net/http2. For
+// ws:// URLs it speaks HTTP/2 over cleartext TCP (h2c, prior knowledge).
+func http2Transport(tlsConfig *tls.Config) http.RoundTripper {
+	return &schemeSwitch{
+		tls: &http2.Transport{TLSClientConfig: tlsConfig},
+		h2c: &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			},
+		},
+	}
+}
+
+// schemeSwitch sends https requests over TLS and http ones over h2c.
+type schemeSwitch struct{ tls, h2c *http2.Transport }
+
+func (s *schemeSwitch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" {
+		return s.h2c.RoundTrip(r)
+	}
+	return s.tls.RoundTrip(r)
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.
