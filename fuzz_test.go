@@ -407,3 +407,34 @@ func validUTF8Prefix(p []byte) bool {
 	}
 	return false
 }
+
+// FuzzCheckRequestHTTP2 feeds checkRequestHTTP2 the method, :protocol and
+// version header of an extended CONNECT (RFC 8441 §4): it accepts exactly
+// CONNECT with :protocol websocket (any case) and one version 13.
+func FuzzCheckRequestHTTP2(f *testing.F) {
+	f.Add("CONNECT", "websocket", "13", false)
+	f.Add("CONNECT", "WebSocket", " 13 ", false)
+	f.Add("GET", "websocket", "13", false)
+	f.Add("CONNECT", "", "13", false)
+	f.Add("CONNECT", "websocket", "8", true)
+	f.Add("CONNECT", "h2c", "13", false)
+	f.Fuzz(func(t *testing.T, method, protocol, version string, twoVersions bool) {
+		r := &http.Request{Method: method, Proto: "HTTP/2.0", ProtoMajor: 2, Header: http.Header{}}
+		if protocol != "" {
+			r.Header[":protocol"] = []string{protocol}
+		}
+		r.Header["Sec-Websocket-Version"] = []string{version}
+		if twoVersions {
+			r.Header["Sec-Websocket-Version"] = append(r.Header["Sec-Websocket-Version"], version)
+		}
+		ref := checkRequestHTTP2(r)
+		want := method == http.MethodConnect && strings.EqualFold(protocol, "websocket") &&
+			strings.TrimSpace(version) == "13" && !twoVersions
+		if (ref == nil) != want {
+			t.Fatalf("checkRequestHTTP2(%q, %q, %q, two=%v) = %+v; want accepted=%v", method, protocol, version, twoVersions, ref, want)
+		}
+		if ref != nil && (ref.status < 400 || ref.status > 499 || ref.reason == "") {
+			t.Fatalf("refusal %+v", ref)
+		}
+	})
+}
