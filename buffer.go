@@ -31,7 +31,10 @@ type bufReader struct {
 	r, w   int
 	pooled *[]byte // the pool buffer behind buf, or nil
 	small  [smallBufSize]byte
-	raw    syscall.RawConn // set when detached: waitIdle does not block
+	// raw, when the transport is a socket, lets waitIdle park until the
+	// socket is readable without a buffer and then read it in one call.
+	raw      syscall.RawConn
+	nonblock bool // detached: waitIdle never parks (errWouldBlock)
 }
 
 func (b *bufReader) buffered() int { return b.w - b.r }
@@ -67,13 +70,10 @@ func (b *bufReader) release() {
 // buffer. The caller has checked that nothing is buffered.
 func (b *bufReader) waitIdle() error {
 	b.release()
-	var n int
-	var err error
 	if b.raw != nil {
-		n, err = readNonblocking(b.raw, b.small[:])
-	} else {
-		n, err = b.src.Read(b.small[:])
+		return b.readRaw()
 	}
+	n, err := b.src.Read(b.small[:])
 	b.buf, b.r, b.w = b.small[:], 0, n
 	if n > 0 {
 		return nil
@@ -81,6 +81,50 @@ func (b *bufReader) waitIdle() error {
 	if err == nil {
 		err = io.ErrNoProgress
 	}
+	return err
+}
+
+// readRaw reads the socket into a pool buffer taken only once bytes are
+// there: while the goroutine is parked waiting for them it holds none.
+// This costs the same system calls as a plain Read (a read that finds
+// nothing, the wait, the read), where reading into the small array first
+// would cost one more for every message longer than it.
+func (b *bufReader) readRaw() error {
+	var n int
+	var rerr error
+	err := b.raw.Read(func(fd uintptr) bool {
+		if b.pooled == nil {
+			b.pooled = readPool.Get().(*[]byte)
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), *b.pooled)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN && !b.nonblock {
+			readPool.Put(b.pooled)
+			b.pooled = nil
+			return false // park until readable
+		}
+		return true
+	})
+	switch {
+	case err == nil && rerr == nil && n > 0:
+		b.buf, b.r, b.w = *b.pooled, 0, n
+		return nil
+	case err == nil && rerr == syscall.EAGAIN:
+		err = errWouldBlock
+	case err == nil && rerr != nil:
+		err = rerr
+	case err == nil:
+		err = io.EOF
+	}
+	if b.pooled != nil {
+		readPool.Put(b.pooled)
+		b.pooled = nil
+	}
+	b.buf, b.r, b.w = nil, 0, 0
 	return err
 }
 

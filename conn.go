@@ -152,6 +152,9 @@ func newConn(cfg connConfig) *Conn {
 	}
 	c.readLimit.Store(cfg.readLimit)
 	c.rd.src = cfg.tr
+	if sc, ok := cfg.tr.(*net.TCPConn); ok {
+		c.rd.raw, _ = sc.SyscallConn()
+	}
 	c.rd.preload(cfg.leftover)
 	c.mr.c = c
 	c.pr.c = c

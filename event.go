@@ -3,7 +3,6 @@ package duplex
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -48,9 +47,9 @@ func (c *Conn) Detach(h EventHandler) error {
 	}
 	// The read side stays taken for good: workers take evt.mu instead.
 	c.evt = &eventState{h: h, raw: raw, fd: fd, poller: p}
-	c.rd.raw = raw
+	c.rd.raw, c.rd.nonblock = raw, true
 	if err := p.Add(fd, c.onReadable); err != nil {
-		c.evt, c.rd.raw = nil, nil
+		c.evt, c.rd.nonblock = nil, false
 		unlock(c.readSem)
 		return err
 	}
@@ -139,25 +138,4 @@ func (e *eventState) close(c *Conn) {
 			go e.h.OnClose(c, c.err())
 		}
 	})
-}
-
-// readNonblocking reads what the socket has without waiting.
-func readNonblocking(raw syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), p)
-		return true
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr == syscall.EAGAIN:
-		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, rerr
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }
