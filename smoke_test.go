@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -183,4 +184,58 @@ func TestCompressedReadLimit(t *testing.T) {
 	if got := duplex.CloseStatus(err); got != duplex.StatusMessageTooBig {
 		t.Fatalf("Read after a decompression bomb = %v; want close %d", err, duplex.StatusMessageTooBig)
 	}
+}
+
+// WriteCompressed overrides the threshold both ways; the peer sees RSV1
+// exactly on the messages that were compressed (its echo proves it could
+// read them either way).
+func TestWriteCompressedOverride(t *testing.T) {
+	opts := &duplex.CompressionOptions{Threshold: 1000}
+	url := echoServer(t, &duplex.AcceptOptions{Compression: opts})
+	ctx := context.Background()
+	var frames []byte
+	c, _, err := duplex.Dial(ctx, url, &duplex.DialOptions{
+		Compression: opts,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			return &sniffConn{Conn: nc, firstBytes: &frames}, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	small, big := []byte("small but compressed"), bytes.Repeat([]byte("big but not "), 200)
+	for _, m := range []struct {
+		p        []byte
+		compress bool
+	}{{small, true}, {big, false}} {
+		frames = frames[:0]
+		if err := c.WriteCompressed(ctx, duplex.MessageText, m.p, m.compress); err != nil {
+			t.Fatal(err)
+		}
+		if rsv1 := len(frames) > 0 && frames[0]&0x40 != 0; rsv1 != m.compress {
+			t.Fatalf("%d-byte message: RSV1 %v; want %v", len(m.p), rsv1, m.compress)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, m.p) {
+			t.Fatalf("echo: %v", err)
+		}
+	}
+}
+
+// sniffConn records the first bytes of each Write after the handshake.
+type sniffConn struct {
+	net.Conn
+	firstBytes *[]byte
+	upgraded   bool
+}
+
+func (s *sniffConn) Write(p []byte) (int, error) {
+	if s.upgraded && len(*s.firstBytes) == 0 && len(p) > 0 {
+		*s.firstBytes = append(*s.firstBytes, p[0])
+	}
+	if bytes.HasPrefix(p, []byte("GET ")) {
+		s.upgraded = true
+	}
+	return s.Conn.Write(p)
 }

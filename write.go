@@ -21,9 +21,23 @@ var errCloseSent = errors.New("duplex: close frame already sent")
 const copyLimit = 2 << 10
 
 // Write sends p as one message of type typ. It is safe to call from any
-// number of goroutines at once; messages never interleave. See Conn for
-// what cancelling ctx does.
+// number of goroutines at once; messages never interleave. With
+// permessage-deflate negotiated, messages of at least the compression
+// threshold are compressed. See Conn for what cancelling ctx does.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	return c.write(ctx, typ, p, c.comp != nil && len(p) >= c.threshold)
+}
+
+// WriteCompressed is Write with the compression decided for this message
+// alone, whatever its size: compress is honoured when permessage-deflate
+// was negotiated and ignored otherwise. Use it to skip compressing data
+// that is already compressed, or to compress a small message that repeats
+// earlier ones.
+func (c *Conn) WriteCompressed(ctx context.Context, typ MessageType, p []byte, compress bool) error {
+	return c.write(ctx, typ, p, compress && c.comp != nil)
+}
+
+func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, compress bool) error {
 	if typ != MessageText && typ != MessageBinary {
 		return fmt.Errorf("duplex: invalid message type %d", typ)
 	}
@@ -31,7 +45,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	defer unlock(c.msgSem)
-	if c.comp != nil && len(p) >= c.threshold {
+	if compress {
 		bp := writePool.Get().(*[]byte)
 		defer writePool.Put(bp)
 		out, err := c.comp.Compress((*bp)[:0], p)
