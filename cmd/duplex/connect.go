@@ -249,7 +249,7 @@ func validHeaderName(name string) bool {
 // exit status.
 func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f *connectFlags, stdin io.Reader, out *printer) int {
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
-	conn, _, err := duplex.Dial(dctx, rawURL, opts)
+	conn, resp, err := duplex.Dial(dctx, rawURL, opts)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -257,7 +257,7 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 		}
 		return out.dialFailed(err)
 	}
-	out.info("connected to %s (subprotocol %q, extensions %q)", redact(rawURL), conn.Subprotocol(), conn.Extensions())
+	out.info("connected to %s over %s (subprotocol %q, extensions %q)", redact(rawURL), resp.Proto, conn.Subprotocol(), conn.Extensions())
 
 	// The reader and the pinger use their own context: the connection
 	// ends by its close handshake, not by a cancelled read.

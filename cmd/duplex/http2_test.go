@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"os"
@@ -55,4 +56,19 @@ func TestConnectHTTP2(t *testing.T) {
 	if len(protos) != 2 || protos[0] != "HTTP/2.0 CONNECT" || protos[1] != "HTTP/1.1 GET" {
 		t.Fatalf("server saw %q; want an HTTP/2 CONNECT, then an HTTP/1.1 GET", protos)
 	}
+}
+
+// serve --h2c accepts WebSockets over cleartext HTTP/2, and connect --http2
+// uses them.
+func TestServeH2C(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, _, done := startServe(t, ctx, "--addr", "127.0.0.1:0", "--no-auth", "--h2c")
+	url := "ws" + strings.TrimPrefix(base, "http") + "/echo"
+	res := runDuplex(t, strings.NewReader("h2c\n"), "connect", "-v", "--http2", url)
+	if res.code != exitOK || res.stdout != "h2c\n" || !strings.Contains(res.stderr, "over HTTP/2.0") {
+		t.Fatalf("connect --http2: exit %d, stdout %q, stderr %q; want the echo over HTTP/2.0", res.code, res.stdout, res.stderr)
+	}
+	cancel()
+	<-done
 }

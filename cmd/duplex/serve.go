@@ -42,8 +42,9 @@ duplex_token; Basic credentials (ws://user:pass@host); or a JWT. With no
 auth flag, a random token is generated and the page URL carrying it is
 printed. --no-auth lets everyone in, with a warning.
 
-With --tls-cert and --tls-key the server speaks HTTPS and HTTP/2, and
-browsers may open WebSockets over HTTP/2 (RFC 8441): duplex serve turns on
+With --tls-cert and --tls-key the server speaks HTTPS and HTTP/2 (with
+--h2c, HTTP/2 over cleartext too), and clients may open WebSockets over
+HTTP/2 (RFC 8441): duplex serve turns on
 Go's extended CONNECT support (GODEBUG=http2xconnect=1) by re-executing
 itself once at start; set DUPLEX_NO_REEXEC=1 to prevent that.
 
@@ -86,8 +87,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := cmd.flagSet(stdout)
 	var o gateway.Options
 	o.RegisterFlags(fs)
+	h2c := fs.Bool("h2c", false, "also speak HTTP/2 over cleartext TCP (prior knowledge), WebSockets over\nHTTP/2 included; for a TLS-terminating proxy in front [$DUPLEX_H2C]")
 	if err := o.LoadEnv(os.Getenv); err != nil {
 		return usageError(cmd.usageError(stderr, "%v", err))
+	}
+	if v := os.Getenv("DUPLEX_H2C"); v != "" {
+		*h2c = v == "1" || strings.EqualFold(v, "true")
 	}
 	positional, code, done := cmd.parse(fs, args, stderr)
 	if done {
@@ -116,6 +121,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv := o.HTTPServer(gw, logger)
+	if *h2c {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	scheme := "http"
 	if o.TLS() {
 		scheme = "https"
@@ -125,7 +136,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if generated != "" {
 		fmt.Fprintf(stderr, "duplex: no authentication configured; generated a token. Open the demo page at:\n  %s/?token=%s\n", base, generated)
 	}
-	if o.TLS() && !extendedConnectEnabled() {
+	if (o.TLS() || *h2c) && !extendedConnectEnabled() {
 		logger.Warn("WebSockets over HTTP/2 are off: GODEBUG lacks http2xconnect=1 (DUPLEX_NO_REEXEC is set?)")
 	}
 	errc := make(chan error, 1)
