@@ -121,18 +121,35 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if opts != nil {
 		o = *opts
 	}
+	var key string
+	var ref *refusal
 	if r.ProtoMajor == 2 {
-		return acceptHTTP2(w, r, &o)
+		ref = checkRequestHTTP2(r)
+	} else {
+		key, ref = checkRequest(r)
 	}
-	key, ref := checkRequest(r)
 	if ref == nil && !o.InsecureSkipOriginCheck {
 		ref = checkOrigin(r, o.OriginPatterns)
 	}
 	if ref != nil {
 		return nil, refuse(w, ref)
 	}
-	protocol := selectSubprotocol(r, o.Subprotocols)
-	ext, comp, decomp, threshold := o.Compression.accept(r.Header)
+	cfg := connConfig{
+		subprotocol:  selectSubprotocol(r, o.Subprotocols),
+		readLimit:    o.ReadLimit,
+		closeTimeout: o.CloseTimeout,
+	}
+	cfg.extensions, cfg.comp, cfg.decomp, cfg.threshold = o.Compression.accept(r.Header)
+	hdr := w.Header()
+	if cfg.subprotocol != "" {
+		hdr.Set("Sec-WebSocket-Protocol", cfg.subprotocol)
+	}
+	if cfg.extensions != "" {
+		hdr.Set("Sec-WebSocket-Extensions", cfg.extensions)
+	}
+	if r.ProtoMajor == 2 {
+		return acceptHTTP2(w, r, cfg)
+	}
 
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -142,16 +159,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	// Undo any deadline the HTTP server set for the request.
 	netConn.SetDeadline(time.Time{})
 
-	hdr := w.Header()
 	hdr.Set("Upgrade", "websocket")
 	hdr.Set("Connection", "Upgrade")
 	hdr.Set("Sec-WebSocket-Accept", acceptKey(key))
-	if protocol != "" {
-		hdr.Set("Sec-WebSocket-Protocol", protocol)
-	}
-	if ext != "" {
-		hdr.Set("Sec-WebSocket-Extensions", ext)
-	}
 	bw := brw.Writer
 	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	hdr.Write(bw)
@@ -160,17 +170,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		netConn.Close()
 		return nil, fmt.Errorf("duplex: write handshake response: %w", err)
 	}
-	return newConn(connConfig{
-		tr:           netConn,
-		leftover:     buffered(brw.Reader),
-		subprotocol:  protocol,
-		extensions:   ext,
-		readLimit:    o.ReadLimit,
-		closeTimeout: o.CloseTimeout,
-		comp:         comp,
-		decomp:       decomp,
-		threshold:    threshold,
-	}), nil
+	cfg.tr = netConn
+	cfg.leftover = buffered(brw.Reader)
+	return newConn(cfg), nil
 }
 
 // refuse writes the HTTP error for a failed handshake.

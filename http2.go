@@ -25,27 +25,11 @@ func checkRequestHTTP2(r *http.Request) *refusal {
 	return nil
 }
 
-// acceptHTTP2 runs the handshake of RFC 8441 over an HTTP/2 stream and
-// returns a Conn whose transport is the stream: the request body is read,
+// acceptHTTP2 ends the handshake of RFC 8441 over an HTTP/2 stream (200,
+// where HTTP/1.1 has 101) and returns a Conn whose transport is the stream: the request body is read,
 // the response is written and flushed. The handler must not return before
 // the Conn is closed, because returning ends the stream.
-func acceptHTTP2(w http.ResponseWriter, r *http.Request, o *AcceptOptions) (*Conn, error) {
-	ref := checkRequestHTTP2(r)
-	if ref == nil && !o.InsecureSkipOriginCheck {
-		ref = checkOrigin(r, o.OriginPatterns)
-	}
-	if ref != nil {
-		return nil, refuse(w, ref)
-	}
-	protocol := selectSubprotocol(r, o.Subprotocols)
-	ext, comp, decomp, threshold := o.Compression.accept(r.Header)
-	hdr := w.Header()
-	if protocol != "" {
-		hdr.Set("Sec-WebSocket-Protocol", protocol)
-	}
-	if ext != "" {
-		hdr.Set("Sec-WebSocket-Extensions", ext)
-	}
+func acceptHTTP2(w http.ResponseWriter, r *http.Request, cfg connConfig) (*Conn, error) {
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
@@ -55,16 +39,8 @@ func acceptHTTP2(w http.ResponseWriter, r *http.Request, o *AcceptOptions) (*Con
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		s.local = a
 	}
-	return newConn(connConfig{
-		tr:           s,
-		subprotocol:  protocol,
-		extensions:   ext,
-		readLimit:    o.ReadLimit,
-		closeTimeout: o.CloseTimeout,
-		comp:         comp,
-		decomp:       decomp,
-		threshold:    threshold,
-	}), nil
+	cfg.tr = s
+	return newConn(cfg), nil
 }
 
 // h2Stream is the transport of a server-side Conn over an HTTP/2 stream.
