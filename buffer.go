@@ -35,6 +35,9 @@ type bufReader struct {
 	// socket is readable without a buffer and then read it in one call.
 	raw      syscall.RawConn
 	nonblock bool // detached: waitIdle never parks (errWouldBlock)
+	readFD   func(fd uintptr) bool
+	rawN     int
+	rawErr   error
 }
 
 func (b *bufReader) buffered() int { return b.w - b.r }
@@ -90,25 +93,11 @@ func (b *bufReader) waitIdle() error {
 // nothing, the wait, the read), where reading into the small array first
 // would cost one more for every message longer than it.
 func (b *bufReader) readRaw() error {
-	var n int
-	var rerr error
-	err := b.raw.Read(func(fd uintptr) bool {
-		if b.pooled == nil {
-			b.pooled = readPool.Get().(*[]byte)
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), *b.pooled)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN && !b.nonblock {
-			readPool.Put(b.pooled)
-			b.pooled = nil
-			return false // park until readable
-		}
-		return true
-	})
+	if b.readFD == nil {
+		b.readFD = b.readFromFD // a method value, made once: no allocation per read
+	}
+	err := b.raw.Read(b.readFD)
+	n, rerr := b.rawN, b.rawErr
 	switch {
 	case err == nil && rerr == nil && n > 0:
 		b.buf, b.r, b.w = *b.pooled, 0, n
@@ -126,6 +115,26 @@ func (b *bufReader) readRaw() error {
 	}
 	b.buf, b.r, b.w = nil, 0, 0
 	return err
+}
+
+// readFromFD is the body of readRaw's RawConn.Read: it takes a pool buffer
+// only when the socket has bytes, and asks to park otherwise.
+func (b *bufReader) readFromFD(fd uintptr) bool {
+	if b.pooled == nil {
+		b.pooled = readPool.Get().(*[]byte)
+	}
+	for {
+		b.rawN, b.rawErr = syscall.Read(int(fd), *b.pooled)
+		if b.rawErr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rawErr == syscall.EAGAIN && !b.nonblock {
+		readPool.Put(b.pooled)
+		b.pooled = nil
+		return false // park until readable
+	}
+	return true
 }
 
 // fill makes at least min bytes (min <= readBufSize) available.
