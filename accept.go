@@ -116,6 +116,10 @@ func selectSubprotocol(r *http.Request, ours []string) string {
 //
 // To authenticate, check the request (token, header, cookie) before
 // calling Accept and answer 401 yourself: nothing is upgraded until Accept.
+//
+// Over HTTP/2 (RFC 8441 extended CONNECT) the connection is a stream that
+// lives in the handler: the handler must not return before the Conn is
+// closed, and a Read cancelled by its context ends the stream.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	var o AcceptOptions
 	if opts != nil {

@@ -51,7 +51,8 @@ type transport interface {
 //
 // Contexts: a context bounds the call it is passed to. If it ends while
 // Read or Reader waits for a message to begin, the call returns ctx.Err()
-// and the connection stays usable; likewise if it ends while Write waits
+// and the connection stays usable (over TCP; an HTTP/2 stream cannot
+// interrupt one read, so there the connection ends); likewise if it ends while Write waits
 // its turn. If it ends after a message has begun to arrive, the stream
 // cannot be resumed, so the connection is closed with StatusGoingAway; if
 // it ends while a frame is going out, the frame is cut and the connection

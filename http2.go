@@ -44,11 +44,16 @@ func acceptHTTP2(w http.ResponseWriter, r *http.Request, cfg connConfig) (*Conn,
 }
 
 // h2Stream is the transport of a server-side Conn over an HTTP/2 stream.
+// Once the handler returns, net/http's ResponseWriter must not be touched
+// (its methods dereference freed state), so every use of w and rc ends
+// before Close returns, and none starts after.
 type h2Stream struct {
 	body  io.ReadCloser
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	local net.Addr
+
+	wmu sync.Mutex // held by Write for the write and its flush
 
 	mu     sync.Mutex
 	closed bool // guarded by mu; after Close the ResponseWriter is not touched
@@ -57,9 +62,12 @@ type h2Stream struct {
 func (s *h2Stream) Read(p []byte) (int, error) { return s.body.Read(p) }
 
 func (s *h2Stream) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
 		return 0, net.ErrClosed
 	}
 	n, err := s.w.Write(p)
@@ -72,13 +80,29 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 // Close ends our side. The stream itself ends (END_STREAM, or RST_STREAM
 // if the peer is still sending) when the handler returns.
 func (s *h2Stream) Close() error {
-	s.rc.SetWriteDeadline(time.Unix(1, 0)) // unblock a Write in progress
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	if !s.wmu.TryLock() {
+		// A Write is blocked, on flow control: a past write deadline
+		// resets the stream (RST_STREAM INTERNAL_ERROR), which is the abort
+		// we want. Only then: it would turn a clean close into a reset.
+		s.rc.SetWriteDeadline(time.Unix(1, 0))
+		s.wmu.Lock()
+	}
+	s.wmu.Unlock()
 	return s.body.Close()
 }
 
-func (s *h2Stream) SetReadDeadline(t time.Time) error  { return s.rc.SetReadDeadline(t) }
-func (s *h2Stream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
+func (s *h2Stream) SetReadDeadline(t time.Time) error  { return s.deadline(s.rc.SetReadDeadline, t) }
+func (s *h2Stream) SetWriteDeadline(t time.Time) error { return s.deadline(s.rc.SetWriteDeadline, t) }
 func (s *h2Stream) LocalAddr() net.Addr                { return s.local }
+
+func (s *h2Stream) deadline(set func(time.Time) error, t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	return set(t)
+}

@@ -366,6 +366,14 @@ func (c *Conn) fail(code StatusCode, cause error) error {
 	// Leave the lingering read to a goroutine of its own so the caller
 	// gets the error at once; the read state is abandoned.
 	c.rd.release()
+	if _, ok := c.tr.(*h2Stream); ok {
+		// Over HTTP/2 the close frame is already on the stream and ending
+		// it loses nothing in flight, unlike a TCP reset; and the handler
+		// may return as soon as Read reports this error, after which its
+		// ResponseWriter must not be touched. So no lingering.
+		c.closeTransport()
+		return e
+	}
 	go c.linger()
 	return e
 }
