@@ -23,10 +23,11 @@ type Poller struct {
 	work   chan func() // idle workers wait here
 }
 
-// workers is how many goroutines wait for events. When all are busy an
-// event gets a goroutine of its own, so a handler that blocks (waiting
-// for a pong, say) can never starve the others.
-var workers = 2 * runtime.GOMAXPROCS(0)
+// workers is how many goroutines wait for events: enough that a burst of
+// ready sockets rarely needs new goroutines, whose stacks must grow on
+// first use. When all are busy an event gets a goroutine of its own, so a
+// handler that blocks (waiting for a pong, say) never starves the others.
+var workers = max(64, 8*runtime.GOMAXPROCS(0))
 
 // ErrClosed is returned by Add and Rearm after Close.
 var ErrClosed = errors.New("netpoll: poller closed")

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
 
 	"github.com/duplexws/duplex"
 )
@@ -14,6 +17,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "listen address")
 	compress := flag.Bool("compress", false, "permessage-deflate, no context takeover, level 1")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until SIGINT")
 	detach := flag.Bool("detach", false, "event-driven: hand each connection to the epoll loop (Conn.Detach)")
 	flag.Parse()
 
@@ -49,6 +53,21 @@ func main() {
 			}
 		}
 	})
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	log.Printf("duplex echo server on %s (compress=%v)", *addr, *compress)
 	log.Fatal(http.ListenAndServe(*addr, h))
 }
