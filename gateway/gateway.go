@@ -17,11 +17,15 @@ import (
 //
 //	/                 the demo page
 //	/duplex.js        the browser client
-//	/ws               the application endpoint: acknowledges every message
+//	/ws               the application endpoint: channels (docs/protocol.md);
+//	                  every other message is acknowledged
 //	/echo             sends every message back as it came
-//	/healthz          200 {"status":"ok"}; 503 once Shutdown has begun
+//	/healthz          200 {"status":"ok"}; 503 once Shutdown has begun or
+//	                  while the broker is unavailable
 //	/metrics          Prometheus text format
 //	/api/auth-check   204 if the request's credentials are good, else 401
+//	/api/publish      POST a message to a channel (Options.APIKey)
+//	/api/history      GET a channel's recent messages (Options.APIKey)
 //
 // /ws and /echo authenticate before the upgrade. A Gateway is safe for
 // concurrent use.
@@ -36,6 +40,9 @@ type Gateway struct {
 	page    []byte // web/index.html
 	client  []byte // web/duplex.js
 	nextID  atomic.Uint64
+
+	channels  *channels
+	ownBroker bool // the broker is ours to close: Options.Broker was nil
 }
 
 // New returns a Gateway for opts, logging to logger (nil: slog.Default()).
@@ -86,6 +93,12 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	if !opts.DisableCompression {
 		g.accept.Compression = &duplex.CompressionOptions{}
 	}
+	broker := opts.Broker
+	if broker == nil {
+		broker = newMemoryBroker(opts.HistorySize, opts.HistoryTTL)
+		g.ownBroker = true
+	}
+	g.channels = newChannels(g, broker)
 	if opts.NoAuth {
 		logger.Warn("authentication is off (--no-auth): anyone who can reach this server can connect")
 	}
@@ -105,9 +118,11 @@ func (g *Gateway) routes() {
 	m.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		g.serveWebSocket(w, r, onEchoMessage)
 	})
-	m.HandleFunc("GET /healthz", g.serveHealth)
+	m.HandleFunc("GET /healthz", g.serveHealthz)
 	m.Handle("GET /metrics", g.metrics.handler())
 	m.HandleFunc("GET /api/auth-check", g.serveAuthCheck)
+	m.HandleFunc("POST /api/publish", g.servePublish)
+	m.HandleFunc("GET /api/history", g.serveHistory)
 	g.mux = m
 }
 
@@ -120,7 +135,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // /healthz answers 503, and every open connection is closed with 1001
 // Going Away. It returns when every connection is gone, or when ctx ends;
 // then it drops the connections left without a close handshake and
-// returns ctx.Err().
+// returns ctx.Err(). It closes the broker if New made it (Options.Broker
+// was nil); a broker passed in Options is the caller's to close.
 //
 // Shutdown does not stop the http.Server: hijacked connections are not the
 // server's any more, so run both, for example
@@ -130,6 +146,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	go srv.Shutdown(ctx)  // stop listening, finish plain HTTP requests
 //	gw.Shutdown(ctx)      // 1001 to every WebSocket, wait for them
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	if g.ownBroker {
+		defer g.channels.broker.Close()
+	}
 	sessions := g.hub.startShutdown()
 	start := time.Now()
 	g.log.Info("shutting down", "connections", len(sessions))

@@ -22,11 +22,10 @@ type appMessage struct {
 //
 //   - {"type":"ping","t":T}, the browser client's heartbeat (browsers
 //     cannot send ping frames), gets {"type":"pong","t":T} and no ack;
+//   - {"type":"subscribe"}, "unsubscribe" and "publish" work on channels
+//     (onChannelMessage, docs/protocol.md);
 //   - any other message gets a message of the same type holding
 //     "received: " followed by it.
-//
-// Channel messages (subscribe, unsubscribe, publish) will join "ping" in
-// the switch below.
 func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 	if typ == duplex.MessageText && len(p) > 0 && p[0] == '{' {
 		var m appMessage
@@ -37,6 +36,9 @@ func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 				// as it came, whatever the client put there.
 				reply, _ := json.Marshal(appMessage{Type: "pong", T: m.T})
 				s.send(duplex.MessageText, reply)
+				return
+			case "subscribe", "unsubscribe", "publish":
+				g.onChannelMessage(s, p)
 				return
 			}
 		}

@@ -108,6 +108,34 @@ type Options struct {
 
 	// LogFormat is "text" (default) or "json"; see NewLogger.
 	LogFormat string
+
+	// HistorySize is how many of its latest messages each channel keeps
+	// for clients that reconnect (docs/protocol.md). Default 100. A
+	// replay goes through the client's send queue at once, so keep
+	// SendQueue (and SendQueueBytes) above what HistorySize messages take,
+	// or clients that resume from far behind are closed with 1013.
+	HistorySize int
+
+	// HistoryTTL is how long a message stays in its channel's history.
+	// Default 5m.
+	HistoryTTL time.Duration
+
+	// APIKey enables the HTTP API (POST /api/publish, GET /api/history)
+	// for requests with "Authorization: Bearer APIKey". Default: empty,
+	// and the API answers 404.
+	APIKey string
+
+	// BrokerURL names the broker, for "duplex serve": empty or "memory"
+	// for the default, in this process; redis://host:port[/db] (or
+	// rediss://) for Redis, which "duplex serve" builds with the
+	// redisbroker package and passes in Broker. New reads Broker only.
+	BrokerURL string
+
+	// Broker carries channels between gateways and keeps their history.
+	// Default: nil, an in-memory broker of HistorySize and HistoryTTL
+	// that Shutdown closes. A broker given here is the caller's to close,
+	// after Shutdown.
+	Broker Broker
 }
 
 // Defaults of Options.
@@ -122,6 +150,8 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultHistorySize      = 100
+	DefaultHistoryTTL       = 5 * time.Minute
 )
 
 // withDefaults returns a copy of o with every zero field set to its
@@ -140,6 +170,10 @@ func (o Options) withDefaults() Options {
 	def(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	def(&o.CloseTimeout, DefaultCloseTimeout)
 	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&o.HistoryTTL, DefaultHistoryTTL)
+	if o.HistorySize == 0 {
+		o.HistorySize = DefaultHistorySize
+	}
 	if o.MaxMessageSize == 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -171,6 +205,21 @@ func (o *Options) Validate() error {
 	}
 	if o.PongTimeout < 0 {
 		errs = append(errs, errors.New("--pong-timeout must not be negative"))
+	}
+	if o.HistorySize < 0 {
+		errs = append(errs, errors.New("--history-size must not be negative"))
+	}
+	if o.HistoryTTL < 0 {
+		errs = append(errs, errors.New("--history-ttl must not be negative"))
+	}
+	switch scheme, _, _ := strings.Cut(o.BrokerURL, "://"); {
+	case o.BrokerURL == "" || o.BrokerURL == "memory":
+	case scheme == "redis" || scheme == "rediss":
+		if o.Broker == nil {
+			errs = append(errs, fmt.Errorf("--broker %s: build the broker with the redisbroker package and set Options.Broker (duplex serve does)", scheme+"://..."))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db] or rediss://..., not %q", scheme+"://..."))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("duplex: options: %w", errors.Join(errs...))

@@ -41,6 +41,8 @@ func TestOptionsDefaults(t *testing.T) {
 		CloseTimeout:     5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		LogFormat:        "text",
+		HistorySize:      100,
+		HistoryTTL:       5 * time.Minute,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
@@ -140,6 +142,7 @@ func TestHelp(t *testing.T) {
 		"addr", "token", "token-file", "basic-auth", "jwt-secret", "jwt-key", "no-auth",
 		"allow-origin", "ping-interval", "pong-timeout", "max-message-size", "max-connections",
 		"shutdown-timeout", "tls-cert", "tls-key", "log-format", "compress",
+		"broker", "history-size", "history-ttl", "api-key", // issue 6
 	} {
 		if fs.Lookup(f) == nil {
 			t.Errorf("no --%s flag", f)
@@ -167,6 +170,9 @@ func TestOptionsValidate(t *testing.T) {
 		{TLSCert: "c.pem"},
 		{TLSKey: "k.pem"},
 		{LogFormat: "xml"},
+		{HistorySize: -1},
+		{BrokerURL: "redis://localhost:6379"}, // with no Broker built for it
+		{BrokerURL: "nats://localhost:4222"},
 	} {
 		if _, err := New(o, nil); err == nil {
 			t.Errorf("New(%+v) succeeded; want an error", o)

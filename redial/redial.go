@@ -98,6 +98,12 @@ type Options struct {
 	// StateDisconnected the error that ended the connection or the dial,
 	// for StateStopped what Run returns.
 	OnState func(s State, err error)
+
+	// URLs are more servers of the same service, such as the nodes of a
+	// gateway cluster. The client starts with the url given to New and,
+	// after every failed dial or lost connection, moves to the next URL
+	// of url, URLs[0], URLs[1], …, round and round. Default: none.
+	URLs []string
 }
 
 // State is where a Client stands.
@@ -150,8 +156,8 @@ type message struct {
 	p   []byte
 }
 
-// New returns a client for url (ws, wss, http or https). Nothing happens
-// until Run.
+// New returns a client for url (ws, wss, http or https), and for
+// Options.URLs. Nothing happens until Run.
 func New(url string, opts *Options) *Client {
 	var o Options
 	if opts != nil {
@@ -178,6 +184,7 @@ func New(url string, opts *Options) *Client {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
+	o.URLs = append([]string(nil), o.URLs...)
 	c := &Client{
 		url:     url,
 		opts:    o,

@@ -29,16 +29,19 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		close(c.done)
 		c.setState(StateStopped, err)
 	}()
-	if err := checkURL(c.url); err != nil {
-		return err
+	urls := append([]string{c.url}, c.opts.URLs...)
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return err
+		}
 	}
 	attempt := 0
-	for {
+	for next := 0; ; next = (next + 1) % len(urls) {
 		if ctx.Err() != nil || c.stopped() {
 			return nil
 		}
 		c.setState(StateConnecting, nil)
-		up, err := c.connect(ctx)
+		up, err := c.connect(ctx, urls[next])
 		switch {
 		case ctx.Err() != nil || c.stopped():
 			return nil
@@ -72,13 +75,13 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return rand.N(ceil)
 }
 
-// connect makes one attempt: dial, OnConnect, then the session until the
-// connection ends. It returns how long the connection was up and why it
-// ended.
-func (c *Client) connect(ctx context.Context) (time.Duration, error) {
+// connect makes one attempt at url: dial, OnConnect, then the session
+// until the connection ends. It returns how long the connection was up
+// and why it ended.
+func (c *Client) connect(ctx context.Context, url string) (time.Duration, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
 	stop := context.AfterFunc(c.stopCtx, cancel)
-	conn, _, err := duplex.Dial(dctx, c.url, c.opts.Dial)
+	conn, _, err := duplex.Dial(dctx, url, c.opts.Dial)
 	stop()
 	cancel()
 	if err != nil {

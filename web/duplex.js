@@ -69,6 +69,11 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  * - `message`: {data, channel, offset, payload}: data as received; for a
  *   channel message {"type":"message","channel","offset","data"} channel,
  *   offset and payload (its parsed "data") are set too.
+ * - `subscribed`: {channel, offset, recovered}: the server's answer to a
+ *   subscribe (docs/protocol.md). recovered false means messages were lost
+ *   (the gap was older than the server's history, or it is the first
+ *   subscribe): reload the channel's state. The server may send it unasked
+ *   when a subscription could not be kept whole. It is also a `message`.
  * - `rtt`: {ms}: the round trip of the last ping.
  *
  * Wire conventions (text frames, JSON): the client sends
@@ -133,8 +138,21 @@ export class DuplexSocket extends EventTarget {
    * @param {string} channel
    */
   subscribe(channel) {
-    if (!this.channels.has(channel)) this.channels.set(channel, undefined);
+    if (this.channels.has(channel)) return;
+    this.channels.set(channel, undefined);
     if (this._ws && this._ws.readyState === OPEN) this._sendSubscribe(channel);
+  }
+
+  /**
+   * unsubscribe stops a channel's messages and forgets its offset.
+   *
+   * @param {string} channel
+   */
+  unsubscribe(channel) {
+    if (!this.channels.delete(channel)) return;
+    if (this._ws && this._ws.readyState === OPEN) {
+      this._ws.send(JSON.stringify({ type: 'unsubscribe', channel }));
+    }
   }
 
   /**
@@ -284,6 +302,17 @@ export class DuplexSocket extends EventTarget {
       return;
     }
     const detail = { data };
+    if (m && m.type === 'subscribed' && typeof m.channel === 'string') {
+      // Without recovery the client starts over at the server's latest
+      // offset, which is lower than ours if the channel was reset. With
+      // it, the replay that follows moves the offset on.
+      if (this.channels.has(m.channel) && (!m.recovered || this.channels.get(m.channel) === undefined)) {
+        this.channels.set(m.channel, m.offset);
+      }
+      this.dispatchEvent(new CustomEvent('subscribed', {
+        detail: { channel: m.channel, offset: m.offset, recovered: !!m.recovered },
+      }));
+    }
     if (m && m.type === 'message' && typeof m.channel === 'string') {
       const last = this.channels.get(m.channel);
       // Only subscribed channels are resumed. A replay may repeat offsets

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/duplexws/duplex/gateway"
+	"github.com/duplexws/duplex/gateway/redisbroker"
 )
 
 // serve runs the gateway: the demo page, /ws, /echo, health and metrics.
@@ -29,12 +30,20 @@ Serve runs the duplex gateway on one port:
 
   /             the demo page (its token comes from its own ?token=)
   /duplex.js    the browser client
-  /ws           the application endpoint: every message is acknowledged
-                with "received: <message>"
+  /ws           the application endpoint: channels (subscribe, unsubscribe,
+                publish; docs/protocol.md), and every other message is
+                acknowledged with "received: <message>"
   /echo         sends every message back with its type
   /healthz      200 while serving, 503 while shutting down
   /metrics      Prometheus metrics
   /api/auth-check  204 if the request's credentials are valid, else 401
+  /api/publish  POST {"channel":C,"data":D} publishes (with --api-key)
+  /api/history  GET ?channel=C&since=N returns what C holds (with --api-key)
+
+Channels keep their last --history-size messages for --history-ttl, so a
+client that reconnects with the last offset it saw gets what it missed.
+By default they live in this process; --broker redis://host:port[/db]
+shares channels, offsets and history between every node on that Redis.
 
 Every WebSocket endpoint checks credentials before the upgrade (401
 otherwise): a token from ?token=, "Authorization: Bearer", or the cookie
@@ -111,6 +120,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		o.Tokens = append(o.Tokens, generated)
+	}
+	if strings.HasPrefix(o.BrokerURL, "redis://") || strings.HasPrefix(o.BrokerURL, "rediss://") {
+		b, err := redisbroker.New(o.BrokerURL, &redisbroker.Options{
+			HistorySize: o.HistorySize,
+			HistoryTTL:  o.HistoryTTL,
+			Logger:      logger,
+		})
+		if err != nil {
+			return usageError(cmd.usageError(stderr, "--broker: %v", err))
+		}
+		defer b.Close() // after the gateway's shutdown
+		o.Broker = b
 	}
 	gw, err := gateway.New(o, logger)
 	if err != nil {

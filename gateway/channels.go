@@ -1,0 +1,410 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/duplexws/duplex"
+)
+
+// channels is the gateway's side of publish/subscribe: the sessions
+// subscribed to each channel, fed by the broker (docs/protocol.md).
+//
+// A channel's messages reach this gateway once, from the broker, in offset
+// order. Each is encoded once, and the same bytes are queued to every
+// subscriber (session.send never copies nor blocks: a subscriber whose
+// queue is full is closed with 1013 and slows nobody).
+//
+// Each subscriber remembers the offset of the last message it was sent.
+// A message whose Prev is not that offset means something was missed (a
+// subscriber catching up from history, or a broker that started or resumed
+// its stream late): the subscriber then holds live messages back, reads
+// the gap from the broker's history, sends it, and goes on. Offsets it has
+// already been sent are dropped. So every subscriber gets every message
+// after its starting point exactly once and in order, or is told with
+// {"type":"subscribed","recovered":false} that it cannot.
+//
+// Lock order: channels.mu, then the broker's locks, then a channel's mu,
+// then session.mu. The broker calls deliver with its locks held, so
+// nothing may call the broker while holding a channel's mu.
+type channels struct {
+	g      *Gateway
+	broker Broker
+	m      *channelMetrics
+
+	mu        sync.Mutex
+	byName    map[string]*channel           // guarded by mu; channels with subscribers here
+	bySession map[*session]*sessionChannels // guarded by mu
+}
+
+// channel is one channel that sessions of this gateway subscribe to.
+type channel struct {
+	cs   *channels
+	name string
+	stop func() // ends the broker's deliveries; called under channels.mu
+
+	mu   sync.Mutex
+	subs map[*session]*subscriber // guarded by mu
+}
+
+// subscriber is one session's subscription to one channel. Its fields are
+// guarded by the channel's mu.
+type subscriber struct {
+	s *session
+
+	// last is the offset of the last message queued to s, or the latest
+	// offset of the channel when s started from there.
+	last uint64
+
+	// filling is set while history is read for s: live messages wait in
+	// held meanwhile, and are sent after it.
+	filling bool
+	held    []Message
+}
+
+// sessionChannels are the channels one session subscribes to.
+type sessionChannels struct {
+	subs  map[string]*channel // guarded by channels.mu
+	ended bool                // guarded by channels.mu; the session is gone
+}
+
+const (
+	// maxSubscriptions bounds the channels one connection may subscribe to.
+	maxSubscriptions = 1000
+
+	// historyTimeout bounds one read of a broker's history.
+	historyTimeout = 5 * time.Second
+)
+
+// Errors sent to clients in {"type":"error"} messages.
+var (
+	errAlreadySubscribed = errors.New("already subscribed")
+	errNotSubscribed     = errors.New("not subscribed")
+	errTooManyChannels   = errors.New("too many subscriptions")
+	errBrokerUnavailable = errors.New("broker unavailable")
+	errConnectionEnding  = errors.New("connection closing")
+)
+
+func newChannels(g *Gateway, b Broker) *channels {
+	return &channels{
+		g:         g,
+		broker:    b,
+		m:         newChannelMetrics(g.metrics.reg),
+		byName:    make(map[string]*channel),
+		bySession: make(map[*session]*sessionChannels),
+	}
+}
+
+// subscribe subscribes s to name, starting after offset *since, or at the
+// channel's latest offset when since is nil. It sends s the "subscribed"
+// reply and, when it can recover, the messages after since, then live
+// ones. It returns an error to report to the client.
+func (cs *channels) subscribe(s *session, name string, since *uint64) error {
+	ch, sub, err := cs.join(s, name)
+	if err != nil {
+		return err
+	}
+	from := uint64(math.MaxUint64) // latest only
+	if since != nil {
+		from = *since
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, historyTimeout)
+	msgs, recovered, latest, err := cs.broker.History(ctx, name, from)
+	cancel()
+	if err != nil {
+		cs.leave(s, name)
+		if s.ctx.Err() != nil {
+			return errConnectionEnding
+		}
+		cs.g.log.Warn("broker history failed", "channel", name, "conn", s.id, "error", err)
+		return errBrokerUnavailable
+	}
+	if since == nil {
+		recovered = false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.subs[s] != sub {
+		return nil // unsubscribed meanwhile
+	}
+	s.send(duplex.MessageText, encodeSubscribed(name, latest, recovered))
+	if recovered {
+		sub.last = *since
+		ch.sendHistory(sub, msgs)
+	}
+	sub.last = latest
+	ch.release(sub, false)
+	return nil
+}
+
+// join registers s as a subscriber of name that is filling: live messages
+// are held until subscribe has sent the history.
+func (cs *channels) join(s *session, name string) (*channel, *subscriber, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	sc := cs.bySession[s]
+	if sc == nil {
+		if s.ctx.Err() != nil {
+			return nil, nil, errConnectionEnding
+		}
+		sc = &sessionChannels{subs: make(map[string]*channel)}
+		cs.bySession[s] = sc
+		// The session's context ends once, when it starts to close:
+		// its subscriptions end with it.
+		context.AfterFunc(s.ctx, func() { cs.leaveAll(s) })
+	}
+	switch {
+	case sc.ended:
+		return nil, nil, errConnectionEnding
+	case sc.subs[name] != nil:
+		return nil, nil, errAlreadySubscribed
+	case len(sc.subs) >= maxSubscriptions:
+		return nil, nil, errTooManyChannels
+	}
+	ch := cs.byName[name]
+	if ch == nil {
+		ch = &channel{cs: cs, name: name, subs: make(map[*session]*subscriber)}
+		ch.stop = cs.broker.Subscribe(name, ch.deliver)
+		cs.byName[name] = ch
+		cs.m.channels.Inc()
+	}
+	sub := &subscriber{s: s, filling: true}
+	ch.mu.Lock()
+	ch.subs[s] = sub
+	ch.mu.Unlock()
+	sc.subs[name] = ch
+	cs.m.subscriptions.Inc()
+	return ch, sub, nil
+}
+
+// unsubscribe ends s's subscription to name.
+func (cs *channels) unsubscribe(s *session, name string) error {
+	if !cs.leave(s, name) {
+		return errNotSubscribed
+	}
+	return nil
+}
+
+// leave removes s from name and reports whether it was subscribed.
+func (cs *channels) leave(s *session, name string) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	sc := cs.bySession[s]
+	if sc == nil || sc.subs[name] == nil {
+		return false
+	}
+	cs.drop(s, sc.subs[name])
+	delete(sc.subs, name)
+	return true
+}
+
+// leaveAll ends every subscription of s, once s has started to close.
+func (cs *channels) leaveAll(s *session) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	sc := cs.bySession[s]
+	if sc == nil {
+		return
+	}
+	delete(cs.bySession, s)
+	sc.ended = true
+	for _, ch := range sc.subs {
+		cs.drop(s, ch)
+	}
+	sc.subs = nil
+}
+
+// drop removes s from ch, and ch from the gateway and the broker if s was
+// its last subscriber. Its caller holds cs.mu.
+func (cs *channels) drop(s *session, ch *channel) {
+	ch.mu.Lock()
+	delete(ch.subs, s)
+	empty := len(ch.subs) == 0
+	ch.mu.Unlock()
+	cs.m.subscriptions.Dec()
+	if empty {
+		delete(cs.byName, ch.name)
+		ch.stop()
+		cs.m.channels.Dec()
+	}
+}
+
+// deliver takes a message from the broker and queues it to every
+// subscriber: the same encoded bytes to all.
+func (ch *channel) deliver(m Message) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	var frame []byte
+	sent := 0
+	for _, sub := range ch.subs {
+		switch {
+		case sub.filling:
+			ch.hold(sub, m)
+		case m.Offset <= sub.last:
+			// Sent already, from history.
+		case m.Prev == sub.last:
+			if frame == nil {
+				frame = encodeMessage(m)
+			}
+			if sub.s.send(duplex.MessageText, frame) {
+				sent++
+			}
+			sub.last = m.Offset
+		default:
+			// A gap: read it from history, hold live messages meanwhile.
+			sub.filling = true
+			ch.hold(sub, m)
+			go ch.fill(sub)
+		}
+	}
+	ch.cs.m.deliveries.Add(float64(sent))
+}
+
+// hold keeps m for a filling subscriber. Holding as many messages as the
+// send queue takes means the client could not have kept up anyway: it is
+// closed with 1013, as a slow consumer.
+func (ch *channel) hold(sub *subscriber, m Message) {
+	if len(sub.held) >= ch.cs.g.opts.SendQueue {
+		sub.held = nil
+		sub.s.overflow()
+		return
+	}
+	sub.held = append(sub.held, m)
+}
+
+// fill reads the messages sub missed after sub.last and sends them, then
+// the held ones. A broker that cannot be reached is retried until the
+// session ends.
+func (ch *channel) fill(sub *subscriber) {
+	s := sub.s
+	ch.mu.Lock()
+	since := sub.last
+	ch.mu.Unlock()
+	var (
+		msgs      []Message
+		recovered bool
+		latest    uint64
+	)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(s.ctx, historyTimeout)
+		var err error
+		msgs, recovered, latest, err = ch.cs.broker.History(ctx, ch.name, since)
+		cancel()
+		if err == nil {
+			break
+		}
+		ch.cs.g.log.Warn("broker history failed", "channel", ch.name, "conn", s.id, "error", err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.subs[s] != sub || !sub.filling {
+		return
+	}
+	if recovered {
+		ch.sendHistory(sub, msgs)
+	} else {
+		ch.lost(sub, latest)
+	}
+	ch.release(sub, true)
+}
+
+// sendHistory sends the messages after sub.last, which continue it.
+func (ch *channel) sendHistory(sub *subscriber, msgs []Message) {
+	for _, m := range msgs {
+		if m.Offset <= sub.last {
+			continue
+		}
+		sub.s.send(duplex.MessageText, encodeMessage(m))
+		sub.last = m.Offset
+	}
+}
+
+// lost tells sub that messages it should have had are gone, and that it
+// goes on after offset: {"type":"subscribed","recovered":false}, as when a
+// recovery fails at subscribe time.
+func (ch *channel) lost(sub *subscriber, offset uint64) {
+	ch.cs.m.recoveryFailures.Inc()
+	sub.s.send(duplex.MessageText, encodeSubscribed(ch.name, offset, false))
+	sub.last = offset
+}
+
+// release sends the held messages that follow sub.last and ends filling.
+// At a gap it starts a fill, unless this was one (afterFill): then the
+// gap is not in the history either, and the subscriber is told so.
+func (ch *channel) release(sub *subscriber, afterFill bool) {
+	for i, m := range sub.held {
+		switch {
+		case m.Offset <= sub.last:
+			continue
+		case m.Prev == sub.last:
+		case !afterFill:
+			sub.held = sub.held[i:]
+			go ch.fill(sub)
+			return
+		default:
+			ch.lost(sub, m.Prev)
+		}
+		sub.s.send(duplex.MessageText, encodeMessage(m))
+		sub.last = m.Offset
+	}
+	sub.held = nil
+	sub.filling = false
+}
+
+// encodeMessage returns {"type":"message","channel":C,"offset":N,"data":D}.
+// Channel names need no escaping (validChannel) and Data is JSON, so the
+// frame is put together without encoding/json.
+func encodeMessage(m Message) []byte {
+	b := make([]byte, 0, len(`{"type":"message","channel":"","offset":,"data":}`)+len(m.Channel)+20+len(m.Data))
+	b = append(b, `{"type":"message","channel":"`...)
+	b = append(b, m.Channel...)
+	b = append(b, `","offset":`...)
+	b = strconv.AppendUint(b, m.Offset, 10)
+	b = append(b, `,"data":`...)
+	b = append(b, m.Data...)
+	return append(b, '}')
+}
+
+// encodeSubscribed returns
+// {"type":"subscribed","channel":C,"offset":N,"recovered":B}.
+func encodeSubscribed(name string, offset uint64, recovered bool) []byte {
+	b := make([]byte, 0, 80+len(name))
+	b = append(b, `{"type":"subscribed","channel":"`...)
+	b = append(b, name...)
+	b = append(b, `","offset":`...)
+	b = strconv.AppendUint(b, offset, 10)
+	b = append(b, `,"recovered":`...)
+	b = strconv.AppendBool(b, recovered)
+	return append(b, '}')
+}
+
+// maxChannelName bounds a channel name, in bytes.
+const maxChannelName = 128
+
+// validChannel reports whether name is a channel name: 1 to 128 of
+// A-Z a-z 0-9 and _ - . : @ /. These need no escaping in JSON, URLs' paths
+// or Redis keys, and none is special to path.Match, so JWT patterns match
+// names literally.
+func validChannel(name string) bool {
+	if len(name) == 0 || len(name) > maxChannelName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '_' || c == '-' || c == '.' || c == ':' || c == '@' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,189 @@
+package redial
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/duplexws/duplex"
+)
+
+// Channels keeps channel subscriptions of the duplex gateway alive across
+// reconnects (docs/protocol.md). It tracks the offset of the last message
+// of each channel and, on every connect, subscribes again with "since"
+// set to it, so the server replays what was missed, exactly once and in
+// order, or answers recovered:false when its history no longer reaches
+// back that far.
+//
+//	ch := redial.NewChannels(&redial.ChannelOptions{
+//		OnMessage: func(m redial.ChannelMessage) { fmt.Printf("%s %d %s\n", m.Channel, m.Offset, m.Data) },
+//	})
+//	ch.Subscribe("news")
+//	c := redial.New(url, &redial.Options{
+//		URLs:      []string{url2, url3},
+//		OnConnect: ch.OnConnect,
+//		OnMessage: func(typ duplex.MessageType, p []byte) { ch.Handle(typ, p) },
+//	})
+//
+// Its methods are safe from any goroutine.
+type Channels struct {
+	opts ChannelOptions
+
+	mu   sync.Mutex
+	subs map[string]*channelState // guarded by mu
+}
+
+// ChannelOptions configures Channels. A nil *ChannelOptions means no
+// callbacks.
+type ChannelOptions struct {
+	// OnMessage receives every {"type":"message"} of a subscribed channel,
+	// from Handle's goroutine.
+	OnMessage func(ChannelMessage)
+
+	// OnSubscribed receives every {"type":"subscribed"}: the server's
+	// latest offset of the channel, and whether every message after the
+	// offset sent as since follows. recovered false means messages were
+	// lost (or no since was sent): reload the channel's state from its
+	// source. The server may also send it unasked, when a subscription
+	// could not be kept whole.
+	OnSubscribed func(channel string, offset uint64, recovered bool)
+
+	// OnError receives every {"type":"error"}; channel is empty when the
+	// error is not about one.
+	OnError func(channel, err string)
+}
+
+// ChannelMessage is a message of a channel.
+type ChannelMessage struct {
+	Channel string
+	Offset  uint64
+	Data    json.RawMessage // the published JSON value
+}
+
+type channelState struct {
+	known  bool   // offset is set: resume after it
+	offset uint64 // offset of the last message, or the server's latest
+}
+
+// NewChannels returns a Channels with no subscriptions.
+func NewChannels(opts *ChannelOptions) *Channels {
+	cs := &Channels{subs: make(map[string]*channelState)}
+	if opts != nil {
+		cs.opts = *opts
+	}
+	return cs
+}
+
+// Subscribe adds channel to the subscriptions OnConnect sends, from the
+// next connect on. To subscribe on the current connection as well, send
+// {"type":"subscribe","channel":C} with Client.Send.
+func (cs *Channels) Subscribe(channel string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.subs[channel] == nil {
+		cs.subs[channel] = &channelState{}
+	}
+}
+
+// Unsubscribe removes channel from the subscriptions, from the next
+// connect on, and forgets its offset.
+func (cs *Channels) Unsubscribe(channel string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.subs, channel)
+}
+
+// Offset returns the offset Channels would resume channel after, and
+// whether it has one.
+func (cs *Channels) Offset(channel string) (uint64, bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if st := cs.subs[channel]; st != nil && st.known {
+		return st.offset, true
+	}
+	return 0, false
+}
+
+// OnConnect subscribes to every channel, with since where an offset is
+// known. Use it as Options.OnConnect, or call it from yours.
+func (cs *Channels) OnConnect(ctx context.Context, conn *duplex.Conn) error {
+	cs.mu.Lock()
+	msgs := make([][]byte, 0, len(cs.subs))
+	for name, st := range cs.subs {
+		msgs = append(msgs, subscribeMessage(name, st.offset, st.known))
+	}
+	cs.mu.Unlock()
+	for _, m := range msgs {
+		if err := conn.Write(ctx, duplex.MessageText, m); err != nil {
+			return fmt.Errorf("redial: subscribe: %w", err)
+		}
+	}
+	return nil
+}
+
+// subscribeMessage returns {"type":"subscribe","channel":channel}, with
+// "since":since when withSince is set.
+func subscribeMessage(channel string, since uint64, withSince bool) []byte {
+	m := struct {
+		Type    string  `json:"type"`
+		Channel string  `json:"channel"`
+		Since   *uint64 `json:"since,omitempty"`
+	}{Type: "subscribe", Channel: channel}
+	if withSince {
+		m.Since = &since
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// Handle reads one message from the server. It tracks offsets from
+// "message" and "subscribed" messages of subscribed channels, calls the
+// callbacks, and reports whether p was a channel message of any kind
+// (message, subscribed, error); anything else is the caller's.
+func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
+	if typ != duplex.MessageText || len(p) == 0 || p[0] != '{' {
+		return false
+	}
+	var m struct {
+		Type      string          `json:"type"`
+		Channel   string          `json:"channel"`
+		Offset    uint64          `json:"offset"`
+		Data      json.RawMessage `json:"data"`
+		Recovered bool            `json:"recovered"`
+		Error     string          `json:"error"`
+	}
+	if json.Unmarshal(p, &m) != nil {
+		return false
+	}
+	switch m.Type {
+	case "message":
+		cs.mu.Lock()
+		if st := cs.subs[m.Channel]; st != nil && (!st.known || m.Offset > st.offset) {
+			st.offset, st.known = m.Offset, true
+		}
+		cs.mu.Unlock()
+		if cs.opts.OnMessage != nil {
+			cs.opts.OnMessage(ChannelMessage{Channel: m.Channel, Offset: m.Offset, Data: m.Data})
+		}
+	case "subscribed":
+		cs.mu.Lock()
+		// When recovered, the replay that follows moves the offset on.
+		// When not, the client starts over at the server's latest offset,
+		// which may be lower than ours if the channel was reset.
+		if st := cs.subs[m.Channel]; st != nil && (!st.known || !m.Recovered) {
+			st.offset, st.known = m.Offset, true
+		}
+		cs.mu.Unlock()
+		if cs.opts.OnSubscribed != nil {
+			cs.opts.OnSubscribed(m.Channel, m.Offset, m.Recovered)
+		}
+	case "error":
+		if cs.opts.OnError != nil {
+			cs.opts.OnError(m.Channel, m.Error)
+		}
+	default:
+		return false
+	}
+	return true
+}
