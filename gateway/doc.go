@@ -21,7 +21,7 @@
 //
 // Each connection has a reader, a writer draining a bounded send queue, and
 // a heartbeat. Nothing a client does can block another client: replies and
-// (later) broadcasts are queued without blocking, and a client whose queue
+// channel messages are queued without blocking, and a client whose queue
 // fills is closed with 1013 "send queue full". The close codes the server
 // chooses:
 //

@@ -32,7 +32,7 @@ type outMsg struct {
 //   - the keeper pings every PingInterval and, once the session starts to
 //     end, sends the close frame the server chose.
 //
-// Any of them, Shutdown, or (later) a publisher can end the session with
+// Any of them, Shutdown, or a channel publisher can end the session with
 // closeWith, which never blocks; the other goroutines then return and run
 // logs the close.
 type session struct {
