@@ -239,6 +239,7 @@ func (ch *channel) deliver(m Message) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	var frame []byte
+	var prep *duplex.PreparedMessage
 	sent := 0
 	for _, sub := range ch.subs {
 		switch {
@@ -249,8 +250,9 @@ func (ch *channel) deliver(m Message) {
 		case m.Prev == sub.last:
 			if frame == nil {
 				frame = encodeMessage(m)
+				prep = duplex.NewPreparedMessage(duplex.MessageText, frame)
 			}
-			if sub.s.send(duplex.MessageText, frame) {
+			if sub.s.sendPrepared(duplex.MessageText, frame, prep) {
 				sent++
 			}
 			sub.last = m.Offset

@@ -21,6 +21,7 @@ type messageHandler func(s *session, typ duplex.MessageType, p []byte)
 type outMsg struct {
 	typ  duplex.MessageType
 	data []byte
+	prep *duplex.PreparedMessage // set for fan-out: framed once for all
 }
 
 // session is one WebSocket connection and its three goroutines:
@@ -163,6 +164,17 @@ func (s *session) drain() {
 // message) the client is not keeping up: the session is closed with 1013
 // and the message dropped. It returns whether the message was queued.
 func (s *session) send(typ duplex.MessageType, p []byte) bool {
+	return s.enqueue(outMsg{typ: typ, data: p})
+}
+
+// sendPrepared queues a fan-out message: the writer sends its frame bytes,
+// encoded once for every subscriber whose framing matches.
+func (s *session) sendPrepared(typ duplex.MessageType, p []byte, pm *duplex.PreparedMessage) bool {
+	return s.enqueue(outMsg{typ: typ, data: p, prep: pm})
+}
+
+func (s *session) enqueue(m outMsg) bool {
+	p := m.data
 	if s.ctx.Err() != nil {
 		return false
 	}
@@ -176,7 +188,7 @@ func (s *session) send(typ duplex.MessageType, p []byte) bool {
 	}
 	s.pending.Add(1)
 	select {
-	case s.queue <- outMsg{typ, p}:
+	case s.queue <- m:
 		return true
 	default:
 		s.pending.Add(-1)
@@ -233,7 +245,12 @@ func (s *session) writeLoop() {
 			// No deadline: a client that stops reading blocks this write
 			// until the session closes (queue overflow or pong timeout),
 			// and Close gives up on the blocked frame after CloseTimeout.
-			err := s.conn.Write(context.Background(), m.typ, m.data)
+			var err error
+			if m.prep != nil {
+				err = s.conn.WritePrepared(context.Background(), m.prep)
+			} else {
+				err = s.conn.Write(context.Background(), m.typ, m.data)
+			}
 			s.pending.Add(-1)
 			select {
 			case s.wrote <- struct{}{}:

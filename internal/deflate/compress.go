@@ -142,3 +142,11 @@ func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
 	}
 	return out[:len(out)-len(tail)], nil
 }
+
+// Stateless reports whether each message is compressed on its own (no
+// context takeover), so that the same input always gives the same output
+// at the same level: then one compressed form can serve many connections.
+func (c *Compressor) Stateless() bool { return !c.takeover }
+
+// Level is the flate level the compressor uses.
+func (c *Compressor) Level() int { return c.level }
