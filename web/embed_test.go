@@ -37,14 +37,14 @@ func TestIndexHTML(t *testing.T) {
 	}
 
 	// Browser tests find the controls by these ids.
-	for _, id := range []string{"msg", "send", "token", "reconnect", "state", "rtt", "log"} {
+	for _, id := range []string{"msg", "send", "token", "reconnect", "state", "rtt", "log", "channel", "subscribe"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf(`index.html lacks id="%s"`, id)
 		}
 	}
-	for _, class := range []string{"'entry ' + kind", "addEntry('sent'", "addEntry('recv'"} {
+	for _, class := range []string{"'entry ' + kind", "addEntry('sent'", "addEntry('recv'", "addEntry('chan'"} {
 		if !strings.Contains(page, class) {
-			t.Errorf("index.html lacks %q (log entries need class \"entry sent\" or \"entry recv\")", class)
+			t.Errorf("index.html lacks %q (log entries need class \"entry sent\", \"entry recv\" or \"entry chan\")", class)
 		}
 	}
 	for _, banned := range []string{"alert(", "http://", "https://"} {
