@@ -46,9 +46,6 @@ func TestEchoRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		// keep a reader for Ping: reads happen in the loop below
-	}()
 	msgs := []struct {
 		typ duplex.MessageType
 		p   []byte
