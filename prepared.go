@@ -86,30 +86,5 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 		return err
 	}
 	defer unlock(c.msgSem)
-	return c.writeEncoded(ctx, frame)
-}
-
-// writeEncoded puts frame bytes that are already encoded on the wire,
-// under the same rules as writeData; the caller holds msgSem.
-func (c *Conn) writeEncoded(ctx context.Context, frame []byte) error {
-	if err := c.lock(ctx, c.frameSem); err != nil {
-		return err
-	}
-	defer unlock(c.frameSem)
-	if err := c.writeAllowed(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	stop := c.interruptWrite(ctx)
-	_, err := c.tr.Write(frame)
-	stop()
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = fmt.Errorf("duplex: write abandoned mid-frame: %w", ctxErr)
-		}
-		return c.writeFailed(err)
-	}
-	return nil
+	return c.putData(ctx, frame, true, 0, 0, nil)
 }

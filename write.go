@@ -128,6 +128,13 @@ func (mw *msgWriter) Close() error {
 
 // writeData sends one data frame; the caller holds msgSem.
 func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv byte, p []byte) error {
+	return c.putData(ctx, nil, fin, op, rsv, p)
+}
+
+// putData puts one data frame on the wire: encoded, when it is not nil, is
+// the whole frame already encoded (a PreparedMessage); otherwise the frame
+// is built from the other arguments. The caller holds msgSem.
+func (c *Conn) putData(ctx context.Context, encoded []byte, fin bool, op wire.Opcode, rsv byte, p []byte) error {
 	if err := c.lock(ctx, c.frameSem); err != nil {
 		return err
 	}
@@ -139,7 +146,12 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv byte
 		return err
 	}
 	stop := c.interruptWrite(ctx)
-	err := c.writeFrame(fin, op, rsv, p)
+	var err error
+	if encoded != nil {
+		_, err = c.tr.Write(encoded)
+	} else {
+		err = c.writeFrame(fin, op, rsv, p)
+	}
 	stop()
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
