@@ -1,10 +1,7 @@
 package redial_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/redial"
 )
 
@@ -318,55 +316,8 @@ func TestUnauthorizedStopsAtOnce(t *testing.T) {
 	}
 }
 
-// silentServer completes the WebSocket handshake and then neither reads
-// nor writes: a peer that is gone without closing its socket.
-func silentServer(t *testing.T) (url string, accepted <-chan struct{}) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan struct{}, 10)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			req, err := http.ReadRequest(bufio.NewReader(nc))
-			if err != nil {
-				continue
-			}
-			h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-			fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-				base64.StdEncoding.EncodeToString(h[:]))
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-		mu.Unlock()
-	})
-	return "ws://" + ln.Addr().String() + "/", ch
-}
-
 func TestHeartbeatDetectsDeadPeer(t *testing.T) {
-	url, accepted := silentServer(t)
+	url, accepted := testkit.ServeRaw(t) // peers that never read nor write
 	st := newStates()
 	c := redial.New(url, &redial.Options{
 		Dial:         &duplex.DialOptions{CloseTimeout: 100 * time.Millisecond},

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // wsServer serves handle over HTTP and returns its ws:// URL.
@@ -283,48 +282,6 @@ func TestConnectPing(t *testing.T) {
 	}
 }
 
-// silentServer completes the WebSocket handshake, then neither reads nor
-// writes, like a peer that vanished without closing its socket.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			req, err := http.ReadRequest(bufio.NewReader(nc))
-			if err != nil {
-				continue
-			}
-			sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-			fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-				base64.StdEncoding.EncodeToString(sum[:]))
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-	})
-	return "ws://" + ln.Addr().String() + "/"
-}
-
 func TestConnectNoPong(t *testing.T) {
 	res := runDuplex(t, openStdin(t), "connect", "--ping-interval", "20ms", "--timeout", "200ms", silentServer(t))
 	if res.code != exitError {
@@ -582,4 +539,11 @@ func TestPrinterMarks(t *testing.T) {
 	if want := "> hi\n< ff\n< ho\n"; out.String() != want {
 		t.Errorf("terminal output = %q; want %q", out.String(), want)
 	}
+}
+
+// silentServer completes the WebSocket handshake, then neither reads nor
+// writes, like a peer that vanished without closing its socket.
+func silentServer(t *testing.T) string {
+	url, _ := testkit.ServeRaw(t) // the peers are never read from
+	return url + "/"
 }
