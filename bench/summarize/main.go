@@ -3,9 +3,12 @@
 // duplex's and to the floor's.
 //
 // It reads DIR/SCENARIO/SERVER/REP.json, as written by duplex bench --json.
+// With -svg FILE it also draws the medians as a bar chart, one panel per
+// scenario, for the README.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // result is the part of duplex bench's JSON output used here.
@@ -85,18 +89,35 @@ func main() {
 	scenarios := flag.String("scenarios", "1k 64k deflate idle", "scenarios, in row order")
 	base := flag.String("base", "duplex", "the server others are compared with")
 	floor := flag.String("floor", "floor", "the floor server")
+	svg := flag.String("svg", "", "also write a bar chart to this `file`")
+	var info chartInfo
+	flag.StringVar(&info.date, "date", "", "date of the runs, for the chart's title (default: that of the newest result)")
+	flag.StringVar(&info.machine, "machine", "", "machine the runs were on, for the chart")
+	flag.StringVar(&info.command, "command", "", "command that made the results, for the chart")
 	flag.Parse()
 	if *dir == "" {
-		fmt.Fprintln(os.Stderr, "usage: summarize -dir DIR [-servers LIST] [-scenarios LIST]")
+		fmt.Fprintln(os.Stderr, "usage: summarize -dir DIR [-servers LIST] [-scenarios LIST] [-svg FILE [-date D] [-machine M] [-command C]]")
 		os.Exit(2)
 	}
 	t := load(*dir, strings.Fields(*scenarios), strings.Fields(*servers))
 	t.write(os.Stdout, *base, *floor)
+	if *svg != "" {
+		if info.date == "" && !t.newest.IsZero() {
+			info.date = t.newest.UTC().Format(time.DateOnly)
+		}
+		var b bytes.Buffer
+		t.writeSVG(&b, info, *base, *floor)
+		if err := os.WriteFile(*svg, b.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "summarize:", err)
+			os.Exit(1)
+		}
+	}
 }
 
 type table struct {
 	scenarios, servers []string
 	cells              map[[2]string]*cell
+	newest             time.Time // modification time of the newest result
 }
 
 func load(dir string, scenarios, servers []string) *table {
@@ -107,6 +128,9 @@ func load(dir string, scenarios, servers []string) *table {
 			t.cells[[2]string{sc, sv}] = c
 			files, _ := filepath.Glob(filepath.Join(dir, sc, sv, "*.json"))
 			for _, f := range files {
+				if fi, err := os.Stat(f); err == nil && fi.ModTime().After(t.newest) {
+					t.newest = fi.ModTime()
+				}
 				b, err := os.ReadFile(f)
 				var r result
 				if err != nil || json.Unmarshal(b, &r) != nil || r.Mode == "" {

@@ -8,7 +8,10 @@ import (
 	"testing"
 )
 
-func TestSummary(t *testing.T) {
+// fixture writes a results directory: three servers in 1k, two in idle,
+// with one failed run and some errors, and returns its path.
+func fixture(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	put := func(sc, sv string, rep int, body string) {
 		t.Helper()
@@ -33,7 +36,11 @@ func TestSummary(t *testing.T) {
 	put("1k", "gws", 2, "not json: the run failed")
 	put("idle", "duplex", 1, `{"mode":"idle","target_conns":19500,"server":{"mem_bytes_per_conn":200}}`)
 	put("idle", "floor", 1, `{"mode":"idle","target_conns":19500,"server":{"mem_bytes_per_conn":100}}`)
+	return dir
+}
 
+func TestSummary(t *testing.T) {
+	dir := fixture(t)
 	var b strings.Builder
 	load(dir, []string{"1k", "idle"}, []string{"duplex", "gws", "floor"}).write(&b, "duplex", "floor")
 	out := b.String()
