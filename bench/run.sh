@@ -152,11 +152,17 @@ for sc in $SCENARIOS; do
 	done
 done
 
+day=$(date -u +%Y-%m-%d)
+machine="$(uname -sr), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(go version | cut -d' ' -f3)"
+cmdline="R=$R DURATION=$DURATION IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD bench/run.sh"
 cat <<INFO
-Peer comparison, $(date -u +%Y-%m-%d), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(go version | cut -d' ' -f3).
+Peer comparison, $day, $machine.
 Servers on core $SERVER_CPU, duplex bench on core $CLIENT_CPU; median of $R runs; echo runs of $DURATION; idle: $IDLE_N connections held $IDLE_HOLD.
-Command: R=$R DURATION=$DURATION IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD bench/run.sh ($(($(date +%s) - started))s). Lower is better; ⚠ marks errors.
+Command: $cmdline ($(($(date +%s) - started))s). Lower is better; ⚠ marks errors.
 
 INFO
-"$bin/summarize" -dir "$OUT" -servers "$SERVERS" -scenarios "$SCENARIOS"
+# The chart is for the README (docs/bench.svg): copy it there with the table.
+"$bin/summarize" -dir "$OUT" -servers "$SERVERS" -scenarios "$SCENARIOS" -svg "$OUT/bench.svg" \
+	-date "$day" -machine "$machine" -command "$cmdline; median of $R runs"
 log "results in $OUT"
+log "chart in $OUT/bench.svg"
