@@ -33,11 +33,10 @@ type bufReader struct {
 	small  [smallBufSize]byte
 	// raw, when the transport is a socket, lets waitIdle park until the
 	// socket is readable without a buffer and then read it in one call.
-	raw      syscall.RawConn
-	nonblock bool // detached: waitIdle never parks (errWouldBlock)
-	readFD   func(fd uintptr) bool
-	rawN     int
-	rawErr   error
+	raw    syscall.RawConn
+	readFD func(fd uintptr) bool
+	rawN   int
+	rawErr error
 }
 
 func (b *bufReader) buffered() int { return b.w - b.r }
@@ -102,8 +101,6 @@ func (b *bufReader) readRaw() error {
 	case err == nil && rerr == nil && n > 0:
 		b.buf, b.r, b.w = *b.pooled, 0, n
 		return nil
-	case err == nil && rerr == syscall.EAGAIN:
-		err = errWouldBlock
 	case err == nil && rerr != nil:
 		err = rerr
 	case err == nil:
@@ -129,7 +126,7 @@ func (b *bufReader) readFromFD(fd uintptr) bool {
 			break
 		}
 	}
-	if b.rawErr == syscall.EAGAIN && !b.nonblock {
+	if b.rawErr == syscall.EAGAIN {
 		readPool.Put(b.pooled)
 		b.pooled = nil
 		return false // park until readable

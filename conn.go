@@ -84,7 +84,6 @@ type Conn struct {
 	ctrl      [wire.MaxControlPayload]byte
 	decomp    *deflate.Decompressor // nil without permessage-deflate
 	readOver  atomic.Bool           // the connection failed; nothing more is read
-	evt       *eventState           // set by Detach
 	readEver  atomic.Bool           // the program has read: Close leaves reading to it
 
 	// Write side. msgSem is held for a whole data message, frameSem while
@@ -213,15 +212,8 @@ func (c *Conn) err() *CloseError {
 // closeTransport closes the byte stream once and releases waiters.
 func (c *Conn) closeTransport() {
 	c.closeOnce.Do(func() {
-		if c.evt != nil {
-			// Leave the poller before the fd number can be reused.
-			c.evt.poller.Remove(c.evt.fd)
-		}
 		c.tr.Close()
 		close(c.done)
-		if c.evt != nil {
-			c.evt.close(c)
-		}
 	})
 }
 

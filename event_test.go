@@ -22,11 +22,11 @@ func detachedEchoServer(t *testing.T, closed chan<- error) string {
 		if err != nil {
 			return
 		}
-		err = c.Detach(duplex.EventHandler{
-			OnMessage: func(c *duplex.Conn, typ duplex.MessageType, p []byte) {
+		_, err = c.Detach(&duplex.EventHandler{
+			OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
 				c.Write(context.Background(), typ, p)
 			},
-			OnClose: func(c *duplex.Conn, err error) {
+			OnClose: func(c *duplex.EventConn, err error) {
 				if closed != nil {
 					closed <- err
 				}
@@ -114,4 +114,51 @@ func TestDetachHoldsNoGoroutinePerConnection(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Every conformance case of the goroutine mode holds for a detached
+// connection too, in both roles: the same frames back, the same close
+// codes, the same CloseError from OnClose and from a Write after the end.
+func TestConformanceDetached(t *testing.T) {
+	for _, tt := range conformanceCases {
+		for _, r := range []role{asServer, asClient} {
+			if tt.roles&r == 0 {
+				continue
+			}
+			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
+				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
+				end := detachedEcho(t, c)
+				runScript(t, r, peer, tt.script)
+				want := tt.close
+				if want == 0 {
+					if err := peer.Send("88 02 03e8"); err != nil {
+						t.Fatal(err)
+					}
+					want = 1000
+				}
+				peer.ExpectClose(t, want)
+				checkEnding(t, end, duplex.StatusCode(want), tt.close == 0 || tt.peerCode)
+			})
+		}
+	}
+}
+
+// detachedEcho detaches c with a handler that echoes every message, and
+// reports its end as the goroutine mode's confEcho does.
+func detachedEcho(t *testing.T, c *duplex.Conn) <-chan ending {
+	t.Helper()
+	ch := make(chan ending, 1)
+	ec, err := c.Detach(&duplex.EventHandler{
+		OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
+			c.Write(context.Background(), typ, p)
+		},
+		OnClose: func(c *duplex.EventConn, err error) {
+			ch <- ending{err, c.Write(context.Background(), duplex.MessageText, []byte("after the end"))}
+		},
+	})
+	if err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	t.Cleanup(func() { ec.CloseNow() })
+	return ch
 }

@@ -168,9 +168,6 @@ func (c *Conn) readClosed() error {
 // readError turns an error met while reading into what the caller sees,
 // ending the connection unless ctx merely ended before a message began.
 func (c *Conn) readError(err error) error {
-	if err == errWouldBlock {
-		return err // a detached connection is idle: not an error
-	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		return ce
@@ -222,56 +219,83 @@ func (c *Conn) readHeader() error {
 
 // checkHeader enforces the framing rules of RFC 6455 §5.
 func (c *Conn) checkHeader(h *wire.Header) error {
+	st := msgState{op: c.msgOp, rsv1: c.msgRSV1, raw: c.msgRaw}
+	if code, err := checkFrame(h, c.client, c.decomp != nil, st, c.readLimit.Load()); err != nil {
+		return c.fail(code, err)
+	}
+	if !h.Opcode.IsControl() {
+		c.msgRaw += h.Length
+	}
+	return nil
+}
+
+// msgState is what the framing rules need to know of the data message in
+// progress: its opcode (0 if none), whether it is compressed, and how many
+// wire payload bytes it has had.
+type msgState struct {
+	op   wire.Opcode
+	rsv1 bool
+	raw  int64
+}
+
+// checkFrame applies the framing rules of RFC 6455 §5 (and RFC 7692's for
+// RSV1) to the header of the next frame, for an endpoint in the given role
+// with or without permessage-deflate, and returns the close code and error
+// for a frame that breaks one. limit is the read limit, 0 or less for none.
+func checkFrame(h *wire.Header, client, deflate bool, m msgState, limit int64) (StatusCode, error) {
 	allowed := byte(0)
-	if c.decomp != nil {
+	if deflate {
 		allowed = wire.RSV1
 	}
 	switch {
 	case h.RSV&^allowed != 0:
 		// §5.2: RSV bits MUST be 0 unless an extension defines them.
-		return c.protocolError("reserved bits set without a negotiated extension")
+		return protocolViolation("reserved bits set without a negotiated extension")
 	case h.Opcode.IsReserved():
-		return c.protocolError(fmt.Sprintf("reserved opcode %#x", byte(h.Opcode)))
-	case h.Masked == c.client:
+		return protocolViolation(fmt.Sprintf("reserved opcode %#x", byte(h.Opcode)))
+	case h.Masked == client:
 		// §5.1: a server MUST close on an unmasked frame, a client on a masked one.
-		if c.client {
-			return c.protocolError("masked frame from server")
+		if client {
+			return protocolViolation("masked frame from server")
 		}
-		return c.protocolError("unmasked frame from client")
+		return protocolViolation("unmasked frame from client")
 	}
 	if h.Opcode.IsControl() {
 		// §5.5: control frames carry at most 125 bytes and are never fragmented.
 		switch {
 		case !h.Fin:
-			return c.protocolError("fragmented control frame")
+			return protocolViolation("fragmented control frame")
 		case h.Length > wire.MaxControlPayload:
-			return c.protocolError("control frame longer than 125 bytes")
+			return protocolViolation("control frame longer than 125 bytes")
 		case h.RSV != 0:
 			// RFC 7692 §6: RSV1 is for the first frame of a data message.
-			return c.protocolError("RSV1 on a control frame")
+			return protocolViolation("RSV1 on a control frame")
 		}
-		return nil
+		return 0, nil
 	}
 	if h.Opcode == wire.OpContinuation {
-		if c.msgOp == 0 {
-			return c.protocolError("continuation frame without a message to continue")
+		if m.op == 0 {
+			return protocolViolation("continuation frame without a message to continue")
 		}
 		if h.RSV != 0 {
-			return c.protocolError("RSV1 on a continuation frame")
+			return protocolViolation("RSV1 on a continuation frame")
 		}
-	} else if c.msgOp != 0 {
+	} else if m.op != 0 {
 		// §5.4: fragments of one message are not interleaved with another.
-		return c.protocolError("new data frame inside a fragmented message")
+		return protocolViolation("new data frame inside a fragmented message")
 	}
-	if c.decomp == nil || !(c.msgRSV1 || h.RSV&wire.RSV1 != 0) {
+	if !deflate || !(m.rsv1 || h.RSV&wire.RSV1 != 0) {
 		// Uncompressed: the wire length is the message length, so the
 		// limit is checked before a byte of payload is read.
-		if limit := c.readLimit.Load(); limit > 0 && h.Length > limit-c.msgRaw {
-			return c.fail(StatusMessageTooBig, ErrReadLimit)
+		if limit > 0 && h.Length > limit-m.raw {
+			return StatusMessageTooBig, ErrReadLimit
 		}
 	}
-	c.msgRaw += h.Length
-	return nil
+	return 0, nil
+}
+
+func protocolViolation(msg string) (StatusCode, error) {
+	return StatusProtocolError, fmt.Errorf("%w: %s", ErrProtocol, msg)
 }
 
 func (c *Conn) protocolError(msg string) error {

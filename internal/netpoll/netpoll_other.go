@@ -5,7 +5,7 @@ package netpoll
 import "errors"
 
 // Poller is not available on this platform.
-type Poller struct{}
+type Poller[T any] struct{}
 
 // ErrClosed is returned by Add and Rearm after Close.
 var ErrClosed = errors.New("netpoll: poller closed")
@@ -15,8 +15,9 @@ var errUnsupported = errors.New("netpoll: not supported on this platform")
 // Supported reports whether this platform has a poller.
 const Supported = false
 
-func New() (*Poller, error)                        { return nil, errUnsupported }
-func (p *Poller) Add(fd int, onReady func()) error { return errUnsupported }
-func (p *Poller) Rearm(fd int) error               { return errUnsupported }
-func (p *Poller) Remove(fd int)                    {}
-func (p *Poller) Close() error                     { return nil }
+func New[T any](onReady func(*T)) (*Poller[T], error) { return nil, errUnsupported }
+func (p *Poller[T]) Add(fd int, t *T) error           { return errUnsupported }
+func (p *Poller[T]) Rearm(fd int) error               { return errUnsupported }
+func (p *Poller[T]) Remove(fd int, t *T)              {}
+func (p *Poller[T]) Close() error                     { return nil }
+func Writev(fd int, bufs [][]byte) (int, error)       { return 0, errUnsupported }

@@ -12,7 +12,9 @@ import (
 // A registered socket is reported once per arming: after the first event
 // the poller stays quiet until Rearm, even while bytes stay unread.
 func TestOneShotAndRearm(t *testing.T) {
-	p, err := New()
+	events := make(chan struct{}, 10)
+	type conn struct{}
+	p, err := New(func(*conn) { events <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +38,8 @@ func TestOneShotAndRearm(t *testing.T) {
 	var fd int
 	raw.Control(func(f uintptr) { fd = int(f) })
 
-	events := make(chan struct{}, 10)
-	if err := p.Add(fd, func() { events <- struct{}{} }); err != nil {
+	c := new(conn)
+	if err := p.Add(fd, c); err != nil {
 		t.Fatal(err)
 	}
 	client.Write([]byte("x"))
@@ -61,7 +63,7 @@ func TestOneShotAndRearm(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(true) // level-triggered: the unread bytes report at once
-	p.Remove(fd)
+	p.Remove(fd, c)
 	if err := p.Rearm(fd); err != syscall.ENOENT {
 		t.Fatalf("Rearm after Remove = %v; want ENOENT", err)
 	}
