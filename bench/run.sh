@@ -11,7 +11,7 @@
 #   R           repetitions of each run (3); the table shows medians
 #   DURATION    length of each echo run (2s)
 #   IDLE_N      connections in the idle scenario (19500; capped by ulimit -n)
-#   IDLE_HOLD   how long the idle connections are held (1s)
+#   IDLE_HOLD   how long the idle connections are held before memory is sampled (5s)
 #   SCENARIOS   any of: 1k 64k deflate idle (all)
 #   SERVERS     any of: duplex duplex-detach gorilla coder gobwas gws floor floor-goroutine (all)
 #   SERVER_CPU  core for the servers (0); CLIENT_CPU core for duplex bench (1)
@@ -24,7 +24,7 @@ root=$(dirname "$here")
 R=${R:-3}
 DURATION=${DURATION:-2s}
 IDLE_N=${IDLE_N:-19500}
-IDLE_HOLD=${IDLE_HOLD:-1s}
+IDLE_HOLD=${IDLE_HOLD:-5s}
 SCENARIOS=${SCENARIOS:-1k 64k deflate idle}
 SERVERS=${SERVERS:-duplex duplex-detach gorilla coder gobwas gws floor floor-goroutine}
 SERVER_CPU=${SERVER_CPU:-0}

@@ -27,11 +27,11 @@ const pingers = 64
 // cfg.Duration and pings each again to check that the server kept them.
 func runIdle(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	res := &Result{Mode: "idle", URL: cfg.URL, Target: cfg.Idle, Size: 8, Hold: cfg.Duration.Seconds()}
+	d := newDialer(t, cfg.SourceAddrs)
 	probe, err := newServerProbe(cfg.ServerPID)
 	if err != nil {
 		return nil, err
 	}
-	d := newDialer(t, cfg.SourceAddrs)
 	conns := make([]net.Conn, cfg.Idle)
 	frs := sync.Pool{New: func() any { return newFrameReader(nil, 4<<10) }}
 
@@ -65,17 +65,43 @@ func runIdle(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	cpu0 := selfCPU()
 	probe.startCPU()
 	start := time.Now()
-	n, firstErr := connectAll(ctx, cfg.Idle, &connected, func(i int) error {
-		fr := frs.Get().(*frameReader)
-		defer frs.Put(fr)
-		nc, _, err := d.dial(ctx, fr, false)
-		if err != nil {
-			return err
+	// The connections open in two halves, each pinged, with the server's
+	// memory sampled between them: the growth over the second half is
+	// what each more connection costs, without the costs paid once
+	// (code paged in, stacks and pools grown, the heap's minimum size).
+	var h Histogram
+	open := func(lo, hi int) (int, error) {
+		n, err := connectAll(ctx, hi-lo, &connected, func(i int) error {
+			fr := frs.Get().(*frameReader)
+			defer frs.Put(fr)
+			nc, _, err := d.dial(ctx, fr, false)
+			if err != nil {
+				return err
+			}
+			fr.reset(nil)
+			conns[lo+i] = nc
+			return nil
+		})
+		setPhase("ping")
+		if err := pingRound(ctx, conns[lo:hi], &h, &pongs, &errs); err != nil && res.FirstError == "" {
+			res.FirstError = err.Error()
 		}
-		fr.reset(nil)
-		conns[i] = nc
-		return nil
-	})
+		return n, err
+	}
+	half := cfg.Idle / 2
+	n1, firstErr := open(0, half)
+	var midRSS, midAnon int64
+	if probe.stats != nil && probe.err == nil && ctx.Err() == nil {
+		setPhase("settle")
+		time.Sleep(settle)
+		midRSS, midAnon, probe.err = procMem(probe.pid)
+	}
+	setPhase("connect")
+	n2, err := open(half, cfg.Idle)
+	if firstErr == nil {
+		firstErr = err
+	}
+	n := int(connected.Load())
 	res.Conns = n
 	errs.Add(int64(cfg.Idle - n))
 	if firstErr != nil {
@@ -91,16 +117,6 @@ func runIdle(ctx context.Context, cfg *Config, t target) (*Result, error) {
 		return nil, fmt.Errorf("loadgen: no connection: %w", firstErr)
 	}
 
-	var h Histogram
-	setPhase("ping")
-	if err := pingRound(ctx, conns, &h, &pongs, &errs); err != nil && res.FirstError == "" {
-		res.FirstError = err.Error()
-	}
-	probe.sampleRSS()
-	if s := probe.stats; s != nil && probe.err == nil {
-		s.MemPerConn = float64(s.RSSAfter-s.RSSBefore) / float64(n)
-	}
-
 	setPhase("hold")
 	timer := time.NewTimer(cfg.Duration)
 	select {
@@ -109,6 +125,25 @@ func runIdle(ctx context.Context, cfg *Config, t target) (*Result, error) {
 		timer.Stop()
 		res.Interrupted = true
 	}
+	// Memory is sampled once the connections have been idle for the hold:
+	// what they cost at rest, after the burst of handshakes and pings.
+	probe.sampleRSS()
+	if s := probe.stats; s != nil && probe.err == nil {
+		s.MemPerConnRSS = float64(s.RSSAfter-s.RSSBefore) / float64(n)
+		s.MemPerConn = s.MemPerConnRSS
+		if s.AnonAfter > 0 {
+			s.MemPerConn = float64(s.AnonAfter-s.AnonBefore) / float64(n)
+		}
+		if n2 > 0 && n1 > 0 && midRSS > 0 {
+			mid := midAnon
+			after := s.AnonAfter
+			if mid == 0 || after == 0 {
+				mid, after = midRSS, s.RSSAfter
+			}
+			s.MarginalPerConn = float64(after-mid) / float64(n2)
+		}
+	}
+
 	if !res.Interrupted {
 		// The second round only checks that the server kept every
 		// connection; its round trips are not recorded.
@@ -221,3 +256,7 @@ func awaitPong(nc net.Conn, fr *frameReader, want []byte) error {
 		}
 	}
 }
+
+// settle is how long idle mode waits after the first half of the
+// connections before it samples the server's memory.
+const settle = time.Second

@@ -40,27 +40,35 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-// procRSS returns the resident memory of process pid, in bytes, from the
-// VmRSS line of /proc/PID/status.
-func procRSS(pid int) (int64, error) {
+// procMem returns the resident memory of process pid and its anonymous
+// part, in bytes, from the VmRSS and RssAnon lines of /proc/PID/status.
+// anon is 0 on kernels older than 4.5, which lack RssAnon.
+func procMem(pid int) (rss, anon int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for line := range bytes.Lines(b) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
-		if !ok {
+		name, rest, ok := bytes.Cut(line, []byte(":"))
+		if !ok || (string(name) != "VmRSS" && string(name) != "RssAnon") {
 			continue
 		}
 		f := bytes.Fields(rest) // "1234 kB"
 		if len(f) != 2 || string(f[1]) != "kB" {
-			break
+			return 0, 0, fmt.Errorf("loadgen: /proc/%d/status: bad %s line", pid, name)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil {
-			break
+			return 0, 0, fmt.Errorf("loadgen: /proc/%d/status: bad %s line", pid, name)
 		}
-		return kb << 10, nil
+		if string(name) == "VmRSS" {
+			rss = kb << 10
+		} else {
+			anon = kb << 10
+		}
 	}
-	return 0, fmt.Errorf("loadgen: /proc/%d/status: no VmRSS line", pid)
+	if rss == 0 {
+		return 0, 0, fmt.Errorf("loadgen: /proc/%d/status: no VmRSS line", pid)
+	}
+	return rss, anon, nil
 }

@@ -19,9 +19,9 @@ func TestProcSelf(t *testing.T) {
 	if err != nil || cpu <= 0 {
 		t.Errorf("procCPU(self) = %v, %v; want > 0", cpu, err)
 	}
-	rss, err := procRSS(os.Getpid())
-	if err != nil || rss < 1<<20 {
-		t.Errorf("procRSS(self) = %d, %v; want at least 1 MiB", rss, err)
+	rss, anon, err := procMem(os.Getpid())
+	if err != nil || rss < 1<<20 || anon <= 0 || anon > rss {
+		t.Errorf("procMem(self) = %d, %d, %v; want at least 1 MiB, with an anonymous part below it", rss, anon, err)
 	}
 	if _, err := procCPU(-1); err == nil {
 		t.Error("procCPU(-1) succeeded; want an error")

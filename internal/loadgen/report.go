@@ -61,7 +61,10 @@ func (r *Result) rows() [][2]string {
 			row("server CPU/msg", "%.2f µs (%.0f%% of one core)", s.CPUPerMsg, 100*s.Util)
 		} else {
 			row("server CPU", "%.2fs", s.CPU)
-			row("server mem/conn", "%s B", group(int64(s.MemPerConn+0.5)))
+			row("server mem/conn", "%s B anonymous (heap, stacks); %s B of RSS", group(int64(s.MemPerConn+0.5)), group(int64(s.MemPerConnRSS+0.5)))
+			if s.MarginalPerConn != 0 {
+				row("  one more conn", "%s B (growth over the second half)", group(int64(s.MarginalPerConn+0.5)))
+			}
 		}
 		row("server RSS", "%s → %s", mebibytes(s.RSSBefore), mebibytes(s.RSSAfter))
 	}

@@ -85,8 +85,20 @@ type ServerStats struct {
 	// RSSAfter after the run (idle mode: after every pong arrived).
 	RSSBefore int64 `json:"rss_before_bytes"`
 	RSSAfter  int64 `json:"rss_after_bytes"`
-	// MemPerConn is (RSSAfter - RSSBefore) / connections, idle mode only.
-	MemPerConn float64 `json:"mem_bytes_per_conn,omitempty"`
+	// AnonBefore and AnonAfter are the anonymous part of the resident
+	// memory (heap, stacks; RssAnon): RSS without the pages of the
+	// program's own file, which grow as code runs for the first time
+	// whatever the number of connections.
+	AnonBefore int64 `json:"anon_before_bytes,omitempty"`
+	AnonAfter  int64 `json:"anon_after_bytes,omitempty"`
+	// MemPerConn is (AnonAfter - AnonBefore) / connections, idle mode
+	// only; MemPerConnRSS the same from the whole RSS.
+	MemPerConn    float64 `json:"mem_bytes_per_conn,omitempty"`
+	MemPerConnRSS float64 `json:"rss_bytes_per_conn,omitempty"`
+	// MarginalPerConn is the anonymous memory (RSS if unknown) added by
+	// the second half of the connections, per connection: the cost of one
+	// more, without what the first connections cost once.
+	MarginalPerConn float64 `json:"marginal_bytes_per_conn,omitempty"`
 }
 
 func latencyOf(h *Histogram) Latency {
@@ -116,11 +128,11 @@ func newServerProbe(pid int) (*serverProbe, error) {
 		return p, nil
 	}
 	p.stats = &ServerStats{PID: pid}
-	rss, err := procRSS(pid)
+	rss, anon, err := procMem(pid)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: server PID %d: %w", pid, err)
 	}
-	p.stats.RSSBefore = rss
+	p.stats.RSSBefore, p.stats.AnonBefore = rss, anon
 	return p, nil
 }
 
@@ -135,7 +147,7 @@ func (p *serverProbe) sampleRSS() {
 	if p.stats == nil || p.err != nil {
 		return
 	}
-	p.stats.RSSAfter, p.err = procRSS(p.pid)
+	p.stats.RSSAfter, p.stats.AnonAfter, p.err = procMem(p.pid)
 }
 
 func (p *serverProbe) endCPU(window time.Duration, msgs int64) {

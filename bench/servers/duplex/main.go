@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
+	"time"
 
 	"github.com/duplexws/duplex"
 )
@@ -19,12 +21,19 @@ func main() {
 	compress := flag.Bool("compress", false, "permessage-deflate, no context takeover, level 1")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until SIGINT")
 	detach := flag.Bool("detach", false, "event-driven: hand each connection to the epoll loop (Conn.Detach)")
+	memstats := flag.Duration("memstats", 0, "log the runtime's memory statistics, after a GC, at this `interval`")
 	flag.Parse()
+	if *memstats > 0 {
+		go logMemStats(*memstats)
+	}
 
 	opts := &duplex.AcceptOptions{InsecureSkipOriginCheck: true, ReadLimit: 64 << 20}
 	if *compress {
 		opts.Compression = &duplex.CompressionOptions{Level: 1, NoContextTakeover: true}
 	}
+	echo := &duplex.EventHandler{OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
+		c.Write(context.Background(), typ, p)
+	}}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := duplex.Accept(w, r, opts)
 		if err != nil {
@@ -32,10 +41,7 @@ func main() {
 		}
 		ctx := context.Background()
 		if *detach {
-			err := c.Detach(duplex.EventHandler{OnMessage: func(c *duplex.Conn, typ duplex.MessageType, p []byte) {
-				c.Write(ctx, typ, p)
-			}})
-			if err != nil {
+			if _, err := c.Detach(echo); err != nil {
 				c.CloseNow()
 			}
 			return
@@ -70,4 +76,15 @@ func main() {
 	}
 	log.Printf("duplex echo server on %s (compress=%v)", *addr, *compress)
 	log.Fatal(http.ListenAndServe(*addr, h))
+}
+
+// logMemStats shows where a server's memory goes, for the idle scenario.
+func logMemStats(every time.Duration) {
+	for range time.Tick(every) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		log.Printf("heap live %d KiB, in use %d KiB, idle %d KiB (released %d KiB); stacks %d KiB; GC meta %d KiB; other %d KiB; goroutines %d",
+			m.HeapAlloc>>10, m.HeapInuse>>10, m.HeapIdle>>10, m.HeapReleased>>10, m.StackInuse>>10, m.GCSys>>10, m.OtherSys>>10, runtime.NumGoroutine())
+	}
 }
