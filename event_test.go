@@ -1,8 +1,12 @@
 package duplex_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -11,6 +15,8 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
+	"github.com/duplexws/duplex/internal/wire"
 )
 
 // detachedEchoServer echoes from the event loop: its handlers return right
@@ -161,4 +167,148 @@ func detachedEcho(t *testing.T, c *duplex.Conn) <-chan ending {
 	}
 	t.Cleanup(func() { ec.CloseNow() })
 	return ch
+}
+
+// Bytes that came with the handshake, read before Detach, are handled by
+// the event loop first: a frame in the same packet as the request.
+func TestDetachFrameRightAfterRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		detachedEcho(t, c)
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Write(append([]byte(req), testkit.Hex("81 85 37fa213d 7f9f4d5158")...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("response %v, %v; want 101", resp, err)
+	}
+	got := make([]byte, 7)
+	if _, err := io.ReadFull(br, got); err != nil || !bytes.Equal(got, testkit.Hex("81 05 48656c6c6f")) {
+		t.Fatalf("echo = % x, %v; want 81 05 48656c6c6f", got, err)
+	}
+}
+
+// A peer that stops reading fills the socket: Write waits for room until
+// its context ends, then drops the connection (the message was cut), and
+// OnClose reports 1006. Other connections are not held up meanwhile.
+func TestDetachWriteToStalledPeer(t *testing.T) {
+	closed := make(chan error, 1)
+	conns := make(chan *duplex.EventConn, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		ec, err := c.Detach(&duplex.EventHandler{
+			OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
+				c.Write(context.Background(), typ, p)
+			},
+			OnClose: func(c *duplex.EventConn, err error) {
+				select {
+				case closed <- err:
+				default:
+				}
+			},
+		})
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+			return
+		}
+		conns <- ec
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stalled, _, err := duplex.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.CloseNow()
+	ec := <-conns
+	healthy, _, err := duplex.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer healthy.CloseNow()
+	<-conns
+
+	// Nobody reads stalled: write until the socket buffers are full.
+	msg := make([]byte, 1<<20)
+	var werr error
+	for i := 0; i < 256 && werr == nil; i++ {
+		wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		werr = ec.Write(wctx, duplex.MessageBinary, msg)
+		wcancel()
+	}
+	if got := duplex.CloseStatus(werr); got != duplex.StatusAbnormalClosure {
+		t.Fatalf("Write to a stalled peer: %v; want a CloseError with 1006", werr)
+	}
+	select {
+	case err := <-closed:
+		if duplex.CloseStatus(err) != duplex.StatusAbnormalClosure {
+			t.Fatalf("OnClose got %v; want 1006", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnClose was not called")
+	}
+	if err := ec.Write(ctx, duplex.MessageText, []byte("late")); duplex.CloseStatus(err) != duplex.StatusAbnormalClosure {
+		t.Fatalf("Write after the end: %v; want the CloseError", err)
+	}
+	// The other connection still echoes.
+	if err := healthy.Write(ctx, duplex.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := healthy.Read(ctx); err != nil || string(p) != "still here" {
+		t.Fatalf("echo on the healthy connection: %q, %v", p, err)
+	}
+}
+
+// Close from the program: the peer gets the close frame, answers, and
+// OnClose reports our code with Sent set.
+func TestDetachClose(t *testing.T) {
+	c, peer := confPair(t, asServer, confOptions{})
+	closed := make(chan error, 1)
+	ec, err := c.Detach(&duplex.EventHandler{OnClose: func(c *duplex.EventConn, err error) { closed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ec.Close(duplex.StatusGoingAway, "restart"); err != nil {
+		t.Fatal(err)
+	}
+	h, p, err := peer.ReadFrame()
+	if err != nil || h.Opcode != wire.OpClose || string(p[2:]) != "restart" {
+		t.Fatalf("peer got %+v %q, %v; want a close frame with the reason", h, p, err)
+	}
+	if err := peer.Send("88 02 03e9"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		var ce *duplex.CloseError
+		if !errors.As(err, &ce) || ce.Code != duplex.StatusGoingAway || !ce.Sent || ce.Reason != "restart" {
+			t.Fatalf("OnClose got %v; want our 1001", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnClose was not called after the peer's answer")
+	}
+	// The socket is closed: the peer reads EOF.
+	if _, _, err := peer.ReadFrame(); err == nil {
+		t.Fatal("peer read another frame; want EOF")
+	}
 }
