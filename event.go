@@ -27,6 +27,9 @@ import (
 // handler may serve any number of connections; it must not change once
 // in use.
 type EventHandler struct {
+	// OnOpen is called for each connection that ServeEvents accepts,
+	// before its first message. (Detach returns its EventConn instead.)
+	OnOpen    func(c *EventConn)
 	OnMessage func(c *EventConn, typ MessageType, p []byte)
 	OnPong    func(c *EventConn, p []byte)
 	// OnClose is called once, on a goroutine of its own, when the
@@ -34,6 +37,8 @@ type EventHandler struct {
 	// failure the socket may stay open a little longer, until the peer
 	// has read the close frame (at most the close timeout).
 	OnClose func(c *EventConn, err error)
+
+	srv *eventServer // set in ServeEvents' copy
 }
 
 // ErrDetached is the Err of the CloseError that a Conn returns once it has
@@ -89,6 +94,7 @@ type eventRead struct {
 const (
 	evClient = 1 << iota
 	evDeflate
+	evListener // a listening socket of ServeEvents
 )
 
 // The state word: the count of goroutines using the file descriptor in
@@ -102,6 +108,7 @@ const (
 	stCloseSent = 1 << 34 // our close frame went out; set under wmu
 	stReadOver  = 1 << 35 // the peer failed: input is dropped until EOF
 	stNotified  = 1 << 36 // OnClose has been called
+	stHandshake = 1 << 37 // ServeEvents is reading the HTTP request
 )
 
 var (
@@ -609,7 +616,15 @@ func (c *EventConn) onReadable() {
 			break
 		}
 	}
-	more := c.readSocket()
+	var more bool
+	switch {
+	case c.flags&evListener != 0:
+		more = c.acceptAll()
+	case c.state.Load()&stHandshake != 0:
+		more = c.readHandshake()
+	default:
+		more = c.readSocket()
+	}
 	c.state.And(^int64(stReading))
 	if more {
 		// Readiness comes back at once if bytes arrived meanwhile.

@@ -438,3 +438,45 @@ func FuzzCheckRequestHTTP2(f *testing.F) {
 		}
 	})
 }
+
+// The event loop's allocation-free check of a handshake request never
+// accepts what net/http's parser and Accept's checks would refuse, and
+// accepts with the same key. (It may pass any request on to them.)
+func FuzzFastHandshake(f *testing.F) {
+	plain := strings.Replace(strings.Replace(rfcRequest, "Origin: http://example.com\r\n", "", 1), "Sec-WebSocket-Protocol: chat, superchat\r\n", "", 1)
+	f.Add([]byte(plain), false)
+	f.Add([]byte(rfcRequest), true)
+	f.Add([]byte(strings.Replace(plain, "/chat", "/chat?token=a%20b&x=1", 1)), false)
+	f.Add([]byte(strings.Replace(plain, "Connection: Upgrade", "Connection: keep-alive,  UPGRADE ", 1)), false)
+	f.Add([]byte(strings.Replace(plain, "Host: server.example.com\r\n", "Host: a\r\nHost: b\r\n", 1)), false)
+	f.Add([]byte(strings.Replace(plain, "Upgrade: websocket", "Upgrade: websocket\r\n\tx", 1)), false)
+	f.Add([]byte(strings.ReplaceAll(plain, "\r\n", "\n")), false)
+	f.Fuzz(func(t *testing.T, raw []byte, skipOrigin bool) {
+		opts := &AcceptOptions{InsecureSkipOriginCheck: skipOrigin}
+		fastKey, ok := fastHandshake(raw, opts)
+		if !ok {
+			return
+		}
+		end := requestEnd(raw)
+		if end != len(raw) {
+			t.Fatalf("fast path accepted %q, whose head ends at %d of %d", raw, end, len(raw))
+		}
+		r, ref := parseRequest(raw)
+		if ref != nil {
+			t.Fatalf("fast path accepted %q; net/http refuses it: %v", raw, ref.reason)
+		}
+		key, ref := checkRequest(r)
+		if ref == nil && !skipOrigin {
+			ref = checkOrigin(r, nil)
+		}
+		if ref != nil {
+			t.Fatalf("fast path accepted %q; Accept refuses it with %d %s", raw, ref.status, ref.reason)
+		}
+		if key != string(fastKey) {
+			t.Fatalf("fast path key %q; Accept's %q", fastKey, key)
+		}
+		if sub := selectSubprotocol(r, opts.Subprotocols); sub != "" {
+			t.Fatalf("fast path skipped subprotocol %q", sub)
+		}
+	})
+}

@@ -13,7 +13,7 @@
 #   IDLE_N      connections in the idle scenario (19500; capped by ulimit -n)
 #   IDLE_HOLD   how long the idle connections are held before memory is sampled (5s)
 #   SCENARIOS   any of: 1k 64k deflate idle (all)
-#   SERVERS     any of: duplex duplex-detach gorilla coder gobwas gws floor floor-goroutine (all)
+#   SERVERS     any of: duplex duplex-detach duplex-events gorilla coder gobwas gws floor floor-goroutine (all)
 #   SERVER_CPU  core for the servers (0); CLIENT_CPU core for duplex bench (1)
 #   OUT         directory for binaries, logs and JSON results (a new temp dir)
 #   PORT        first TCP port; each run takes the next (21000)
@@ -26,7 +26,7 @@ DURATION=${DURATION:-2s}
 IDLE_N=${IDLE_N:-19500}
 IDLE_HOLD=${IDLE_HOLD:-5s}
 SCENARIOS=${SCENARIOS:-1k 64k deflate idle}
-SERVERS=${SERVERS:-duplex duplex-detach gorilla coder gobwas gws floor floor-goroutine}
+SERVERS=${SERVERS:-duplex duplex-detach duplex-events gorilla coder gobwas gws floor floor-goroutine}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/duplex-bench.XXXXXX")}
@@ -94,6 +94,7 @@ server_cmd() { # server_cmd SERVER SCENARIO PORT
 	case $s in
 	floor-goroutine) echo "$bin/floor -goroutine $flags" ;;
 	duplex-detach) echo "$bin/duplex -detach $flags" ;;
+	duplex-events) echo "$bin/duplex -events $flags" ;;
 	*) echo "$bin/$s $flags" ;;
 	esac
 }

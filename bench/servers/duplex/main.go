@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ func main() {
 	compress := flag.Bool("compress", false, "permessage-deflate, no context takeover, level 1")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until SIGINT")
 	detach := flag.Bool("detach", false, "event-driven: hand each connection to the epoll loop (Conn.Detach)")
+	events := flag.Bool("events", false, "event-driven from the accept: handshakes too in the epoll loop (ServeEvents), no net/http")
 	memstats := flag.Duration("memstats", 0, "log the runtime's memory statistics, after a GC, at this `interval`")
 	flag.Parse()
 	if *memstats > 0 {
@@ -75,6 +77,16 @@ func main() {
 		}()
 	}
 	log.Printf("duplex echo server on %s (compress=%v)", *addr, *compress)
+	if *events {
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := duplex.ServeEvents(ln, echo, &duplex.EventServerOptions{AcceptOptions: *opts}); err != nil {
+			log.Fatal(err)
+		}
+		select {}
+	}
 	log.Fatal(http.ListenAndServe(*addr, h))
 }
 

@@ -1,0 +1,569 @@
+package duplex
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// EventServerOptions configures ServeEvents. A nil *EventServerOptions
+// means the defaults each field documents.
+type EventServerOptions struct {
+	// AcceptOptions apply to every handshake, as they do for Accept.
+	AcceptOptions
+
+	// Check, when set, sees every valid handshake request before it is
+	// accepted, to authenticate it. It returns 0 to accept, or an HTTP
+	// status (401, 403, ...) and a short reason to refuse. It runs on an
+	// event-loop worker: it must not block. It costs an http.Request per
+	// handshake, which the loop otherwise does without.
+	Check func(r *http.Request) (status int, reason string)
+
+	// HandshakeTimeout bounds the time from the TCP accept to the end of
+	// the request. Default: 10s.
+	HandshakeTimeout time.Duration
+}
+
+// EventServer accepts WebSocket connections in the event loop; see
+// ServeEvents.
+type EventServer struct {
+	ln  *EventConn
+	srv *eventServer
+}
+
+// eventServer is what the connections of one ServeEvents share.
+type eventServer struct {
+	opts    AcceptOptions
+	check   func(*http.Request) (int, string)
+	timeout time.Duration
+
+	mu      sync.Mutex
+	pending []*EventConn // handshakes in progress, for the reaper; guarded by mu
+	done    chan struct{}
+}
+
+// maxRequest bounds a handshake request, request line and headers.
+const maxRequest = 8 << 10
+
+// ServeEvents accepts connections on ln and serves them entirely in the
+// event loop (epoll on Linux): the HTTP upgrade is read, checked and
+// answered without a goroutine or net/http, with the same checks and
+// refusals as Accept, and each accepted connection is an EventConn from
+// its first byte, announced to h.OnOpen. ln must be a *net.TCPListener;
+// ServeEvents takes over accepting from it, so nothing else may call its
+// Accept. It returns at once; Close stops accepting.
+//
+// Compared with Accept and Detach behind net/http, nothing per connection
+// is allocated for the handshake of a plain request (no Origin from
+// another host, no subprotocol or compression to negotiate, no Check), so
+// a storm of connections leaves no garbage behind.
+func ServeEvents(ln net.Listener, h *EventHandler, opts *EventServerOptions) (*EventServer, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, errors.New("duplex: ServeEvents needs a *net.TCPListener")
+	}
+	var o EventServerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = defaultCloseTimeout
+	}
+	p, err := sharedPoller()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := tl.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var fd int
+	cerr := raw.Control(func(f uintptr) {
+		fd, err = syscall.Dup(int(f))
+		if err == nil {
+			syscall.CloseOnExec(fd)
+			err = syscall.SetNonblock(fd, true)
+		}
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	srv := &eventServer{opts: o.AcceptOptions, check: o.Check, timeout: o.HandshakeTimeout, done: make(chan struct{})}
+	hh := EventHandler{}
+	if h != nil {
+		hh = *h
+	}
+	hh.srv = srv
+	lc := &EventConn{fd: int32(fd), flags: evListener, h: &hh}
+	lc.state.Store(stNotified) // a listener has no OnClose
+	if err := p.Add(fd, lc); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	go srv.reap()
+	return &EventServer{ln: lc, srv: srv}, nil
+}
+
+// Close stops accepting. Connections already accepted go on.
+func (s *EventServer) Close() error {
+	select {
+	case <-s.srv.done:
+		return nil
+	default:
+	}
+	close(s.srv.done)
+	s.ln.kill(&CloseError{Code: StatusAbnormalClosure, Err: net.ErrClosed})
+	return nil
+}
+
+// acceptAll accepts every connection waiting on the listener. It reports
+// whether the listener goes on.
+func (c *EventConn) acceptAll() bool {
+	srv := c.h.srv
+	p, _ := sharedPoller()
+	for {
+		fd, _, err := syscall.Accept4(int(c.fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue
+		case syscall.EAGAIN:
+			return true
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+			// Out of descriptors or memory: the waiting connections stay
+			// queued; try again in a moment rather than spin.
+			time.Sleep(10 * time.Millisecond)
+			return true
+		default:
+			return c.state.Load()&stClosing == 0
+		}
+		// Like net.TCPConn by default: small frames go out at once.
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		nc := &EventConn{fd: int32(fd), h: c.h}
+		// Until the upgrade, limit holds the handshake's deadline.
+		nc.limit.Store(time.Now().Add(srv.timeout).UnixNano())
+		nc.state.Store(stHandshake)
+		srv.mu.Lock()
+		srv.pending = append(srv.pending, nc)
+		srv.mu.Unlock()
+		if p == nil || p.Add(fd, nc) != nil {
+			nc.state.Or(stNotified)
+			syscall.Close(fd)
+			nc.state.Store(stClosing | stNotified)
+		}
+	}
+}
+
+// reap drops the handshakes that have run out of time.
+func (srv *eventServer) reap() {
+	tick := time.NewTicker(max(srv.timeout/4, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-srv.done:
+			return
+		case now := <-tick.C:
+			srv.mu.Lock()
+			kept := srv.pending[:0]
+			for _, c := range srv.pending {
+				s := c.state.Load()
+				switch {
+				case s&stHandshake == 0 || s&stClosing != 0:
+				case now.UnixNano() > c.limit.Load():
+					c.state.Or(stNotified) // it never opened
+					c.kill(&CloseError{Code: StatusAbnormalClosure, Err: errors.New("duplex: handshake timed out")})
+				default:
+					kept = append(kept, c)
+				}
+			}
+			clear(srv.pending[len(kept):])
+			srv.pending = kept
+			srv.mu.Unlock()
+		}
+	}
+}
+
+// readHandshake reads the HTTP request of a connection accepted by
+// ServeEvents and answers it. It reports whether the connection goes on
+// waiting for bytes.
+func (c *EventConn) readHandshake() bool {
+	rs := c.rs
+	if rs == nil {
+		rs = newEventRead()
+		c.rs = rs
+	}
+	bp := eventBufs.Get().(*[]byte)
+	defer eventBufs.Put(bp)
+	buf := (*bp)[:cap(*bp)]
+	for {
+		n, err := syscall.Read(int(c.fd), buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			return true
+		}
+		if err != nil || n == 0 {
+			c.state.Or(stNotified) // it never opened
+			c.lost(err)
+			return false
+		}
+		rs.pending = append(rs.pending, buf[:n]...)
+		end := requestEnd(rs.pending)
+		if end < 0 {
+			if len(rs.pending) > maxRequest {
+				return c.refuseHandshake(&refusal{http.StatusRequestHeaderFieldsTooLarge, "request header too large"}, buf)
+			}
+			continue
+		}
+		if end > maxRequest {
+			return c.refuseHandshake(&refusal{http.StatusRequestHeaderFieldsTooLarge, "request header too large"}, buf)
+		}
+		return c.upgrade(rs.pending[:end], buf)
+	}
+}
+
+// requestEnd returns the length of the request head at the start of b, up
+// to and including its empty line, or -1 while it is incomplete.
+func requestEnd(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
+}
+
+// upgrade answers the request head req, the start of c.rs.pending, and
+// goes on to the frames that followed it.
+func (c *EventConn) upgrade(req, buf []byte) bool {
+	srv := c.h.srv
+	var resp []byte
+	out := eventBufs.Get().(*[]byte)
+	defer eventBufs.Put(out)
+	var x *eventExtra
+	if key, ok := fastHandshake(req, &srv.opts); ok && srv.check == nil {
+		resp = appendResponse((*out)[:0], key, "", "")
+	} else {
+		r, ref := parseRequest(req)
+		var key string
+		if ref == nil {
+			key, ref = checkRequest(r)
+		}
+		if ref == nil && !srv.opts.InsecureSkipOriginCheck {
+			ref = checkOrigin(r, srv.opts.OriginPatterns)
+		}
+		if ref == nil && srv.check != nil {
+			if status, reason := srv.check(r); status != 0 {
+				if reason == "" {
+					reason = http.StatusText(status)
+				}
+				ref = &refusal{status, reason}
+			}
+		}
+		if ref != nil {
+			return c.refuseHandshake(ref, buf)
+		}
+		sub := selectSubprotocol(r, srv.opts.Subprotocols)
+		ext, comp, decomp, threshold := srv.opts.Compression.accept(r.Header)
+		if sub != "" || ext != "" {
+			x = &eventExtra{subprotocol: sub, extensions: ext, comp: comp, decomp: decomp, threshold: threshold}
+		}
+		resp = appendResponse((*out)[:0], []byte(key), sub, ext)
+	}
+	*out = resp[:0]
+	if !c.writeHandshake(resp) {
+		return false
+	}
+	limit := srv.opts.ReadLimit
+	if limit == 0 {
+		limit = defaultReadLimit
+	}
+	if srv.opts.CloseTimeout != defaultCloseTimeout {
+		if x == nil {
+			x = &eventExtra{}
+		}
+		x.closeTimeout = srv.opts.CloseTimeout
+	} else if x != nil {
+		x.closeTimeout = defaultCloseTimeout
+	}
+	if x != nil {
+		if x.decomp != nil {
+			c.flags |= evDeflate
+		}
+		c.x.Store(x)
+	}
+	c.limit.Store(limit)
+	// Frames the client sent without waiting for the answer stay pending.
+	rs := c.rs
+	n := copy(rs.pending, rs.pending[len(req):])
+	rs.pending = rs.pending[:n]
+	if n == 0 {
+		c.rs = nil
+		freeEventRead(rs)
+	}
+	c.state.And(^int64(stHandshake))
+	if c.h.OnOpen != nil {
+		c.h.OnOpen(c)
+		if c.state.Load()&stClosing != 0 {
+			return false
+		}
+	}
+	return c.readSocket()
+}
+
+// writeHandshake writes a response to a socket that has just been read
+// from, so it has room: a short write means the peer is gone.
+func (c *EventConn) writeHandshake(p []byte) bool {
+	for len(p) > 0 {
+		n, err := syscall.Write(int(c.fd), p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			c.state.Or(stNotified)
+			c.lost(err)
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+// refuseHandshake answers with an HTTP error, as Accept does, then lets
+// the client read it before the socket closes.
+func (c *EventConn) refuseHandshake(ref *refusal, buf []byte) bool {
+	c.state.Or(stNotified) // it never opened
+	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n", ref.status, http.StatusText(ref.status))
+	if ref.status == http.StatusUpgradeRequired {
+		b = append(b, "Sec-WebSocket-Version: 13\r\n"...)
+	}
+	if ref.status == http.StatusMethodNotAllowed {
+		b = append(b, "Allow: GET\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(ref.reason)+1), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(append(b, ref.reason...), '\n')
+	if !c.writeHandshake(b) {
+		return false
+	}
+	e := &CloseError{Code: StatusAbnormalClosure, Err: &HandshakeError{StatusCode: ref.status, Body: []byte(ref.reason)}}
+	c.end.CompareAndSwap(nil, e)
+	if rs := c.rs; rs != nil {
+		c.rs = nil
+		freeEventRead(rs)
+	}
+	c.state.Or(stReadOver)
+	c.state.And(^int64(stHandshake))
+	syscall.Shutdown(int(c.fd), syscall.SHUT_WR)
+	time.AfterFunc(defaultCloseTimeout, func() { c.kill(e) })
+	return c.drain(buf)
+}
+
+// parseRequest parses a request head with net/http's parser, with the
+// refusal net/http's server would send for a malformed one.
+func parseRequest(req []byte) (*http.Request, *refusal) {
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(req)))
+	if err != nil {
+		return nil, &refusal{http.StatusBadRequest, "malformed HTTP request"}
+	}
+	// net/http keeps the Host header in r.Host alone; its server refuses
+	// a request without one, or with several, and so does this one.
+	if r.ProtoAtLeast(1, 1) && r.Host == "" || hostLines(req) > 1 {
+		return nil, &refusal{http.StatusBadRequest, "missing or repeated Host header"}
+	}
+	return r, nil
+}
+
+// hostLines counts the Host header lines of a request head.
+func hostLines(req []byte) int {
+	n := 0
+	for line := range bytes.Lines(req) {
+		if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("host:")) {
+			n++
+		}
+	}
+	return n
+}
+
+// appendResponse appends the 101 response for key.
+func appendResponse(b, key []byte, subprotocol, extensions string) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	var in [24 + len(keyGUID)]byte
+	copy(in[copy(in[:], key):], keyGUID)
+	sum := sha1.Sum(in[:len(key)+len(keyGUID)])
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	if subprotocol != "" {
+		b = append(append(b, "\r\nSec-WebSocket-Protocol: "...), subprotocol...)
+	}
+	if extensions != "" {
+		b = append(append(b, "\r\nSec-WebSocket-Extensions: "...), extensions...)
+	}
+	return append(b, "\r\n\r\n"...)
+}
+
+// fastHandshake checks the common handshake request without allocating:
+// a GET with a plain path, HTTP/1.1, CRLF line ends, one Host, the
+// Connection and Upgrade tokens, version 13, one valid key, and nothing
+// that needs a choice (an Origin to check, a subprotocol or extension to
+// negotiate when opts has them). It returns the key and true for such a
+// request, and false for every other, which goes to net/http's parser
+// and Accept's checks: the fast path never decides a refusal, and when it
+// accepts, the slow path would have accepted with the same key
+// (FuzzFastHandshake checks this).
+func fastHandshake(req []byte, opts *AcceptOptions) (key []byte, ok bool) {
+	line, rest, found := bytes.Cut(req, []byte("\r\n"))
+	if !found || !bytes.HasPrefix(line, []byte("GET /")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+		return nil, false
+	}
+	for _, b := range line[len("GET ") : len(line)-len(" HTTP/1.1")] {
+		if !isPathByte(b) {
+			return nil, false
+		}
+	}
+	var hosts, versions, keys int
+	var conn, upgrade bool
+	for {
+		line, rest, found = bytes.Cut(rest, []byte("\r\n"))
+		if !found {
+			return nil, false
+		}
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, false
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, b := range name {
+			if !isTokenByte(b) {
+				return nil, false
+			}
+		}
+		for _, b := range value {
+			if b < 0x20 && b != '\t' || b >= 0x7f {
+				return nil, false
+			}
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Host")):
+			if len(value) == 0 {
+				return nil, false
+			}
+			hosts++
+		case bytes.EqualFold(name, []byte("Connection")):
+			conn = conn || hasTokenBytes(value, "upgrade")
+		case bytes.EqualFold(name, []byte("Upgrade")):
+			upgrade = upgrade || hasTokenBytes(value, "websocket")
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Version")):
+			versions++
+			if string(value) != "13" {
+				return nil, false
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
+			keys++
+			key = value
+		case bytes.EqualFold(name, []byte("Origin")):
+			if !opts.InsecureSkipOriginCheck {
+				return nil, false
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Protocol")):
+			if len(opts.Subprotocols) > 0 {
+				return nil, false
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Extensions")):
+			if opts.Compression != nil {
+				return nil, false
+			}
+		case bytes.EqualFold(name, []byte("Content-Length")), bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return nil, false
+		}
+	}
+	if len(rest) != 0 || hosts != 1 || versions != 1 || keys != 1 || !conn || !upgrade || !validKeyBytes(key) {
+		return nil, false
+	}
+	return key, true
+}
+
+// isPathByte: the bytes of a plain request path and query, which every
+// URL parser takes as they are.
+func isPathByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '-', '.', '_', '~', '/', '?', '=', '&', '+', ':', '@', '!', '$', '\'', '(', ')', '*', ',', ';':
+		return true
+	}
+	return false
+}
+
+// isTokenByte: the bytes of an HTTP token (RFC 9110 §5.6.2).
+func isTokenByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// hasTokenBytes reports whether the comma-separated list v holds token,
+// compared without case.
+func hasTokenBytes(v []byte, token string) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if bytes.EqualFold(trimOWS(t), []byte(token)) {
+			return true
+		}
+	}
+	return false
+}
+
+// validKeyBytes is validKey without allocating.
+func validKeyBytes(key []byte) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var dst [18]byte
+	n, err := base64.StdEncoding.Decode(dst[:], key)
+	return err == nil && n == 16
+}
