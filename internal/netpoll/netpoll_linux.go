@@ -1,7 +1,7 @@
 // Package netpoll watches many sockets for readability with one epoll
 // instance and no goroutine per socket. Each registration is one-shot: a
 // socket that became readable is reported once and must be re-armed after
-// its bytes have been consumed, so only one worker at a time handles it.
+// its bytes have been consumed, so only one goroutine at a time handles it.
 //
 // What the poller keeps per socket is one pointer in a table indexed by
 // file descriptor; the table grows in chunks as descriptors do.
@@ -17,8 +17,13 @@ import (
 	"unsafe"
 )
 
-// Poller is an epoll instance with one goroutine waiting on it. T is what
-// the owner keeps per socket; onReady gets it when the socket is ready.
+// Poller is an epoll instance whose events are handled by the goroutines
+// that wait on it: each loop goroutine takes one ready socket from
+// epoll_wait and runs onReady for it there, with no hand-off to another
+// goroutine. A monitor starts another loop when every loop has stayed
+// busy in a handler for a while, so a handler that blocks delays the
+// other sockets by at most that while; loops beyond the base count end
+// once there is an idle one again.
 type Poller[T any] struct {
 	epfd    int
 	wake    int // eventfd that interrupts epoll_wait on Close
@@ -27,19 +32,21 @@ type Poller[T any] struct {
 	table  [tableChunks]atomic.Pointer[chunk[T]]
 	grow   sync.Mutex
 	closed atomic.Bool
-	done   chan struct{}
-	work   chan *T // ready sockets waiting for a worker
+	loops  atomic.Int32  // loop goroutines running
+	busy   atomic.Int32  // of them, running a handler
+	served atomic.Uint64 // handlers finished, for the monitor
+	done   chan struct{} // closed by Close
+	wg     sync.WaitGroup
 }
 
-// queueSize is how many ready sockets may wait for a worker. When the
-// queue is full the loop waits for room, so a burst (every idle connection
-// pinged at once) waits in the kernel rather than getting a goroutine, and
-// a stack, each. Only when no room comes for stuckAfter, because the
-// workers are stuck in handlers that block, does an event get a goroutine
-// of its own, so a blocking handler never starves the others.
+// baseLoops is how many loop goroutines wait for events at all times.
+var baseLoops = int32(max(2, runtime.GOMAXPROCS(0)))
+
+// stuckAfter is how long every loop may stay busy before the monitor
+// starts another; maxLoops bounds the loops there may be.
 const (
-	queueSize  = 1 << 12
 	stuckAfter = 10 * time.Millisecond
+	maxLoops   = 4096
 )
 
 // The table holds chunkSize descriptors a chunk, up to 2^24 descriptors:
@@ -52,9 +59,6 @@ const (
 
 type chunk[T any] [chunkSize]atomic.Pointer[T]
 
-// workers is how many goroutines run handlers.
-var workers = max(16, 4*runtime.GOMAXPROCS(0))
-
 // ErrClosed is returned by Add and Rearm after Close.
 var ErrClosed = errors.New("netpoll: poller closed")
 
@@ -64,8 +68,8 @@ var errRange = errors.New("netpoll: file descriptor out of range")
 // Supported reports whether this platform has a poller.
 const Supported = true
 
-// New starts a poller that calls onReady on a worker goroutine for each
-// readiness of a registered socket.
+// New starts a poller that calls onReady on one of its goroutines for
+// each readiness of a registered socket.
 func New[T any](onReady func(*T)) (*Poller[T], error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -77,17 +81,19 @@ func New[T any](onReady func(*T)) (*Poller[T], error) {
 		return nil, errno
 	}
 	wake := int(r1)
+	// Level-triggered: once written, the eventfd wakes every loop.
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		syscall.Close(epfd)
 		syscall.Close(wake)
 		return nil, err
 	}
-	p := &Poller[T]{epfd: epfd, wake: wake, onReady: onReady, done: make(chan struct{}), work: make(chan *T, queueSize)}
-	for range workers {
-		go p.worker()
+	p := &Poller[T]{epfd: epfd, wake: wake, onReady: onReady, done: make(chan struct{})}
+	for range baseLoops {
+		p.startLoop()
 	}
-	go p.loop()
+	p.wg.Add(1)
+	go p.monitor()
 	return p, nil
 }
 
@@ -151,68 +157,86 @@ func (p *Poller[T]) Remove(fd int, t *T) {
 	}
 }
 
-// Close stops the poller; registered callbacks are not called again.
+// Close stops the poller; registered callbacks are not called again once
+// the handlers running now have returned.
 func (p *Poller[T]) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	close(p.done)
 	var one = [8]byte{1}
 	syscall.Write(p.wake, one[:])
-	<-p.done
+	p.wg.Wait()
 	syscall.Close(p.wake)
 	return syscall.Close(p.epfd)
 }
 
-func (p *Poller[T]) worker() {
-	for {
-		select {
-		case t := <-p.work:
-			p.onReady(t)
-		case <-p.done:
-			return
-		}
-	}
+func (p *Poller[T]) startLoop() {
+	p.loops.Add(1)
+	p.wg.Add(1)
+	go p.loop()
 }
 
-// dispatch queues t for a worker.
-func (p *Poller[T]) dispatch(t *T) {
-	select {
-	case p.work <- t:
-		return
-	default:
-	}
-	stuck := time.NewTimer(stuckAfter)
-	defer stuck.Stop()
-	select {
-	case p.work <- t:
-	case <-stuck.C:
-		go p.onReady(t)
-	}
-}
-
+// loop waits for one ready socket at a time and handles it. One at a
+// time: a socket taken by a loop whose handler then blocks would wait
+// for it, where one left in the kernel goes to the next free loop.
 func (p *Poller[T]) loop() {
-	defer close(p.done)
-	events := make([]syscall.EpollEvent, 256)
+	defer p.wg.Done()
+	var events [1]syscall.EpollEvent
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		n, err := syscall.EpollWait(p.epfd, events[:], -1)
 		if err == syscall.EINTR {
 			continue
 		}
-		if err != nil {
+		if err != nil || p.closed.Load() {
+			p.loops.Add(-1)
 			return
 		}
-		for _, ev := range events[:n] {
-			if int(ev.Fd) == p.wake {
+		if n == 0 {
+			continue
+		}
+		ev := events[0]
+		if int(ev.Fd) == p.wake {
+			p.loops.Add(-1)
+			return
+		}
+		s := p.slot(int(ev.Fd), false)
+		if s == nil {
+			continue
+		}
+		if t := s.Load(); t != nil {
+			p.busy.Add(1)
+			p.onReady(t)
+			p.served.Add(1)
+			p.busy.Add(-1)
+		}
+		// A loop the monitor added ends once another loop is idle.
+		if l := p.loops.Load(); l > baseLoops && p.busy.Load() < l-1 {
+			if p.loops.CompareAndSwap(l, l-1) {
 				return
 			}
-			s := p.slot(int(ev.Fd), false)
-			if s == nil {
-				continue
-			}
-			if t := s.Load(); t != nil {
-				p.dispatch(t)
-			}
 		}
+	}
+}
+
+// monitor adds a loop when every loop has been busy for stuckAfter
+// without a handler finishing: some handler blocks.
+func (p *Poller[T]) monitor() {
+	defer p.wg.Done()
+	tick := time.NewTicker(stuckAfter)
+	defer tick.Stop()
+	last := p.served.Load()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+		served := p.served.Load()
+		if l := p.loops.Load(); served == last && p.busy.Load() >= l && l < maxLoops {
+			p.startLoop()
+		}
+		last = served
 	}
 }
 

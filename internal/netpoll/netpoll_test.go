@@ -68,3 +68,73 @@ func TestOneShotAndRearm(t *testing.T) {
 		t.Fatalf("Rearm after Remove = %v; want ENOENT", err)
 	}
 }
+
+// A handler that blocks does not stall the other sockets: the monitor
+// starts another loop, and it ends again once the handler returns.
+func TestBlockingHandler(t *testing.T) {
+	release := make(chan struct{})
+	handled := make(chan int, 16)
+	type sock struct{ id int }
+	p, err := New(func(s *sock) {
+		if s.id == 0 {
+			<-release
+		}
+		handled <- s.id
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var clients []net.Conn
+	for i := range int(baseLoops) + 1 {
+		client, fd := socketPair(t)
+		clients = append(clients, client)
+		id := 0 // blocks its loop
+		if i == int(baseLoops) {
+			id = 1 // must get through
+		}
+		if err := p.Add(fd, &sock{id: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Block every base loop: the first baseLoops sockets have id 0.
+	for i := range int(baseLoops) {
+		clients[i].Write([]byte("x"))
+	}
+	time.Sleep(50 * time.Millisecond)
+	clients[baseLoops].Write([]byte("y"))
+	select {
+	case id := <-handled:
+		if id != 1 {
+			t.Fatalf("handled %d first; want the unblocked socket", id)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a ready socket waited behind blocked handlers")
+	}
+	close(release)
+}
+
+// socketPair returns a client connection and the descriptor of its
+// accepted server side, both closed when the test ends.
+func socketPair(t *testing.T) (net.Conn, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	raw, _ := server.(*net.TCPConn).SyscallConn()
+	var fd int
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return client, fd
+}
