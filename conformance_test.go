@@ -323,20 +323,26 @@ func TestConformance(t *testing.T) {
 			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
 				testkit.CheckNoGoroutineLeak(t)
 				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
-				end := confEcho(c)
-				runScript(t, r, peer, tt.script)
-				want := tt.close
-				if want == 0 {
-					if err := peer.Send("88 02 03e8"); err != nil {
-						t.Fatal(err)
-					}
-					want = 1000
-				}
-				peer.ExpectClose(t, want)
-				checkEnding(t, end, duplex.StatusCode(want), tt.close == 0 || tt.peerCode)
+				playCase(t, r, peer, confEcho(c), tt.script, tt.close, tt.peerCode)
 			})
 		}
 	}
+}
+
+// playCase plays a conformance script, then closes as conformanceCases
+// says, and checks how the library side's echo ended.
+func playCase(t *testing.T, r role, peer *testkit.RawPeer, end <-chan ending, script []string, close uint16, peerCode bool) {
+	t.Helper()
+	runScript(t, r, peer, script)
+	want := close
+	if want == 0 {
+		if err := peer.Send("88 02 03e8"); err != nil {
+			t.Fatal(err)
+		}
+		want = 1000
+	}
+	peer.ExpectClose(t, want)
+	checkEnding(t, end, duplex.StatusCode(want), close == 0 || peerCode)
 }
 
 // runScript plays a conformance script (see conformanceCases).
@@ -825,7 +831,13 @@ func TestFrameRightAfterRequest(t *testing.T) {
 		<-confEcho(c)
 	}))
 	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	helloWithRequest(t, srv.Listener.Addr().String())
+}
+
+// helloWithRequest sends a handshake request and the §5.7 masked "Hello"
+// in one write, and expects the 101 and then the echo.
+func helloWithRequest(t *testing.T, addr string) {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -833,7 +845,6 @@ func TestFrameRightAfterRequest(t *testing.T) {
 	defer nc.Close()
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	// One write: the request and the §5.7 masked "Hello".
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := nc.Write(append([]byte(req), testkit.Hex("81 85 37fa213d 7f9f4d5158")...)); err != nil {
 		t.Fatal(err)

@@ -173,23 +173,9 @@ func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
 	if e := c.readClosed(); e != nil {
 		return fail(e)
 	}
-	raw, err := tcp.SyscallConn()
-	if err != nil {
-		return fail(err)
-	}
 	// The event loop gets a descriptor of its own for the socket, so the
 	// net.TCPConn and everything behind it can go.
-	var fd int
-	cerr := raw.Control(func(f uintptr) {
-		fd, err = syscall.Dup(int(f))
-		if err == nil {
-			syscall.CloseOnExec(fd)
-			err = syscall.SetNonblock(fd, true)
-		}
-	})
-	if err == nil {
-		err = cerr
-	}
+	fd, err := dupNonblock(tcp)
 	if err != nil {
 		return fail(err)
 	}
@@ -232,6 +218,29 @@ func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
 		go ec.onReadable()
 	}
 	return ec, nil
+}
+
+// dupNonblock returns a non-blocking descriptor of its own for the socket
+// of conn.
+func dupNonblock(conn syscall.Conn) (int, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := raw.Control(func(f uintptr) {
+		fd, err = syscall.Dup(int(f))
+		if err == nil {
+			syscall.CloseOnExec(fd)
+			if err = syscall.SetNonblock(fd, true); err != nil {
+				syscall.Close(fd)
+			}
+		}
+	})
+	if err == nil {
+		err = cerr
+	}
+	return fd, err
 }
 
 // Subprotocol returns the subprotocol agreed in the handshake, or "".
@@ -954,12 +963,9 @@ func (c *EventConn) control(op wire.Opcode, p []byte) bool {
 		}
 		return true
 	}
-	code, reason, err := wire.ParseClose(p)
-	switch {
-	case errors.Is(err, wire.ErrCloseReason):
-		return c.fail(StatusInvalidFramePayloadData, fmt.Errorf("%w: close reason", ErrInvalidUTF8))
-	case err != nil:
-		return c.fail(StatusProtocolError, fmt.Errorf("%w: %v", ErrProtocol, err))
+	code, reason, failCode, err := parseClose(p)
+	if err != nil {
+		return c.fail(failCode, err)
 	}
 	e := &CloseError{Code: StatusCode(code), Reason: reason}
 	c.end.CompareAndSwap(nil, e)

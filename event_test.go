@@ -1,12 +1,8 @@
 package duplex_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,7 +11,6 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
-	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -133,17 +128,7 @@ func TestConformanceDetached(t *testing.T) {
 			}
 			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
 				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
-				end := detachedEcho(t, c)
-				runScript(t, r, peer, tt.script)
-				want := tt.close
-				if want == 0 {
-					if err := peer.Send("88 02 03e8"); err != nil {
-						t.Fatal(err)
-					}
-					want = 1000
-				}
-				peer.ExpectClose(t, want)
-				checkEnding(t, end, duplex.StatusCode(want), tt.close == 0 || tt.peerCode)
+				playCase(t, r, peer, detachedEcho(t, c), tt.script, tt.close, tt.peerCode)
 			})
 		}
 	}
@@ -180,27 +165,13 @@ func TestDetachFrameRightAfterRequest(t *testing.T) {
 		detachedEcho(t, c)
 	}))
 	defer srv.Close()
-	addr := srv.Listener.Addr().String()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := nc.Write(append([]byte(req), testkit.Hex("81 85 37fa213d 7f9f4d5158")...)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("response %v, %v; want 101", resp, err)
-	}
-	got := make([]byte, 7)
-	if _, err := io.ReadFull(br, got); err != nil || !bytes.Equal(got, testkit.Hex("81 05 48656c6c6f")) {
-		t.Fatalf("echo = % x, %v; want 81 05 48656c6c6f", got, err)
-	}
+	helloWithRequest(t, srv.Listener.Addr().String())
+}
+
+// ServeEvents handles frames that came in the request's packet.
+func TestServeEventsFrameRightAfterRequest(t *testing.T) {
+	addr, _, _ := serveEvents(t, nil)
+	helloWithRequest(t, addr)
 }
 
 // A peer that stops reading fills the socket: Write waits for room until

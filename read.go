@@ -352,16 +352,26 @@ func (c *Conn) handleControl() error {
 	return nil
 }
 
+// parseClose parses the payload of a close frame (§5.5.1, §7.4); for a
+// bad one it returns the code to fail with and why.
+func parseClose(p []byte) (code uint16, reason string, failCode StatusCode, err error) {
+	code, reason, err = wire.ParseClose(p)
+	switch {
+	case errors.Is(err, wire.ErrCloseReason):
+		return 0, "", StatusInvalidFramePayloadData, fmt.Errorf("%w: close reason", ErrInvalidUTF8)
+	case err != nil:
+		return 0, "", StatusProtocolError, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return code, reason, 0, nil
+}
+
 // handleClose answers the peer's close frame (§5.5.1) and ends the read
 // side. The server closes the transport first (§7.1.1); a client waits,
 // briefly, for the server to do so.
 func (c *Conn) handleClose(p []byte) error {
-	code, reason, err := wire.ParseClose(p)
-	switch {
-	case errors.Is(err, wire.ErrCloseReason):
-		return c.fail(StatusInvalidFramePayloadData, fmt.Errorf("%w: close reason", ErrInvalidUTF8))
-	case err != nil:
-		return c.fail(StatusProtocolError, fmt.Errorf("%w: %v", ErrProtocol, err))
+	code, reason, failCode, err := parseClose(p)
+	if err != nil {
+		return c.fail(failCode, err)
 	}
 	e := c.setErr(&CloseError{Code: StatusCode(code), Reason: reason})
 	var reply []byte

@@ -85,21 +85,7 @@ func ServeEvents(ln net.Listener, h *EventHandler, opts *EventServerOptions) (*E
 	if err != nil {
 		return nil, err
 	}
-	raw, err := tl.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var fd int
-	cerr := raw.Control(func(f uintptr) {
-		fd, err = syscall.Dup(int(f))
-		if err == nil {
-			syscall.CloseOnExec(fd)
-			err = syscall.SetNonblock(fd, true)
-		}
-	})
-	if err == nil {
-		err = cerr
-	}
+	fd, err := dupNonblock(tl)
 	if err != nil {
 		return nil, err
 	}

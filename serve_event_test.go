@@ -111,16 +111,7 @@ func TestConformanceServeEvents(t *testing.T) {
 			}
 			c := <-opened
 			t.Cleanup(func() { c.CloseNow() })
-			runScript(t, asServer, peer, tt.script)
-			want := tt.close
-			if want == 0 {
-				if err := peer.Send("88 02 03e8"); err != nil {
-					t.Fatal(err)
-				}
-				want = 1000
-			}
-			peer.ExpectClose(t, want)
-			checkEnding(t, ended, duplex.StatusCode(want), tt.close == 0 || tt.peerCode)
+			playCase(t, asServer, peer, ended, tt.script, tt.close, tt.peerCode)
 		})
 	}
 }
