@@ -463,21 +463,6 @@ var errCloseSentEvent = errors.New("duplex: close frame already sent")
 
 // writeFrame sends one frame. Nothing follows a close frame (§5.5.1).
 func (c *EventConn) writeFrame(ctx context.Context, op wire.Opcode, rsv byte, p []byte, isClose bool) error {
-	if !c.acquire() {
-		return c.endErr()
-	}
-	defer c.release()
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.state.Load()&stCloseSent != 0 {
-		if isClose {
-			return errCloseSentEvent
-		}
-		return c.endErr()
-	}
-	if isClose {
-		c.state.Or(stCloseSent)
-	}
 	h := wire.Header{Fin: true, RSV: rsv, Opcode: op, Length: int64(len(p))}
 	var hdr [wire.MaxHeaderSize]byte
 	var bufs [2][]byte
@@ -496,9 +481,29 @@ func (c *EventConn) writeFrame(ctx context.Context, op wire.Opcode, rsv byte, p 
 	} else {
 		bufs[0], bufs[1] = wire.Append(hdr[:0], h), p
 	}
-	if err := c.send(ctx, bufs[:]); err != nil {
-		e := &CloseError{Code: StatusAbnormalClosure, Err: err}
-		c.kill(e)
+	return c.transmit(ctx, bufs[:], isClose)
+}
+
+// transmit puts an encoded frame on the wire, unless our close frame has
+// gone out already.
+func (c *EventConn) transmit(ctx context.Context, bufs [][]byte, isClose bool) error {
+	if !c.acquire() {
+		return c.endErr()
+	}
+	defer c.release()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.state.Load()&stCloseSent != 0 {
+		if isClose {
+			return errCloseSentEvent
+		}
+		return c.endErr()
+	}
+	if isClose {
+		c.state.Or(stCloseSent)
+	}
+	if err := c.send(ctx, bufs); err != nil {
+		c.kill(&CloseError{Code: StatusAbnormalClosure, Err: err})
 		return c.endErr()
 	}
 	return nil

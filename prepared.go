@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/duplexws/duplex/internal/deflate"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -63,22 +64,7 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if pm.typ != MessageText && pm.typ != MessageBinary {
 		return fmt.Errorf("duplex: invalid message type %d", pm.typ)
 	}
-	key := preparedKey{compressed: compress}
-	if compress {
-		key.level = c.comp.Level()
-	}
-	frame, err := pm.frame(key, func() ([]byte, error) {
-		payload, rsv := pm.data, byte(0)
-		if compress {
-			var err error
-			if payload, err = c.comp.Compress(nil, pm.data); err != nil {
-				return nil, fmt.Errorf("duplex: compress: %w", err)
-			}
-			rsv = wire.RSV1
-		}
-		h := wire.Header{Fin: true, RSV: rsv, Opcode: wire.Opcode(pm.typ), Length: int64(len(payload))}
-		return append(wire.Append(make([]byte, 0, wire.MaxHeaderSize+len(payload)), h), payload...), nil
-	})
+	frame, err := pm.serverFrame(c.comp, compress)
 	if err != nil {
 		return err
 	}
@@ -87,4 +73,46 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	}
 	defer unlock(c.msgSem)
 	return c.putData(ctx, frame, true, 0, 0, nil)
+}
+
+// serverFrame returns pm as an unmasked frame, compressed by comp (which
+// is stateless) when compress is set.
+func (pm *PreparedMessage) serverFrame(comp *deflate.Compressor, compress bool) ([]byte, error) {
+	key := preparedKey{compressed: compress}
+	if compress {
+		key.level = comp.Level()
+	}
+	return pm.frame(key, func() ([]byte, error) {
+		payload, rsv := pm.data, byte(0)
+		if compress {
+			var err error
+			if payload, err = comp.Compress(nil, pm.data); err != nil {
+				return nil, fmt.Errorf("duplex: compress: %w", err)
+			}
+			rsv = wire.RSV1
+		}
+		h := wire.Header{Fin: true, RSV: rsv, Opcode: wire.Opcode(pm.typ), Length: int64(len(payload))}
+		return append(wire.Append(make([]byte, 0, wire.MaxHeaderSize+len(payload)), h), payload...), nil
+	})
+}
+
+// WritePrepared sends pm as one message, like Write; see PreparedMessage.
+func (c *EventConn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	x := c.x.Load()
+	compress := x != nil && x.comp != nil && len(pm.data) >= x.threshold
+	if c.flags&evClient != 0 || (compress && !x.comp.Stateless()) {
+		return c.write(ctx, pm.typ, pm.data, compress)
+	}
+	if pm.typ != MessageText && pm.typ != MessageBinary {
+		return fmt.Errorf("duplex: invalid message type %d", pm.typ)
+	}
+	var comp *deflate.Compressor
+	if compress {
+		comp = x.comp
+	}
+	frame, err := pm.serverFrame(comp, compress)
+	if err != nil {
+		return err
+	}
+	return c.transmit(ctx, [][]byte{frame}, false)
 }

@@ -171,3 +171,44 @@ func TestServeEventsCheck(t *testing.T) {
 		t.Fatalf("echo %q, %v", p, err)
 	}
 }
+
+// A broadcast to event-driven connections: one PreparedMessage, framed
+// once per framing, reaches clients with and without compression.
+func TestServeEventsWritePrepared(t *testing.T) {
+	opts := &duplex.EventServerOptions{}
+	opts.Compression = &duplex.CompressionOptions{NoContextTakeover: true}
+	addr, opened, _ := serveEvents(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var clients []*duplex.Conn
+	var servers []*duplex.EventConn
+	for i := range 6 {
+		var dopts *duplex.DialOptions
+		if i%2 == 0 {
+			dopts = &duplex.DialOptions{Compression: &duplex.CompressionOptions{}}
+		}
+		c, _, err := duplex.Dial(ctx, "ws://"+addr+"/", dopts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		clients = append(clients, c)
+		servers = append(servers, <-opened)
+	}
+	msg := strings.Repeat("broadcast ", 100)
+	pm := duplex.NewPreparedMessage(duplex.MessageText, []byte(msg))
+	for _, s := range servers {
+		if err := s.WritePrepared(ctx, pm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range clients {
+		typ, p, err := c.Read(ctx)
+		if err != nil || typ != duplex.MessageText || string(p) != msg {
+			t.Fatalf("client %d got %v %d bytes, %v", i, typ, len(p), err)
+		}
+		if compressed := strings.HasPrefix(c.Extensions(), "permessage-deflate"); compressed != (i%2 == 0) {
+			t.Fatalf("client %d: extensions %q", i, c.Extensions())
+		}
+	}
+}
