@@ -22,11 +22,13 @@ type EventServerOptions struct {
 	AcceptOptions
 
 	// Check, when set, sees every valid handshake request before it is
-	// accepted, to authenticate it. It returns 0 to accept, or an HTTP
-	// status (401, 403, ...) and a short reason to refuse. It runs on an
-	// event-loop worker: it must not block. It costs an http.Request per
-	// handshake, which the loop otherwise does without.
-	Check func(r *http.Request) (status int, reason string)
+	// accepted, to authenticate it. It returns status 0 to accept, with a
+	// value to keep with the connection (the user it authenticated, say:
+	// EventConn.Value returns it), or an HTTP status (401, 403, ...) and a
+	// short reason to refuse. It runs on an event-loop goroutine, so it
+	// should not block long. It costs an http.Request per handshake, which
+	// the loop otherwise does without.
+	Check func(r *http.Request) (value any, status int, reason string)
 
 	// HandshakeTimeout bounds the time from the TCP accept to the end of
 	// the request. Default: 10s.
@@ -43,7 +45,7 @@ type EventServer struct {
 // eventServer is what the connections of one ServeEvents share.
 type eventServer struct {
 	opts    AcceptOptions
-	check   func(*http.Request) (int, string)
+	check   func(*http.Request) (any, int, string)
 	timeout time.Duration
 
 	mu      sync.Mutex
@@ -260,8 +262,11 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		if ref == nil && !srv.opts.InsecureSkipOriginCheck {
 			ref = checkOrigin(r, srv.opts.OriginPatterns)
 		}
+		var value any
 		if ref == nil && srv.check != nil {
-			if status, reason := srv.check(r); status != 0 {
+			var status int
+			var reason string
+			if value, status, reason = srv.check(r); status != 0 {
 				if reason == "" {
 					reason = http.StatusText(status)
 				}
@@ -273,8 +278,8 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		}
 		sub := selectSubprotocol(r, srv.opts.Subprotocols)
 		ext, comp, decomp, threshold := srv.opts.Compression.accept(r.Header)
-		if sub != "" || ext != "" {
-			x = &eventExtra{subprotocol: sub, extensions: ext, comp: comp, decomp: decomp, threshold: threshold}
+		if sub != "" || ext != "" || value != nil {
+			x = &eventExtra{subprotocol: sub, extensions: ext, comp: comp, decomp: decomp, threshold: threshold, value: value}
 		}
 		resp = appendResponse((*out)[:0], []byte(key), sub, ext)
 	}

@@ -145,11 +145,11 @@ func TestServeEventsSlowAndLargeRequests(t *testing.T) {
 
 // Check authenticates before the upgrade, as a handler does before Accept.
 func TestServeEventsCheck(t *testing.T) {
-	addr, opened, _ := serveEvents(t, &duplex.EventServerOptions{Check: func(r *http.Request) (int, string) {
+	addr, opened, _ := serveEvents(t, &duplex.EventServerOptions{Check: func(r *http.Request) (any, int, string) {
 		if r.URL.Query().Get("token") != "secret" {
-			return http.StatusUnauthorized, "invalid token"
+			return nil, http.StatusUnauthorized, "invalid token"
 		}
-		return 0, ""
+		return "user-" + r.URL.Query().Get("user"), 0, ""
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -158,12 +158,14 @@ func TestServeEventsCheck(t *testing.T) {
 	if !errors.As(err, &he) || he.StatusCode != 401 || !strings.Contains(string(he.Body), "invalid token") {
 		t.Fatalf("wrong token: %v; want 401 invalid token", err)
 	}
-	c, _, err := duplex.Dial(ctx, "ws://"+addr+"/ws?token=secret", nil)
+	c, _, err := duplex.Dial(ctx, "ws://"+addr+"/ws?token=secret&user=ada", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	<-opened
+	if ec := <-opened; ec.Value() != "user-ada" {
+		t.Fatalf("Value() = %v; want what Check returned", ec.Value())
+	}
 	if err := c.Write(ctx, duplex.MessageText, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
