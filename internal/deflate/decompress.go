@@ -1,7 +1,6 @@
 package deflate
 
 import (
-	"compress/flate"
 	"fmt"
 	"io"
 	"sync"
@@ -9,12 +8,12 @@ import (
 
 // trailer follows every message's payload on its way into the inflater: the
 // tail that RFC 7692 §7.2.2 says to append, then an empty final stored
-// block, so that flate reports io.EOF at the end of the message instead of
-// waiting for more input.
+// block, so that the inflater reports io.EOF at the end of the message
+// instead of waiting for more input.
 const trailer = tail + "\x01\x00\x00\xff\xff"
 
 // Decompressor decompresses the messages of one direction of a connection.
-// Between messages it holds no flate reader, only (with context takeover) the
+// Between messages it holds no inflater, only (with context takeover) the
 // last 2^windowBits bytes of output; see the package doc.
 type Decompressor struct {
 	takeover bool
@@ -25,18 +24,8 @@ type Decompressor struct {
 	rd  msgReader // what Reader returns
 }
 
-// inflater is the pooled part of a Decompressor.
-type inflater struct {
-	fr   io.ReadCloser // from flate.NewReader, so also a flate.Resetter
-	src  source
-	dict []byte // lays out a wrapped history in order; allocated on need
-}
-
-var inflaterPool = sync.Pool{New: func() any {
-	inf := &inflater{}
-	inf.fr = flate.NewReader(&inf.src)
-	return inf
-}}
+// inflaterPool holds inflaters, the pooled part of a Decompressor.
+var inflaterPool = sync.Pool{New: func() any { return new(inflater) }}
 
 // NewDecompressor returns a decompressor for a peer that compresses with
 // at most windowBits (8..15; any other value means 15) and context takeover
@@ -55,7 +44,7 @@ func NewDecompressor(windowBits int, contextTakeover bool) *Decompressor {
 
 // Reader returns a reader of the decompressed message whose compressed
 // payload r yields: the frame payloads of one message, concatenated, without
-// the 00 00 ff ff tail. The reader streams, holding at most flate's 32 KiB
+// the 00 00 ff ff tail. The reader streams, holding at most a 32 KiB
 // window, so the caller can count the bytes it reads and stop at its limit:
 // limits apply to the decompressed size. It returns io.EOF at the end
 // of the message, having read r to its end; an error wrapping [ErrCorrupt]
@@ -66,26 +55,18 @@ func (d *Decompressor) Reader(r io.Reader) io.Reader {
 		d.Done()
 	}
 	inf := inflaterPool.Get().(*inflater)
-	inf.src = source{r: r}
-	var dict []byte
+	var h1, h2 []byte
 	if d.takeover {
 		// §7.1.1: the message may refer to the previous messages' output
 		// (example in §7.2.3.2).
-		a, b := d.hist.parts()
-		dict = a
-		if len(b) > 0 {
-			if cap(inf.dict) < len(a)+len(b) {
-				inf.dict = make([]byte, 0, 32<<10)
-			}
-			dict = append(append(inf.dict[:0], a...), b...)
-		}
+		h1, h2 = d.hist.parts()
 	}
-	inf.fr.(flate.Resetter).Reset(&inf.src, dict)
+	inf.reset(r, h1, h2)
 	d.inf, d.err = inf, nil
 	return &d.rd
 }
 
-// Done ends the current message and returns the flate reader to its pool.
+// Done ends the current message and returns the inflater to its pool.
 // Call it after the reader returned io.EOF: with context takeover, ending a
 // message early leaves a history that no longer matches the peer's. Done
 // without a current message does nothing.
@@ -109,7 +90,7 @@ func (mr *msgReader) Read(p []byte) (int, error) {
 	if d.inf == nil {
 		return 0, io.EOF
 	}
-	n, err := d.inf.fr.Read(p)
+	n, err := d.inf.Read(p)
 	if d.takeover && n > 0 {
 		d.hist.write(p[:n])
 	}

@@ -348,7 +348,7 @@ func TestDecompressErrors(t *testing.T) {
 
 // dictRef returns a message that refers to bytes before its start, as if
 // there was history.
-func dictRef(t *testing.T) []byte {
+func dictRef(t testing.TB) []byte {
 	var buf bytes.Buffer
 	dict := []byte("0123456789abcdefghijklmnopqrstuvwxyz")
 	fw, _ := flate.NewWriterDict(&buf, flate.BestCompression, dict)

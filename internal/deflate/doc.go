@@ -1,7 +1,6 @@
 // Package deflate implements the permessage-deflate WebSocket extension
 // (RFC 7692): parsing and negotiating its Sec-WebSocket-Extensions
-// parameters, and compressing and decompressing messages with
-// compress/flate.
+// parameters, and compressing and decompressing messages.
 //
 // # Negotiation
 //
@@ -9,16 +8,25 @@
 // [ParseResponse] the client's. [Params] is one parsed offer or response and
 // renders back to a header element with [Params.String].
 //
+// # Codecs
+//
+// Messages are compressed with compress/flate's writer. They are inflated
+// by the package's own decoder (inflate.go): a flate.Reader is built for
+// streams, and on a 1 KiB message spends most of its time building
+// decoding tables sized for large codes and reading its input a byte at a
+// time through an interface. The decoder is checked against compress/flate
+// and zlib in the tests and fuzz targets; BenchmarkDecompress measures it.
+//
 // # Memory
 //
-// A flate.Writer weighs 0.7 to 1.2 MB (1.2 MB at level 1) and a flate.Reader
-// about 45 KB, so a connection never keeps one between messages: both come from pools for the
-// length of one message. With context takeover (RFC 7692 §7.1.1) the
-// window must outlive the message, so each side keeps only plaintext:
+// A connection never keeps a flate.Writer (0.7 to 1.2 MB, 1.2 MB at level
+// 1) or an inflater (about 43 KB) between messages: they come from pools
+// for the length of one message. With context takeover (RFC 7692 §7.1.1)
+// the window must outlive the message, so each side keeps only plaintext:
 //
 //   - A [Decompressor] keeps the last 2^windowBits bytes it produced (32 KiB
-//     at the default 15 bits) and hands them to the pooled reader as its
-//     dictionary, which is what the peer's compressor may refer to.
+//     at the default 15 bits) and loads them into the inflater's window
+//     before each message, which is what the peer's compressor may refer to.
 //   - A [Compressor] keeps at most the last 2 KiB it compressed. Before each
 //     message a pooled writer is primed by compressing that history into a
 //     discarding sink, so that the message can refer to it: stdlib has no
@@ -40,9 +48,10 @@
 // client_max_window_bits for a client), a [Compressor] uses
 // flate.HuffmanOnly, which emits no back references at all and so honours
 // every window size, at the cost of ratio. Such offers are accepted rather
-// than declined. For decompression a flate.Reader accepts any window; the
-// window bits only bound the history kept, which is never below 512 bytes
-// because peers built on zlib compress with 9 bits when 8 was agreed.
+// than declined. For decompression the inflater accepts any distance back
+// to 32 KiB; the window bits only bound the history kept, which is never
+// below 512 bytes because peers built on zlib compress with 9 bits when 8
+// was agreed.
 //
 // A Compressor or Decompressor serves one direction of one connection and is
 // not safe for concurrent use.
