@@ -28,13 +28,15 @@ var benchLevels = []struct {
 	level int
 }{{"level1", flate.BestSpeed}, {"default", flate.DefaultCompression}}
 
-// BenchmarkCompress compresses 1 KiB messages into a reused buffer.
+// BenchmarkCompress compresses 1 KiB messages into a reused buffer. Level
+// 1 uses the package's encoder, the default level compress/flate's writer.
 //
-//   - notakeover: a fresh window per message (a pooled writer, Reset).
-//   - takeover/own: one connection sending; it gets back its own writer from
-//     the pool and carries on without priming (the best case).
-//   - takeover/interleaved: two connections taking turns, so every message
-//     primes a writer with 2 KiB of history (the worst case).
+//   - notakeover: a fresh window per message.
+//   - takeover/own: one connection sending. At level 1 the encoder indexes
+//     2 KiB of history before each message; a flate.Writer comes back from
+//     the pool still carrying the connection's stream and needs nothing.
+//   - takeover/interleaved: two connections taking turns: a flate.Writer
+//     is primed with 2 KiB of history for every message (the worst case).
 func BenchmarkCompress(b *testing.B) {
 	msgs := benchMessages()
 	for _, lv := range benchLevels {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"slices"
 	"testing"
 	"testing/iotest"
 )
@@ -46,6 +47,61 @@ func bigInputs() map[string][]byte {
 		"far":    far.Bytes(),
 		"binary": bytes.Repeat([]byte{0, 1, 2, 3, 250, 251}, 50<<10),
 	}
+}
+
+// TestEncoderLarge compresses inputs far larger than a block and than the
+// window, with and without history, and checks them with compress/flate
+// and with our Decompressor.
+func TestEncoderLarge(t *testing.T) {
+	for name, in := range bigInputs() {
+		for _, takeover := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/takeover=%v", name, takeover), func(t *testing.T) {
+				c := NewCompressor(flate.BestSpeed, 15, takeover)
+				// A short message first, so that with takeover there is
+				// history, then the input whole, then a slice of it short
+				// enough to be joined to the history.
+				msgs := [][]byte{in[:100], in, in[len(in)/2 : len(in)/2+maxJoin]}
+				var compressed [][]byte
+				for _, m := range msgs {
+					out, err := c.Compress(nil, m)
+					if err != nil {
+						t.Fatal(err)
+					}
+					compressed = append(compressed, out)
+				}
+				peerInflate(t, compressed, msgs)
+				ourInflate(t, NewDecompressor(15, takeover), compressed, msgs)
+			})
+		}
+	}
+}
+
+// TestEncoderRatio compares the encoder's output with compress/flate's at
+// level 1, on the big inputs and on messages: it must not be larger by
+// more than 2%.
+func TestEncoderRatio(t *testing.T) {
+	inputs := bigInputs()
+	for i, m := range messages(14, 300) {
+		inputs[fmt.Sprint("message ", i)] = m
+	}
+	var ours, std int
+	for name, in := range inputs {
+		if len(in) == 0 {
+			continue
+		}
+		out, _ := NewCompressor(flate.BestSpeed, 15, false).Compress(nil, in)
+		var buf bytes.Buffer
+		fw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		fw.Write(in)
+		fw.Flush()
+		n := buf.Len() - len(tail)
+		if float64(len(out)) > 1.02*float64(n)+8 {
+			t.Errorf("%s: %d bytes compressed to %d; compress/flate: %d", name, len(in), len(out), n)
+		}
+		ours += len(out)
+		std += n
+	}
+	t.Logf("in all %d bytes, compress/flate %d", ours, std)
 }
 
 // TestInflateAgainstFlate decodes what compress/flate writes at every
@@ -167,4 +223,78 @@ func TestInflateCorrupt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuildLengths checks the code lengths the encoder computes: a
+// complete prefix code for exactly the used symbols, within the limit, and
+// as short in total as a Huffman code when the limit does not bind.
+func TestBuildLengths(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	var w huffScratch
+	for i := range 2000 {
+		n := 2 + r.Intn(numLitLen-1)
+		maxBits := maxLitBits
+		if i%3 == 0 {
+			n = 2 + r.Intn(numCodegen-1)
+			maxBits = maxCodeBits
+		}
+		freq := make([]uint32, n)
+		for j := range freq {
+			switch r.Intn(4) {
+			case 0:
+			case 1:
+				freq[j] = uint32(1 << r.Intn(14)) // skewed: long codes to limit
+			default:
+				freq[j] = uint32(1 + r.Intn(100))
+			}
+		}
+		freq[0], freq[1] = max(freq[0], 1), max(freq[1], 1) // two codes at least
+		lens := make([]uint8, n)
+		syms := make([]uint16, n)
+		got := buildLengths(freq, lens, syms, maxBits, &w)
+		kraft := 0.0
+		nz := 0
+		for j, l := range lens {
+			if (freq[j] != 0) != (l != 0) {
+				t.Fatalf("symbol %d: frequency %d, length %d", j, freq[j], l)
+			}
+			if int(l) > maxBits {
+				t.Fatalf("symbol %d: length %d over %d", j, l, maxBits)
+			}
+			if l != 0 {
+				kraft += 1 / float64(uint(1)<<l)
+				nz++
+			}
+		}
+		if got != nz || kraft != 1 {
+			t.Fatalf("%d symbols used, %d listed; Kraft sum %v, want 1", nz, got, kraft)
+		}
+		cost, longest := 0, uint8(0)
+		for j, l := range lens {
+			cost += int(freq[j]) * int(l)
+			longest = max(longest, l)
+		}
+		if opt := huffmanCost(freq); cost < opt || (int(longest) < maxBits && cost != opt) {
+			t.Fatalf("%d bits in all, longest code %d; a Huffman code takes %d", cost, longest, opt)
+		}
+	}
+}
+
+// huffmanCost returns the bits a Huffman code for freq takes in all: the
+// sum of the weights of the nodes it merges.
+func huffmanCost(freq []uint32) int {
+	var w []int
+	for _, f := range freq {
+		if f != 0 {
+			w = append(w, int(f))
+		}
+	}
+	cost := 0
+	for len(w) > 1 {
+		slices.Sort(w)
+		m := w[0] + w[1]
+		cost += m
+		w = append(w[2:], m)
+	}
+	return cost
 }

@@ -11,19 +11,18 @@ import (
 // removes it from every compressed message and §7.2.2 appends it back.
 const tail = "\x00\x00\xff\xff"
 
-// maxPrime bounds the history a Compressor keeps for context takeover, and
-// so the bytes it compresses into a discarding sink to prime a pooled
-// writer, which costs about as much as compressing them. On 1 KiB JSON
-// messages (BenchmarkCompress) a primed message costs ~35 µs at level 1 and
-// ~57 µs at level 6, against ~16 µs and ~29 µs without takeover, where
-// priming with all 32 KiB would cost ~150 µs and ~700 µs. 2 KiB gets all
-// of the ratio gain at level 1, whose matcher only looks one block back,
-// and 85-90% of it at level 6.
+// maxPrime bounds the history a Compressor keeps for context takeover. At
+// level 1 the encoder indexes it before each message; at other levels it
+// is compressed into a discarding sink to prime a pooled flate.Writer,
+// which costs about as much as compressing it. On 1 KiB JSON messages
+// (BenchmarkCompress) a primed message costs ~57 µs at level 6, against
+// ~29 µs without takeover, where priming with all 32 KiB would cost ~700
+// µs. 2 KiB gets 85-90% of the ratio gain at level 6.
 const maxPrime = 2 << 10
 
 // Compressor compresses the messages of one direction of a connection.
-// Between messages it holds no flate.Writer, only (with context takeover)
-// up to 2 KiB of history; see the package doc.
+// Between messages it holds no encoder or flate.Writer, only (with context
+// takeover) up to 2 KiB of history; see the package doc.
 type Compressor struct {
 	level int // flate level; flate.HuffmanOnly when the window is limited
 
@@ -93,6 +92,35 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 // output is sync-flushed with its trailing 00 00 ff ff removed (RFC 7692
 // §7.2.1); an empty p gives the single byte 00. dst and p must not overlap.
 func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
+	if len(p) == 0 {
+		// The 3 header bits of an empty stored block, padded: all that a
+		// sync flush of nothing leaves once 00 00 ff ff is removed. The
+		// stream's state, and so a writer carrying it on, is unchanged.
+		return append(dst, 0), nil
+	}
+	if c.level != flate.BestSpeed {
+		return c.compressFlate(dst, p)
+	}
+	e := encoderPool.Get().(*encoder)
+	var h1, h2 []byte
+	if c.takeover {
+		// §7.1.1: the message may refer to earlier ones, which the peer's
+		// inflater still holds (example in §7.2.3.2).
+		h1, h2 = c.hist.parts()
+	}
+	out := e.compress(dst, h1, h2, p)
+	encoderPool.Put(e)
+	if c.takeover {
+		c.hist.write(p)
+	}
+	return out, nil
+}
+
+var encoderPool = sync.Pool{New: func() any { return new(encoder) }}
+
+// compressFlate is Compress with a pooled flate.Writer, for levels other
+// than 1.
+func (c *Compressor) compressFlate(dst, p []byte) ([]byte, error) {
 	pool := &writerPools[c.level-flate.HuffmanOnly]
 	w, _ := pool.Get().(*pooledWriter)
 	if w == nil {

