@@ -1,7 +1,9 @@
-// Package flatecmp measures the two DEFLATE implementations duplex could
-// use for permessage-deflate on the message the issue names: 1 KiB of
-// compressible text, level 1, sync flush per message, both with a fresh
-// window (no context takeover) and a carried one (takeover).
+// Package flatecmp measures the DEFLATE implementations duplex could use
+// for permessage-deflate on the messages of issue 8: 1 KiB of
+// compressible text, level 1, sync flush per message, with a fresh window
+// (no context takeover) and a carried one (takeover). It compares
+// compress/flate, klauspost/compress and duplex's own codec
+// (internal/deflate, which compress/flate backs at other levels).
 //
 //	cd bench && go test -bench . -benchmem ./flatecmp
 package flatecmp
@@ -11,19 +13,43 @@ import (
 	stdflate "compress/flate"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/duplexws/duplex/internal/deflate"
 	kpflate "github.com/klauspost/compress/flate"
 )
 
-// message is 1 KiB of JSON-like text, the kind chat and dashboards send.
-var message = func() []byte {
-	var b bytes.Buffer
-	for i := 0; b.Len() < 1024; i++ {
-		fmt.Fprintf(&b, `{"user":"u%03d","channel":"room-%d","text":"hello from duplex, message %d"},`, i%7, i%3, i)
-	}
-	return b.Bytes()[:1024]
-}()
+// messages are 1 KiB of text: JSON-like records, the kind chat and
+// dashboards send, and random words from a small vocabulary, which is what
+// `duplex bench --text` sends.
+var messages = []struct {
+	name string
+	data []byte
+}{
+	{"json", func() []byte {
+		var b bytes.Buffer
+		for i := 0; b.Len() < 1024; i++ {
+			fmt.Fprintf(&b, `{"user":"u%03d","channel":"room-%d","text":"hello from duplex, message %d"},`, i%7, i%3, i)
+		}
+		return b.Bytes()[:1024]
+	}()},
+	{"words", func() []byte {
+		words := []string{
+			"the", "message", "user", "channel", "id", "time", "hello", "world",
+			"status", "ok", "event", "update", "data", "value", "name", "type",
+			"duplex", "frame", "server", "client", "ping", "text", "true", "false",
+			"null", "count", "page", "item", "price", "order", "created", "2025",
+		}
+		r := rand.New(rand.NewPCG(1, 0x5eed))
+		var b []byte
+		for len(b) < 1024 {
+			b = append(b, words[r.IntN(len(words))]...)
+			b = append(b, ' ')
+		}
+		return b[:1024]
+	}()},
+}
 
 type writer interface {
 	io.Writer
@@ -31,10 +57,10 @@ type writer interface {
 	Reset(io.Writer)
 }
 
-func bench(b *testing.B, newWriter func(io.Writer) writer, takeover bool) {
+func benchWriter(b *testing.B, msg []byte, newWriter func(io.Writer) writer, takeover bool) {
 	var out bytes.Buffer
 	w := newWriter(&out)
-	b.SetBytes(int64(len(message)))
+	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	var total int
 	for i := 0; i < b.N; i++ {
@@ -42,51 +68,94 @@ func bench(b *testing.B, newWriter func(io.Writer) writer, takeover bool) {
 		if !takeover {
 			w.Reset(&out)
 		}
-		w.Write(message)
+		w.Write(msg)
 		w.Flush()
-		total += out.Len()
+		total += out.Len() - 4 // the tail RFC 7692 removes
 	}
 	b.ReportMetric(float64(total)/float64(b.N), "bytes/msg")
 }
 
 func BenchmarkCompress(b *testing.B) {
-	for _, takeover := range []bool{false, true} {
-		name := "no-takeover"
-		if takeover {
-			name = "takeover"
+	for _, m := range messages {
+		for _, takeover := range []bool{false, true} {
+			name := m.name + "/no-takeover"
+			if takeover {
+				name = m.name + "/takeover"
+			}
+			b.Run(name+"/stdlib", func(b *testing.B) {
+				benchWriter(b, m.data, func(o io.Writer) writer { w, _ := stdflate.NewWriter(o, 1); return w }, takeover)
+			})
+			b.Run(name+"/klauspost", func(b *testing.B) {
+				benchWriter(b, m.data, func(o io.Writer) writer { w, _ := kpflate.NewWriter(o, 1); return w }, takeover)
+			})
+			b.Run(name+"/duplex", func(b *testing.B) {
+				// With takeover it refers to the last 2 KiB, indexed
+				// before each message as a connection's Compressor does,
+				// where the writers above carry their whole stream on.
+				c := deflate.NewCompressor(1, 15, takeover)
+				var out []byte
+				var total int
+				b.SetBytes(int64(len(m.data)))
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					out, _ = c.Compress(out[:0], m.data)
+					total += len(out)
+				}
+				b.ReportMetric(float64(total)/float64(b.N), "bytes/msg")
+			})
 		}
-		b.Run("stdlib/"+name, func(b *testing.B) {
-			bench(b, func(o io.Writer) writer { w, _ := stdflate.NewWriter(o, 1); return w }, takeover)
-		})
-		b.Run("klauspost/"+name, func(b *testing.B) {
-			bench(b, func(o io.Writer) writer { w, _ := kpflate.NewWriter(o, 1); return w }, takeover)
-		})
 	}
 }
 
+// BenchmarkDecompress inflates each message as compressed at level 1 by
+// compress/flate, which is what `duplex bench` sends, without takeover.
 func BenchmarkDecompress(b *testing.B) {
-	var comp bytes.Buffer
-	w, _ := stdflate.NewWriter(&comp, 1)
-	w.Write(message)
-	w.Flush()
-	payload := comp.Bytes()
-	buf := make([]byte, 2048)
-	b.Run("stdlib", func(b *testing.B) {
-		r := stdflate.NewReader(bytes.NewReader(payload))
-		b.SetBytes(int64(len(message)))
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			r.(stdflate.Resetter).Reset(bytes.NewReader(payload), nil)
-			io.ReadAtLeast(r, buf, len(message))
-		}
-	})
-	b.Run("klauspost", func(b *testing.B) {
-		r := kpflate.NewReader(bytes.NewReader(payload))
-		b.SetBytes(int64(len(message)))
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			r.(kpflate.Resetter).Reset(bytes.NewReader(payload), nil)
-			io.ReadAtLeast(r, buf, len(message))
-		}
-	})
+	for _, m := range messages {
+		var comp bytes.Buffer
+		w, _ := stdflate.NewWriter(&comp, 1)
+		w.Write(m.data)
+		w.Flush()
+		payload := comp.Bytes()
+		buf := make([]byte, 2048)
+		b.Run(m.name+"/stdlib", func(b *testing.B) {
+			src := bytes.NewReader(payload)
+			r := stdflate.NewReader(src)
+			b.SetBytes(int64(len(m.data)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				src.Reset(payload)
+				r.(stdflate.Resetter).Reset(src, nil)
+				io.ReadAtLeast(r, buf, len(m.data))
+			}
+		})
+		b.Run(m.name+"/klauspost", func(b *testing.B) {
+			src := bytes.NewReader(payload)
+			r := kpflate.NewReader(src)
+			b.SetBytes(int64(len(m.data)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				src.Reset(payload)
+				r.(kpflate.Resetter).Reset(src, nil)
+				io.ReadAtLeast(r, buf, len(m.data))
+			}
+		})
+		b.Run(m.name+"/duplex", func(b *testing.B) {
+			// The whole message, to its end: the payload without the
+			// tail, as a WebSocket frame carries it.
+			d := deflate.NewDecompressor(15, false)
+			src := bytes.NewReader(nil)
+			b.SetBytes(int64(len(m.data)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				src.Reset(payload[:len(payload)-4])
+				r := d.Reader(src)
+				for {
+					if _, err := r.Read(buf); err != nil {
+						break
+					}
+				}
+				d.Done()
+			}
+		})
+	}
 }
