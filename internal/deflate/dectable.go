@@ -10,29 +10,66 @@ import (
 var errCorrupt = errors.New("flate: corrupt input")
 
 // A decTable decodes one Huffman code: the entry at the next rootBits input
-// bits (least significant first, so codes stand bit-reversed) gives the
-// symbol and its length; codes longer than rootBits go through a subtable
-// that the root entry links to, indexed by the bits after the root ones.
-// The layout follows zlib's inflate_table, whose bounds on the total size
-// (852 entries for literals and lengths with 9 root bits, 592 for
-// distances with 6) hold here.
+// bits (least significant first, so codes stand bit-reversed) gives what
+// the code means and its length; codes longer than rootBits go through a
+// subtable that the root entry links to, indexed by the bits after the
+// root ones. The layout follows zlib's inflate_table, whose bounds on the
+// total size (852 entries for literals and lengths with 9 root bits, 592
+// for distances with 6) hold here.
 type decTable struct {
 	root    uint   // root bits; at most the longest code
 	mask    uint64 // 1<<root - 1
 	entries []decEntry
 }
 
-// A decEntry holds a symbol in its high 16 bits and the code's length in
-// its low 4. A link to a subtable has its top bit set, the subtable's
-// offset above bit 16 and its index bits in the low 4. Bits no code
-// starts with decode as invalidSym, which every caller rejects as out of
-// its alphabet.
+// A decEntry is what a code means, ready for the inflater's loop. The low
+// 4 bits are the code's whole length (for a link, the subtable's index
+// bits) and the next 4 the extra bits that follow it. The value from bit
+// 16 is a literal byte, a length's or a distance's base, a code length
+// symbol, or a subtable's offset. In the literal/length table, flags above
+// it say which, so that a literal, the most frequent, is any entry below
+// entryLiteralEnd.
 type decEntry uint32
 
 const (
-	entryLink    decEntry = 1 << 31
-	invalidSym            = 0x7fff
-	entryInvalid decEntry = invalidSym << 16
+	entryLink       decEntry = 1 << 31 // to a subtable
+	entryLength     decEntry = 1 << 30 // literal/length code: a length
+	entryEnd        decEntry = 1 << 29 // literal/length code: end of block
+	entryLiteralEnd decEntry = 1 << 28
+	// invalidBit marks bits no code starts with, and symbols outside the
+	// alphabet, in every table; entryInvalid also keeps them from reading
+	// as literals.
+	invalidBit   decEntry = 1 << 8
+	entryInvalid          = entryLiteralEnd | invalidBit
+)
+
+// What each symbol of the three alphabets means, without its code length:
+// decTable.build adds that.
+var (
+	litMeanings = func() (m [288]decEntry) {
+		for s := range 256 {
+			m[s] = decEntry(s) << 16
+		}
+		m[256] = entryEnd
+		for i := range 29 {
+			m[257+i] = entryLength | decEntry(lengthBase[i])<<16 | decEntry(lengthExtra[i])<<4
+		}
+		m[286], m[287] = entryInvalid, entryInvalid
+		return m
+	}()
+	distMeanings = func() (m [32]decEntry) {
+		for i := range numDist {
+			m[i] = decEntry(distBase[i])<<16 | decEntry(distExtra[i])<<4
+		}
+		m[30], m[31] = entryInvalid, entryInvalid
+		return m
+	}()
+	codegenMeanings = func() (m [numCodegen]decEntry) {
+		for s := range m {
+			m[s] = decEntry(s) << 16
+		}
+		return m
+	}()
 )
 
 const (
@@ -44,13 +81,36 @@ const (
 	cgEntries    = 1 << cgRootBits
 )
 
-// build makes t decode the code with lengths lens (0 for unused symbols),
-// in entries, which must hold the bound for its alphabet. It reports false
-// for an over-subscribed code, and for an incomplete one except a single
-// code of one bit, or no code at all, which compress/flate and zlib accept
-// as well: then the unused bits decode as invalid.
-func (t *decTable) build(lens []uint8, rootBits uint, entries []decEntry, sorted []uint16) bool {
-	count := countLengths(lens)
+// A codeLens is a Huffman code given by its lengths: lens[s] for each
+// symbol s of syms, the symbols with a code in increasing order, and
+// count[l] of them of length l (count[0] unused). Other entries of lens
+// are not read, so a caller that knows the used symbols need not clear it.
+type codeLens struct {
+	lens  []uint8
+	syms  []uint16
+	count [maxLitBits + 1]uint16
+}
+
+// codeOf describes lens, every entry of which gives a length, using syms
+// for the list.
+func codeOf(lens []uint8, syms []uint16) codeLens {
+	c := codeLens{lens: lens, syms: syms[:0]}
+	for s, l := range lens {
+		if l != 0 {
+			c.syms = append(c.syms, uint16(s))
+			c.count[l]++
+		}
+	}
+	return c
+}
+
+// build makes t decode c, symbol s meaning means[s], in entries, which
+// must hold the bound for its alphabet. It reports false for an
+// over-subscribed code, and for an incomplete one except a single code of
+// one bit, or no code at all, which compress/flate and zlib accept as
+// well: then the unused bits decode as invalid.
+func (t *decTable) build(c *codeLens, means []decEntry, rootBits uint, entries []decEntry, sorted []uint16) bool {
+	count := c.count
 	maxLen := uint(maxLitBits)
 	for maxLen > 0 && count[maxLen] == 0 {
 		maxLen--
@@ -82,13 +142,12 @@ func (t *decTable) build(lens []uint8, rootBits uint, entries []decEntry, sorted
 	for l := 1; l <= maxLitBits; l++ {
 		offs[l+1] = offs[l] + count[l]
 	}
-	for s, l := range lens {
-		if l != 0 {
-			sorted[offs[l]] = uint16(s)
-			offs[l]++
-		}
+	for _, s := range c.syms {
+		l := c.lens[s]
+		sorted[offs[l]] = s
+		offs[l]++
 	}
-	n := int(offs[maxLitBits+1])
+	n := len(c.syms)
 
 	// Codes in canonical order: code is the current one, most significant
 	// bit first, of length l; its bits arrive reversed. The root table is
@@ -101,7 +160,7 @@ func (t *decTable) build(lens []uint8, rootBits uint, entries []decEntry, sorted
 			copy(entries[1<<(l-1):1<<l], entries[:1<<(l-1)])
 		}
 		for range count[l] {
-			entries[reverseBits(code, l)] = decEntry(sorted[i])<<16 | decEntry(l)
+			entries[reverseBits(code, l)] = means[sorted[i]] | decEntry(l)
 			i++
 			code++
 		}
@@ -138,7 +197,7 @@ func (t *decTable) build(lens []uint8, rootBits uint, entries []decEntry, sorted
 			}
 			entries[low] = entryLink | decEntry(sub)<<16 | decEntry(subBits)
 		}
-		e := decEntry(sorted[i])<<16 | decEntry(l)
+		e := means[sorted[i]] | decEntry(l)
 		for j := rev >> root; j < 1<<subBits; j += 1 << (l - root) {
 			entries[sub+j] = e
 		}
@@ -148,34 +207,13 @@ func (t *decTable) build(lens []uint8, rootBits uint, entries []decEntry, sorted
 	return true
 }
 
-// countLengths counts the codes of each length, lens[i] <= 15, and none
-// of length 0. Four tallies interleaved keep a run of equal lengths from
-// making each increment wait for the one before.
-func countLengths(lens []uint8) (count [maxLitBits + 1]uint16) {
-	var c [4][maxLitBits + 1]uint16
-	i := 0
-	for ; i+4 <= len(lens); i += 4 {
-		c[0][lens[i]&15]++
-		c[1][lens[i+1]&15]++
-		c[2][lens[i+2]&15]++
-		c[3][lens[i+3]&15]++
-	}
-	for ; i < len(lens); i++ {
-		c[0][lens[i]&15]++
-	}
-	for l := 1; l <= maxLitBits; l++ {
-		count[l] = c[0][l] + c[1][l] + c[2][l] + c[3][l]
-	}
-	return count
-}
-
 // reverseBits returns the low n bits of v in reverse order, n <= 16.
 func reverseBits(v, n uint) uint {
 	return uint(bits.Reverse16(uint16(v))) >> (16 - n)
 }
 
-// The fixed codes' tables (RFC 1951 §3.2.6). Distance codes 30 and 31 are
-// in the code but mean nothing; the inflater rejects them.
+// The fixed codes' tables (RFC 1951 §3.2.6). Literal/length codes 286 and
+// 287 and distance codes 30 and 31 are in the codes but mean nothing.
 var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
 	var lens [288]uint8
 	for i := range lens {
@@ -190,12 +228,14 @@ var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
 			lens[i] = 8
 		}
 	}
-	var sorted [288]uint16
-	lit.build(lens[:], litRootBits, make([]decEntry, litEntries), sorted[:])
+	var syms, sorted [288]uint16
+	c := codeOf(lens[:], syms[:])
+	lit.build(&c, litMeanings[:], litRootBits, make([]decEntry, litEntries), sorted[:])
 	var dlens [32]uint8
 	for i := range dlens {
 		dlens[i] = 5
 	}
-	dist.build(dlens[:], distRootBits, make([]decEntry, distEntries), sorted[:])
+	c = codeOf(dlens[:], syms[:])
+	dist.build(&c, distMeanings[:], distRootBits, make([]decEntry, distEntries), sorted[:])
 	return lit, dist
 }()

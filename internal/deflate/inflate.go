@@ -3,6 +3,7 @@ package deflate
 import (
 	"encoding/binary"
 	"io"
+	"slices"
 )
 
 // inflater decodes DEFLATE data (RFC 1951) from src into a 32 KiB window
@@ -45,6 +46,9 @@ type inflater struct {
 	distEntries         [distEntries]decEntry
 	cgEntries           [cgEntries]decEntry
 	lens                [numLitLen + numDist]uint8
+	litSyms             [numLitLen]uint16
+	distSyms            [numDist]uint16
+	cgSyms              [numCodegen]uint16
 	sorted              [numLitLen]uint16
 }
 
@@ -226,8 +230,9 @@ func (f *inflater) fill() error {
 	}
 }
 
-// sym decodes one symbol with t, reading input as needed.
-func (f *inflater) sym(t *decTable) (int, error) {
+// entry decodes one code with t, reading input as needed, and returns
+// its entry, the code consumed but not its extra bits.
+func (f *inflater) entry(t *decTable) (decEntry, error) {
 	for {
 		if f.nb < maxLitBits && f.iend-f.ip >= 8 {
 			f.refill()
@@ -236,10 +241,9 @@ func (f *inflater) sym(t *decTable) (int, error) {
 		if e&entryLink != 0 {
 			e = t.entries[uint(e>>16&0x7fff)+uint(f.bits>>t.root)&(1<<(e&15)-1)]
 		}
-		s := int(e >> 16)
-		if n := uint(e & 15); s != invalidSym && n <= f.nb {
+		if n := uint(e & 15); e&invalidBit == 0 && n <= f.nb {
 			f.consume(n)
-			return s, nil
+			return e, nil
 		}
 		if f.nb >= maxLitBits {
 			// Every code is at most 15 bits, and these are all there.
@@ -249,6 +253,16 @@ func (f *inflater) sym(t *decTable) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// extra reads the n <= 13 extra bits after a code.
+func (f *inflater) extra(n uint) (int, error) {
+	if err := f.need(n); err != nil {
+		return 0, err
+	}
+	v := int(f.bits & (1<<n - 1))
+	f.consume(n)
+	return v, nil
 }
 
 // readCodes reads the code lengths of a dynamic block (§3.2.7) and builds
@@ -272,62 +286,88 @@ func (f *inflater) readCodes() error {
 		cl[s] = uint8(f.bits & 7)
 		f.consume(3)
 	}
-	if !f.cg.build(cl[:], cgRootBits, f.cgEntries[:], f.sorted[:]) {
+	cgCode := codeOf(cl[:], f.cgSyms[:])
+	if !f.cg.build(&cgCode, codegenMeanings[:], cgRootBits, f.cgEntries[:], f.sorted[:]) {
 		return errCorrupt
 	}
+	// The lengths, run-length coded: the two codes are described as they
+	// are read, and only the lengths of the symbols they use are written.
 	lens := f.lens[:nlit+ndist]
+	lit := codeLens{lens: lens[:nlit], syms: f.litSyms[:0]}
+	dist := codeLens{lens: lens[nlit:], syms: f.distSyms[:0]}
+	prev := -1 // the previous length, which code 16 repeats
+	cg := &f.cg
 	for i := 0; i < len(lens); {
-		s, err := f.sym(&f.cg)
-		if err != nil {
-			return err
-		}
-		if s < 16 {
-			lens[i] = uint8(s)
-			i++
-			continue
-		}
-		if s > 18 {
-			return errCorrupt
-		}
-		var v uint8
-		var rep int
-		switch s {
-		case 16: // the previous length 3-6 times
-			if i == 0 {
+		// A code and its extra bits take at most 14 bits; while 8 bytes of
+		// input are left, take them without checking for each.
+		var s int
+		if f.nb >= 2*maxCodeBits || f.iend-f.ip >= 8 {
+			if f.nb < 2*maxCodeBits {
+				f.refill()
+			}
+			e := cg.entries[f.bits&cg.mask] // no subtables: root bits are 7
+			if e&invalidBit != 0 {
 				return errCorrupt
 			}
-			v = lens[i-1]
-			if err := f.need(2); err != nil {
+			f.consume(uint(e & 15))
+			s = int(e >> 16)
+		} else {
+			e, err := f.entry(cg)
+			if err != nil {
 				return err
 			}
-			rep = 3 + int(f.bits&3)
-			f.consume(2)
+			s = int(e >> 16)
+		}
+		v, rep := s, 1
+		switch s {
+		case 16: // the previous length 3-6 times
+			if prev < 0 {
+				return errCorrupt
+			}
+			x, err := f.extra(2)
+			if err != nil {
+				return err
+			}
+			v, rep = prev, 3+x
 		case 17: // 3-10 zeros
-			if err := f.need(3); err != nil {
+			x, err := f.extra(3)
+			if err != nil {
 				return err
 			}
-			rep = 3 + int(f.bits&7)
-			f.consume(3)
-		default: // 18: 11-138 zeros
-			if err := f.need(7); err != nil {
+			v, rep = 0, 3+x
+		case 18: // 11-138 zeros
+			x, err := f.extra(7)
+			if err != nil {
 				return err
 			}
-			rep = 11 + int(f.bits&127)
-			f.consume(7)
+			v, rep = 0, 11+x
 		}
 		if i+rep > len(lens) {
 			return errCorrupt
 		}
+		prev = v
+		if v == 0 {
+			i += rep
+			continue
+		}
 		for range rep {
-			lens[i] = v
+			lens[i] = uint8(v)
+			if i < nlit {
+				lit.syms = append(lit.syms, uint16(i))
+				lit.count[v]++
+			} else {
+				dist.syms = append(dist.syms, uint16(i-nlit))
+				dist.count[v]++
+			}
 			i++
 		}
 	}
-	if lens[256] == 0 { // no end of block: the block could never end
+	// No end of block: the block could never end.
+	if !slices.Contains(lit.syms, 256) {
 		return errCorrupt
 	}
-	if !f.dynLit.build(lens[:nlit], litRootBits, f.litEntries[:], f.sorted[:]) ||
-		!f.dynDist.build(lens[nlit:], distRootBits, f.distEntries[:], f.sorted[:]) {
+	if !f.dynLit.build(&lit, litMeanings[:], litRootBits, f.litEntries[:], f.sorted[:]) ||
+		!f.dynDist.build(&dist, distMeanings[:], distRootBits, f.distEntries[:], f.sorted[:]) {
 		return errCorrupt
 	}
 	return nil
@@ -409,40 +449,31 @@ func (f *inflater) huffman() (bool, error) {
 		if f.wpos == winSize {
 			return false, nil
 		}
-		s, err := f.sym(f.lit)
+		e, err := f.entry(f.lit)
 		if err != nil {
 			return false, err
 		}
-		if s < 256 {
-			f.win[f.wpos] = byte(s)
+		if e < entryLiteralEnd { // a literal
+			f.win[f.wpos] = byte(e >> 16)
 			f.wpos++
 			f.have = min(f.have+1, winSize)
 			continue
 		}
-		if s == 256 {
+		if e&entryEnd != 0 {
 			return true, nil
 		}
-		if s > 285 {
-			return false, errCorrupt
-		}
-		i := s - 257
-		if err := f.need(uint(lengthExtra[i])); err != nil {
-			return false, err
-		}
-		length := int(lengthBase[i]) + int(f.bits&(1<<lengthExtra[i]-1))
-		f.consume(uint(lengthExtra[i]))
-		ds, err := f.sym(f.dist)
+		x, err := f.extra(uint(e >> 4 & 15))
 		if err != nil {
 			return false, err
 		}
-		if ds >= numDist {
-			return false, errCorrupt
-		}
-		if err := f.need(uint(distExtra[ds])); err != nil {
+		length := int(e>>16&0xfff) + x
+		if e, err = f.entry(f.dist); err != nil {
 			return false, err
 		}
-		dist := int(distBase[ds]) + int(f.bits&(1<<distExtra[ds]-1))
-		f.consume(uint(distExtra[ds]))
+		if x, err = f.extra(uint(e >> 4 & 15)); err != nil {
+			return false, err
+		}
+		dist := int(e>>16&0x7fff) + x
 		if dist > f.have {
 			return false, errCorrupt
 		}
@@ -454,9 +485,9 @@ func (f *inflater) huffman() (bool, error) {
 	}
 }
 
-// fastRoom is the window huffmanFast needs: a longest match, or three
-// literals.
-const fastRoom = maxMatch + 2
+// fastRoom is the window huffmanFast needs: a longest match and the 7
+// bytes its last 8-byte group may spill, or three literals.
+const fastRoom = maxMatch + 7
 
 // huffmanFast decodes tokens while at least 8 bytes of input and fastRoom
 // bytes of window are left, so that neither needs checking within a token:
@@ -481,19 +512,18 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		n := uint(e & 15)
 		bits >>= n
 		nb -= n
-		s := int(e >> 16)
-		if s < 256 {
-			win[w] = byte(s)
+		if e < entryLiteralEnd { // a literal
+			win[w] = byte(e >> 16)
 			w++
 			// Literals come in runs: up to two more from the bits left
 			// (48 - 15 > 2*15), found in the root table.
-			if e = lt.entries[bits&lt.mask]; e < 256<<16 {
+			if e = lt.entries[bits&lt.mask]; e < entryLiteralEnd {
 				n = uint(e & 15)
 				bits >>= n
 				nb -= n
 				win[w] = byte(e >> 16)
 				w++
-				if e = lt.entries[bits&lt.mask]; e < 256<<16 {
+				if e = lt.entries[bits&lt.mask]; e < entryLiteralEnd {
 					n = uint(e & 15)
 					bits >>= n
 					nb -= n
@@ -503,17 +533,16 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 			}
 			continue
 		}
-		if s == 256 {
-			end = true
+		if e&entryLength == 0 {
+			if e&entryEnd != 0 {
+				end = true
+			} else {
+				err = errCorrupt // 286, 287, or bits no code has
+			}
 			break
 		}
-		if s > 285 { // 286, 287 and invalid bits
-			err = errCorrupt
-			break
-		}
-		i := s - 257
-		n = uint(lengthExtra[i])
-		length := int(lengthBase[i]) + int(bits&(1<<n-1))
+		n = uint(e >> 4 & 15)
+		length := int(e>>16&0xfff) + int(bits&(1<<n-1))
 		bits >>= n
 		nb -= n
 
@@ -521,16 +550,15 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		if e&entryLink != 0 {
 			e = dt.entries[uint(e>>16&0x7fff)+uint(bits>>dt.root)&(1<<(e&15)-1)]
 		}
-		if e>>16 >= numDist { // 30, 31 and invalid bits
+		if e&invalidBit != 0 { // 30, 31, or bits no code has
 			err = errCorrupt
 			break
 		}
 		n = uint(e & 15)
 		bits >>= n
 		nb -= n
-		ds := e >> 16
-		n = uint(distExtra[ds])
-		dist := int(distBase[ds]) + int(bits&(1<<n-1))
+		n = uint(e >> 4 & 15)
+		dist := int(e>>16&0x7fff) + int(bits&(1<<n-1))
 		bits >>= n
 		nb -= n
 		if dist > w+reach {
@@ -539,8 +567,14 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		}
 		if src := w - dist; src >= 0 && dist >= 8 {
 			// Eight bytes at a time, each group read before it is
-			// written, the last one ending where the match ends.
-			if length >= 8 {
+			// written. When nothing after w is history (the window has
+			// not wrapped), the last group may spill past the match:
+			// what it spills is overwritten later.
+			if reach == 0 {
+				for i := 0; i < length; i += 8 {
+					binary.LittleEndian.PutUint64(win[w+i:], binary.LittleEndian.Uint64(win[src+i:]))
+				}
+			} else if length >= 8 {
 				i := 0
 				for ; i+8 <= length; i += 8 {
 					binary.LittleEndian.PutUint64(win[w+i:], binary.LittleEndian.Uint64(win[src+i:]))
