@@ -3,6 +3,7 @@ package deflate
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // encoder is the level 1 compressor: one pass of a single-probe hash
@@ -19,20 +20,22 @@ import (
 type encoder struct {
 	// table maps the hash of 4 bytes to their last position plus cur. A
 	// value below cur is a position in an earlier message: no candidate.
+	// A pass uses the first 1<<(32-shift) entries, fewer for small inputs,
+	// which then stay in the cache and take fewer misses.
 	table [1 << hashBits]int32
 	cur   int32
+	shift uint8 // 32 - the pass's hash bits
 
 	src        []byte // history, then the message
 	blockStart int    // where in src the block's tokens start
-	// toks[:ntok] are the block's tokens: a literal byte, or a match (see
-	// addMatch).
-	toks [maxBlockTokens]uint32
+	// toks[:ntok] are the block's tokens.
+	toks [maxBlockTokens]lzToken
 	ntok int
 
 	litFreq  [numLitLen]uint32
 	distFreq [numDist]uint32
 	lit      [numLitLen]hcode
-	dist     [numDist]hcode
+	dist     [numDist + 1]hcode // [numDist]: no distance, no bits
 	litLens  [numLitLen]uint8
 	distLens [numDist]uint8
 	litSyms  [numLitLen]uint16 // symbols in use, in order
@@ -56,10 +59,24 @@ const (
 	hashBits       = 14
 	minMatch       = 4
 	maxBlockTokens = 1 << 14
-	matchFlag      = 1 << 31
 )
 
-func hash4(u uint32) uint32 { return (u * 0x1e35a7bd) >> (32 - hashBits) }
+// An lzToken is what the block writer needs of a literal or a match, with no
+// branch between the two: a literal/length symbol (9 bits), the value of
+// its extra bits (5), a distance symbol (5), numDist for a literal, and
+// the value of its extra bits (13).
+type lzToken uint32
+
+func literalToken(b byte) lzToken { return lzToken(b) | numDist<<14 }
+
+func matchToken(length, dist int) lzToken {
+	lc := lengthCode[length-3]
+	dc := distCode(uint32(dist - 1))
+	return lzToken(257+int(lc)) | lzToken(length-int(lengthBase[lc]))<<9 |
+		lzToken(dc)<<14 | lzToken(dist-int(distBase[dc]))<<19
+}
+
+func hash4(u uint32, shift uint8) uint32 { return (u * 0x1e35a7bd) >> (shift & 31) }
 
 func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
 
@@ -107,6 +124,7 @@ func (e *encoder) run(start int) {
 		clear(e.table[:])
 		e.cur = 0
 	}
+	e.shift = 32 - uint8(min(max(bits.Len(uint(len(e.src))), 10), hashBits))
 	e.histBytes = start
 	e.blockStart = start
 	e.ntok = 0
@@ -122,14 +140,14 @@ func (e *encoder) run(start int) {
 func (e *encoder) index(end int) {
 	src := e.src
 	for i := 0; i < end && i+minMatch <= len(src); i++ {
-		e.table[hash4(load32(src, i))] = int32(i) + e.cur
+		e.table[hash4(load32(src, i), e.shift)] = int32(i) + e.cur
 	}
 }
 
 // match finds the message's literals and matches and writes them out in
 // blocks of at most maxBlockTokens.
 func (e *encoder) match() {
-	src := e.src
+	src, shift := e.src, e.shift
 	s := e.histBytes
 	nextEmit := s
 	sLimit := len(src) - minMatch // last position a 4-byte load can start at
@@ -147,7 +165,7 @@ func (e *encoder) match() {
 		var t int
 		for {
 			cv := load32(src, s)
-			h := hash4(cv)
+			h := hash4(cv, shift)
 			t = int(e.table[h] - e.cur)
 			e.table[h] = int32(s) + e.cur
 			// t < s: a fresh table's zeros name position 0 with cur 0.
@@ -180,7 +198,7 @@ func (e *encoder) match() {
 		}
 		// Enter the position two back, so that a repeat of what just
 		// matched is found again.
-		e.table[hash4(load32(src, s-2))] = int32(s-2) + e.cur
+		e.table[hash4(load32(src, s-2), shift)] = int32(s-2) + e.cur
 	}
 }
 
@@ -207,7 +225,7 @@ func (e *encoder) addLiterals(from, to int) {
 		n := min(to-from, maxBlockTokens-e.ntok)
 		toks := e.toks[e.ntok : e.ntok+n]
 		for i, b := range e.src[from : from+n] {
-			toks[i] = uint32(b)
+			toks[i] = literalToken(b)
 			e.litFreq[b]++
 		}
 		e.ntok += n
@@ -221,16 +239,16 @@ func (e *encoder) addLiterals(from, to int) {
 // addMatch adds a match of length l at distance d for src[pos:pos+l], as
 // several when it is longer than 258.
 func (e *encoder) addMatch(pos, l, d int) {
-	dc := distCode(uint32(d - 1))
 	for l > 0 {
 		n := min(l, maxMatch)
 		if l-n > 0 && l-n < 3 {
 			n = l - 3 // leave a valid length for the last piece
 		}
-		e.toks[e.ntok] = matchFlag | uint32(n-3)<<16 | uint32(d-1)
+		t := matchToken(n, d)
+		e.toks[e.ntok] = t
 		e.ntok++
-		e.litFreq[257+int(lengthCode[n-3])]++
-		e.distFreq[dc]++
+		e.litFreq[t&511]++
+		e.distFreq[t>>14&31]++
 		l -= n
 		pos += n
 		if e.ntok == maxBlockTokens {
@@ -331,9 +349,18 @@ func (e *encoder) codegen(nlit, ndist int) int {
 	for i := 0; i < len(lens); {
 		v := lens[i]
 		run := 1
+		for i+run+8 <= len(lens) { // eight at a time
+			x := binary.LittleEndian.Uint64(lens[i+run:]) ^ uint64(v)*0x0101010101010101
+			if x != 0 {
+				run += bits.TrailingZeros64(x) >> 3
+				goto counted
+			}
+			run += 8
+		}
 		for i+run < len(lens) && lens[i+run] == v {
 			run++
 		}
+	counted:
 		i += run
 		if v == 0 {
 			for run >= 11 {
@@ -398,42 +425,39 @@ func (e *encoder) writeDynamicHeader(nlit, ndist, ncg int) {
 }
 
 // writeTokens writes the block's tokens and its end with the given codes.
-func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist]hcode) {
-	// e.bw, kept in registers: at most 31 bits pending between additions
-	// of at most 32.
-	out, acc, n := e.bw.out, e.bw.bits, e.bw.nbits
+// Each token is written whole, then its whole bytes stored as one 8-byte
+// word (libdeflate's way): no branch on its kind or on the bits pending.
+func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist + 1]hcode) {
+	w := &e.bw
+	w.alignBytes()
+	out := slices.Grow(w.out, e.ntok*6+8) // 48 bits at most per token
+	pos, buf := len(out), out[:cap(out)]
+	acc, n := w.bits, w.nbits // n < 8 between tokens
 	for _, t := range e.toks[:e.ntok] {
-		if t&matchFlag == 0 {
-			c := lit[t&0xff]
-			acc |= uint64(c&0xffff) << n
-			n += c.len()
-		} else {
-			l := t >> 16 & 0xff
-			lc := lengthCode[l]
-			c := lit[257+int(lc)]
-			acc |= (uint64(c&0xffff) | uint64(l+3-uint32(lengthBase[lc]))<<c.len()) << n
-			n += c.len() + uint(lengthExtra[lc])
-			if n >= 32 {
-				out = binary.LittleEndian.AppendUint32(out, uint32(acc))
-				acc >>= 32
-				n -= 32
-			}
-			d := t & 0x7fff
-			dc := distCode(d)
-			c = dist[dc]
-			acc |= (uint64(c&0xffff) | uint64(d+1-uint32(distBase[dc]))<<c.len()) << n
-			n += c.len() + uint(distExtra[dc])
-		}
-		if n >= 32 {
-			out = binary.LittleEndian.AppendUint32(out, uint32(acc))
-			acc >>= 32
-			n -= 32
-		}
+		c := lit[t&511]
+		acc |= (uint64(c&0xffff) | uint64(t>>9&31)<<c.len()) << n
+		n += c.len() + uint(litExtra[t&511])
+		d := dist[t>>14&31]
+		acc |= (uint64(d&0xffff) | uint64(t>>19)<<d.len()) << n
+		n += d.len() + uint(distExtraOrNone[t>>14&31])
+		binary.LittleEndian.PutUint64(buf[pos:], acc)
+		k := n >> 3
+		pos += int(k)
+		acc >>= k << 3
+		n &= 7
 	}
-	e.bw.out, e.bw.bits, e.bw.nbits = out, acc, n
+	w.out, w.bits, w.nbits = buf[:pos], acc, n
 	c := lit[256]
-	e.bw.writeBits(uint64(c&0xffff), c.len())
+	w.writeBits(uint64(c&0xffff), c.len())
 }
+
+// litExtra and distExtraOrNone give the extra bits of every symbol in a
+// token: none for literals and the end of block, none for numDist.
+var litExtra, distExtraOrNone = func() (l [numLitLen]uint8, d [numDist + 1]uint8) {
+	copy(l[257:], lengthExtra[:])
+	copy(d[:], distExtra[:])
+	return l, d
+}()
 
 // writeStored writes input as stored blocks (§3.2.4).
 func (e *encoder) writeStored(input []byte) {
@@ -466,6 +490,16 @@ func (w *bitWriter) writeBits(b uint64, n uint) {
 		w.out = binary.LittleEndian.AppendUint32(w.out, uint32(w.bits))
 		w.bits >>= 32
 		w.nbits -= 32
+	}
+}
+
+// alignBytes writes out the whole bytes of the pending bits, leaving
+// fewer than 8.
+func (w *bitWriter) alignBytes() {
+	for w.nbits >= 8 {
+		w.out = append(w.out, byte(w.bits))
+		w.bits >>= 8
+		w.nbits -= 8
 	}
 }
 

@@ -33,9 +33,15 @@ type huffScratch struct {
 // what matters for the small blocks of small messages.
 func buildLengths(freq []uint32, lens []uint8, syms []uint16, maxBits int, w *huffScratch) int {
 	n := 0
-	for i, f := range freq {
-		syms[n] = uint16(i)
-		n += int((f | -f) >> 31) // without a branch: f is below 1<<31
+	for i := 0; i < len(freq); i += 4 {
+		// Alphabets are mostly unused: skip four at a time.
+		if i+4 <= len(freq) && freq[i]|freq[i+1]|freq[i+2]|freq[i+3] == 0 {
+			continue
+		}
+		for j := i; j < min(i+4, len(freq)); j++ {
+			syms[n] = uint16(j)
+			n += int((freq[j] | -freq[j]) >> 31) // without a branch: below 1<<31
+		}
 	}
 	clear(lens)
 
@@ -180,7 +186,7 @@ var (
 	}()
 
 	// The fixed codes of §3.2.6.
-	fixedLit, fixedDist = func() (lit [numLitLen]hcode, dist [numDist]hcode) {
+	fixedLit, fixedDist = func() (lit [numLitLen]hcode, dist [numDist + 1]hcode) {
 		var lens [288]uint8
 		for i := range lens {
 			switch {
@@ -207,7 +213,7 @@ var (
 		}
 		var dall [32]hcode
 		assignCodes(dlens[:], syms[:32], dall[:])
-		copy(dist[:], dall[:])
+		copy(dist[:numDist], dall[:]) // dist[numDist]: no distance
 		return lit, dist
 	}()
 )
