@@ -188,8 +188,23 @@ func (e *encoder) match() {
 			s--
 		}
 		l := minMatch + matchLen(src, s+minMatch, t+minMatch)
-		e.addLiterals(nextEmit, s)
-		e.addMatch(s, l, s-t)
+		if n := e.ntok; n+(s-nextEmit) < maxBlockTokens-1 && l <= maxMatch {
+			// The usual case, inline: the block has room for the pending
+			// literals and a match of one token.
+			toks := e.toks[n : n+(s-nextEmit)+1]
+			for i, b := range src[nextEmit:s] {
+				toks[i] = literalToken(b)
+				e.litFreq[b]++
+			}
+			tk := matchToken(l, s-t)
+			toks[len(toks)-1] = tk
+			e.litFreq[tk&511]++
+			e.distFreq[tk>>14&31]++
+			e.ntok = n + len(toks)
+		} else {
+			e.addLiterals(nextEmit, s)
+			e.addMatch(s, l, s-t)
+		}
 		s += l
 		nextEmit = s
 		if s > sLimit {
