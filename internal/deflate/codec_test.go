@@ -298,3 +298,35 @@ func huffmanCost(freq []uint32) int {
 	}
 	return cost
 }
+
+// TestCompressFitsDst checks that compressing into a buffer with room for
+// the output allocates nothing, however many tokens the message has: a
+// Conn compresses into a pooled 16 KiB buffer.
+func TestCompressFitsDst(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop objects")
+	}
+	// Words from a small vocabulary: many short matches, so many tokens
+	// for the output's size.
+	r := rand.New(rand.NewSource(3))
+	var text bytes.Buffer
+	for text.Len() < 30<<10 {
+		text.WriteString([]string{"alpha ", "beta ", "gamma ", "delta ", "ok ", "status ", "id "}[r.Intn(7)])
+	}
+	for _, level := range []int{flate.BestSpeed, flate.DefaultCompression} {
+		for _, takeover := range []bool{false, true} {
+			c := NewCompressor(level, 15, takeover)
+			dst := make([]byte, 0, 16<<10)
+			for _, n := range []int{1 << 10, 10 << 10, 30 << 10} {
+				p := text.Bytes()[:n]
+				out, _ := c.Compress(dst, p)
+				if cap(out) != cap(dst) {
+					t.Fatalf("level %d: %d bytes compressed to %d; the test needs them to fit", level, n, len(out))
+				}
+				if a := testing.AllocsPerRun(20, func() { c.Compress(dst, p) }); a != 0 {
+					t.Errorf("level %d, takeover %v, %d bytes: %v allocations", level, takeover, n, a)
+				}
+			}
+		}
+	}
+}

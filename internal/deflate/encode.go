@@ -445,21 +445,30 @@ func (e *encoder) writeDynamicHeader(nlit, ndist, ncg int) {
 func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist + 1]hcode) {
 	w := &e.bw
 	w.alignBytes()
-	out := slices.Grow(w.out, e.ntok*6+8) // 48 bits at most per token
-	pos, buf := len(out), out[:cap(out)]
+	buf, pos := w.out, len(w.out)
 	acc, n := w.bits, w.nbits // n < 8 between tokens
-	for _, t := range e.toks[:e.ntok] {
-		c := lit[t&511]
-		acc |= (uint64(c&0xffff) | uint64(t>>9&31)<<c.len()) << n
-		n += c.len() + uint(litExtra[t&511])
-		d := dist[t>>14&31]
-		acc |= (uint64(d&0xffff) | uint64(t>>19)<<d.len()) << n
-		n += d.len() + uint(distExtraOrNone[t>>14&31])
-		binary.LittleEndian.PutUint64(buf[pos:], acc)
-		k := n >> 3
-		pos += int(k)
-		acc >>= k << 3
-		n &= 7
+	for toks := e.toks[:e.ntok]; len(toks) > 0; {
+		// Room for the next tokens at 48 bits each at most: a batch at a
+		// time, so that dst grows only as the output does.
+		batch := toks[:min(len(toks), 1024)]
+		toks = toks[len(batch):]
+		if cap(buf)-pos < len(batch)*6+8 {
+			buf = slices.Grow(buf[:pos], len(batch)*6+8)
+		}
+		buf = buf[:cap(buf)]
+		for _, t := range batch {
+			c := lit[t&511]
+			acc |= (uint64(c&0xffff) | uint64(t>>9&31)<<c.len()) << n
+			n += c.len() + uint(litExtra[t&511])
+			d := dist[t>>14&31]
+			acc |= (uint64(d&0xffff) | uint64(t>>19)<<d.len()) << n
+			n += d.len() + uint(distExtraOrNone[t>>14&31])
+			binary.LittleEndian.PutUint64(buf[pos:], acc)
+			k := n >> 3
+			pos += int(k)
+			acc >>= k << 3
+			n &= 7
+		}
 	}
 	w.out, w.bits, w.nbits = buf[:pos], acc, n
 	c := lit[256]
