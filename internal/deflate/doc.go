@@ -22,8 +22,8 @@
 //
 // # Memory
 //
-// A connection never keeps an encoder (about 130 KB), a flate.Writer (0.7
-// to 1.2 MB) or an inflater (about 43 KB) between messages: they come from
+// A connection never keeps an encoder (about 140 KB), a flate.Writer (0.7
+// to 1.2 MB) or an inflater (about 45 KB) between messages: they come from
 // pools for the length of one message. With context takeover (RFC 7692
 // §7.1.1) the window must outlive the message, so each side keeps only
 // plaintext:
