@@ -34,8 +34,11 @@ type encoder struct {
 
 	litFreq  [numLitLen]uint32
 	distFreq [numDist]uint32
-	lit      [numLitLen]hcode
-	dist     [numDist + 1]hcode // [numDist]: no distance, no bits
+	// The codes, in arrays as large as a token's fields can index, so
+	// that writeTokens needs no bounds checks. dist[numDist] is no
+	// distance: no bits.
+	lit      [512]hcode
+	dist     [32]hcode
 	litLens  [numLitLen]uint8
 	distLens [numDist]uint8
 	litSyms  [numLitLen]uint16 // symbols in use, in order
@@ -43,13 +46,12 @@ type encoder struct {
 	cgSyms   [numCodegen]uint16
 	// The code lengths of both alphabets, run-length coded (§3.2.7):
 	// symbol in the low 5 bits, extra bits' value above.
-	cg       [numLitLen + numDist]uint16
-	ncg      int // symbols in cg
-	cgFreq   [numCodegen]uint32
-	cgLens   [numCodegen]uint8
-	cgCodes  [numCodegen]hcode
-	lensFlat [numLitLen + numDist]uint8
-	scratch  huffScratch
+	cg      [numLitLen + numDist]uint16
+	ncg     int // symbols in cg
+	cgFreq  [numCodegen]uint32
+	cgLens  [numCodegen]uint8
+	cgCodes [numCodegen]hcode
+	scratch huffScratch
 
 	bw        bitWriter
 	histBytes int // how many bytes of src are history
@@ -303,7 +305,7 @@ func (e *encoder) writeBlock(end int) {
 	nd = buildLengths(e.distFreq[:], e.distLens[:], e.distSyms[:], maxLitBits, &e.scratch)
 	litSyms, distSyms := e.litSyms[:nl], e.distSyms[:nd]
 	nlit, ndist := int(litSyms[nl-1])+1, int(distSyms[nd-1])+1
-	ncg := e.codegen(nlit, ndist)
+	ncg := e.codegen(nlit, ndist, litSyms, distSyms)
 
 	// Sizes in bits, after the 3-bit block header.
 	var extra, dynData, fixedData int
@@ -349,11 +351,11 @@ func (e *encoder) writeBlock(end int) {
 
 // codegen run-length codes the literal/length and distance code lengths
 // into e.cg, builds the code length code and returns how many of its
-// lengths the header sends (HCLEN + 4).
-func (e *encoder) codegen(nlit, ndist int) int {
-	lens := e.lensFlat[:nlit+ndist]
-	copy(lens, e.litLens[:nlit])
-	copy(lens[nlit:], e.distLens[:ndist])
+// lengths the header sends (HCLEN + 4). The lengths form one sequence,
+// nlit of the first code then ndist of the second; it walks the used
+// symbols of each, litSyms and distSyms, so that the unused ones cost
+// nothing but the zero runs between them.
+func (e *encoder) codegen(nlit, ndist int, litSyms, distSyms []uint16) int {
 	clear(e.cgFreq[:])
 	n := 0
 	add := func(sym, extra uint16) {
@@ -361,45 +363,57 @@ func (e *encoder) codegen(nlit, ndist int) int {
 		e.cgFreq[sym]++
 		n++
 	}
-	for i := 0; i < len(lens); {
-		v := lens[i]
-		run := 1
-		for i+run+8 <= len(lens) { // eight at a time
-			x := binary.LittleEndian.Uint64(lens[i+run:]) ^ uint64(v)*0x0101010101010101
-			if x != 0 {
-				run += bits.TrailingZeros64(x) >> 3
-				goto counted
-			}
-			run += 8
+	zeros := func(z int) {
+		for z >= 11 {
+			r := min(z, 138)
+			add(18, uint16(r-11))
+			z -= r
 		}
-		for i+run < len(lens) && lens[i+run] == v {
-			run++
+		if z >= 3 {
+			add(17, uint16(z-3))
+			z = 0
 		}
-	counted:
-		i += run
-		if v == 0 {
-			for run >= 11 {
-				r := min(run, 138)
-				add(18, uint16(r-11))
-				run -= r
-			}
-			if run >= 3 {
-				add(17, uint16(run-3))
-				run = 0
-			}
-		} else {
-			add(uint16(v), 0)
-			run--
-			for run >= 3 {
-				r := min(run, 6)
-				add(16, uint16(r-3))
-				run -= r
-			}
+		for ; z > 0; z-- {
+			add(0, 0)
+		}
+	}
+	repeat := func(v uint8, run int) {
+		add(uint16(v), 0)
+		run--
+		for run >= 3 {
+			r := min(run, 6)
+			add(16, uint16(r-3))
+			run -= r
 		}
 		for ; run > 0; run-- {
 			add(uint16(v), 0)
 		}
 	}
+	pos := 0 // where in the sequence the next length goes
+	var v uint8
+	run := 0 // v, run times, pending
+	for i := range len(litSyms) + len(distSyms) {
+		var p int
+		var l uint8
+		if i < len(litSyms) {
+			p, l = int(litSyms[i]), e.litLens[litSyms[i]]
+		} else {
+			s := distSyms[i-len(litSyms)]
+			p, l = nlit+int(s), e.distLens[s]
+		}
+		if p == pos && l == v && run > 0 {
+			run++
+			pos++
+			continue
+		}
+		if run > 0 {
+			repeat(v, run)
+		}
+		zeros(p - pos)
+		v, run, pos = l, 1, p+1
+	}
+	repeat(v, run)
+	zeros(nlit + ndist - pos) // none: ndist follows the last used distance
 	e.ncg = n
 	used := 0
 	for _, f := range e.cgFreq {
@@ -442,7 +456,7 @@ func (e *encoder) writeDynamicHeader(nlit, ndist, ncg int) {
 // writeTokens writes the block's tokens and its end with the given codes.
 // Each token is written whole, then its whole bytes stored as one 8-byte
 // word (libdeflate's way): no branch on its kind or on the bits pending.
-func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist + 1]hcode) {
+func (e *encoder) writeTokens(lit *[512]hcode, dist *[32]hcode) {
 	w := &e.bw
 	w.alignBytes()
 	buf, pos := w.out, len(w.out)
@@ -477,7 +491,7 @@ func (e *encoder) writeTokens(lit *[numLitLen]hcode, dist *[numDist + 1]hcode) {
 
 // litExtra and distExtraOrNone give the extra bits of every symbol in a
 // token: none for literals and the end of block, none for numDist.
-var litExtra, distExtraOrNone = func() (l [numLitLen]uint8, d [numDist + 1]uint8) {
+var litExtra, distExtraOrNone = func() (l [512]uint8, d [32]uint8) {
 	copy(l[257:], lengthExtra[:])
 	copy(d[:], distExtra[:])
 	return l, d

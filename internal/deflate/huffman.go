@@ -186,7 +186,7 @@ var (
 	}()
 
 	// The fixed codes of §3.2.6.
-	fixedLit, fixedDist = func() (lit [numLitLen]hcode, dist [numDist + 1]hcode) {
+	fixedLit, fixedDist = func() (lit [512]hcode, dist [32]hcode) {
 		var lens [288]uint8
 		for i := range lens {
 			switch {

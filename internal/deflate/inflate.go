@@ -497,7 +497,10 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 	in := f.in[:f.iend]
 	w := f.wpos
 	reach := f.have - w // a distance is valid up to w + reach
-	lt, dt := f.lit, f.dist
+	// The tables' fields in locals: the loop's stores to the window
+	// would otherwise make the compiler load them again for every code.
+	lent, lmask, lroot := f.lit.entries, f.lit.mask, f.lit.root
+	dent, dmask, droot := f.dist.entries, f.dist.mask, f.dist.root
 	win := &f.win
 	for ip+8 <= len(in) && w <= winSize-fastRoom {
 		if nb < 48 {
@@ -505,9 +508,9 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 			ip += int((63 - nb) >> 3)
 			nb |= 56
 		}
-		e := lt.entries[bits&lt.mask]
+		e := lent[bits&lmask]
 		if e&entryLink != 0 {
-			e = lt.entries[uint(e>>16&0x7fff)+uint(bits>>lt.root)&(1<<(e&15)-1)]
+			e = lent[uint(e>>16&0x7fff)+uint(bits>>lroot)&(1<<(e&15)-1)]
 		}
 		n := uint(e & 15)
 		bits >>= n
@@ -517,13 +520,13 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 			w++
 			// Literals come in runs: up to two more from the bits left
 			// (48 - 15 > 2*15), found in the root table.
-			if e = lt.entries[bits&lt.mask]; e < entryLiteralEnd {
+			if e = lent[bits&lmask]; e < entryLiteralEnd {
 				n = uint(e & 15)
 				bits >>= n
 				nb -= n
 				win[w] = byte(e >> 16)
 				w++
-				if e = lt.entries[bits&lt.mask]; e < entryLiteralEnd {
+				if e = lent[bits&lmask]; e < entryLiteralEnd {
 					n = uint(e & 15)
 					bits >>= n
 					nb -= n
@@ -546,9 +549,9 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		bits >>= n
 		nb -= n
 
-		e = dt.entries[bits&dt.mask]
+		e = dent[bits&dmask]
 		if e&entryLink != 0 {
-			e = dt.entries[uint(e>>16&0x7fff)+uint(bits>>dt.root)&(1<<(e&15)-1)]
+			e = dent[uint(e>>16&0x7fff)+uint(bits>>droot)&(1<<(e&15)-1)]
 		}
 		if e&invalidBit != 0 { // 30, 31, or bits no code has
 			err = errCorrupt
