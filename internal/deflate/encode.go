@@ -340,8 +340,8 @@ func (e *encoder) writeBlock(end int) {
 	default:
 		e.bw.writeBits(2<<1, 3) // BFINAL=0, BTYPE=10
 		e.writeDynamicHeader(nlit, ndist, ncg)
-		assignCodes(e.litLens[:], litSyms, e.lit[:])
-		assignCodes(e.distLens[:], distSyms, e.dist[:])
+		assignCodes(e.litLens[:], litSyms, litExtra[:], e.lit[:])
+		assignCodes(e.distLens[:], distSyms, distExtraOrNone[:], e.dist[:])
 		e.writeTokens(&e.lit, &e.dist)
 	}
 	e.ntok = 0
@@ -430,7 +430,7 @@ func (e *encoder) codegen(nlit, ndist int, litSyms, distSyms []uint16) int {
 		}
 	}
 	n = buildLengths(e.cgFreq[:], e.cgLens[:], e.cgSyms[:], maxCodeBits, &e.scratch)
-	assignCodes(e.cgLens[:], e.cgSyms[:n], e.cgCodes[:])
+	assignCodes(e.cgLens[:], e.cgSyms[:n], codegenExtra[:], e.cgCodes[:])
 	ncg := numCodegen
 	for ncg > 4 && e.cgLens[codegenOrder[ncg-1]] == 0 {
 		ncg--
@@ -449,7 +449,7 @@ func (e *encoder) writeDynamicHeader(nlit, ndist, ncg int) {
 	for _, v := range e.cg[:e.ncg] {
 		sym := v & 31
 		c := e.cgCodes[sym]
-		w.writeBits(uint64(c&0xffff)|uint64(v>>5)<<c.len(), c.len()+uint(codegenExtra[sym]))
+		w.writeBits(uint64(c&0xffff)|uint64(v>>5)<<c.len(), c.bits())
 	}
 }
 
@@ -471,16 +471,18 @@ func (e *encoder) writeTokens(lit *[512]hcode, dist *[32]hcode) {
 		}
 		buf = buf[:cap(buf)]
 		for _, t := range batch {
+			// Shift counts are masked to 6 bits, which they fit, so that
+			// the compiler need not make shifts past 63 give zero.
 			c := lit[t&511]
-			acc |= (uint64(c&0xffff) | uint64(t>>9&31)<<c.len()) << n
-			n += c.len() + uint(litExtra[t&511])
+			acc |= (uint64(c&0xffff) | uint64(t>>9&31)<<(c.len()&63)) << (n & 63)
+			n += c.bits()
 			d := dist[t>>14&31]
-			acc |= (uint64(d&0xffff) | uint64(t>>19)<<d.len()) << n
-			n += d.len() + uint(distExtraOrNone[t>>14&31])
+			acc |= (uint64(d&0xffff) | uint64(t>>19)<<(d.len()&63)) << (n & 63)
+			n += d.bits()
 			binary.LittleEndian.PutUint64(buf[pos:], acc)
 			k := n >> 3
 			pos += int(k)
-			acc >>= k << 3
+			acc >>= (k << 3) & 63
 			n &= 7
 		}
 	}

@@ -6,11 +6,16 @@ import (
 )
 
 // Huffman codes for the encoder (RFC 1951 §3.2.2). A code is stored as the
-// bit-reversed canonical code in the low 16 bits and its length above, so
-// that it is written least significant bit first, as DEFLATE packs bits.
+// bit-reversed canonical code in the low 16 bits, so that it is written
+// least significant bit first as DEFLATE packs bits, its length in the
+// next 8, and in the top 8 its length plus the extra bits its symbol takes
+// after it.
 type hcode uint32
 
-func (c hcode) len() uint { return uint(c >> 16) }
+func (c hcode) len() uint { return uint(c >> 16 & 0xff) }
+
+// bits is the code with its extra bits: its length plus theirs.
+func (c hcode) bits() uint { return uint(c >> 24) }
 
 // huffScratch is the working memory of buildLengths.
 type huffScratch struct {
@@ -151,8 +156,9 @@ func buildLengths(freq []uint32, lens []uint8, syms []uint16, maxBits int, w *hu
 }
 
 // assignCodes gives each symbol of syms, in order, its canonical code
-// (RFC 1951 §3.2.2), bit-reversed for writing.
-func assignCodes(lens []uint8, syms []uint16, codes []hcode) {
+// (RFC 1951 §3.2.2), bit-reversed for writing; symbol s takes extra[s]
+// extra bits.
+func assignCodes(lens []uint8, syms []uint16, extra []uint8, codes []hcode) {
 	var count [maxLitBits + 1]uint16
 	for _, s := range syms {
 		count[lens[s]]++
@@ -168,7 +174,7 @@ func assignCodes(lens []uint8, syms []uint16, codes []hcode) {
 		l := lens[s]
 		c := next[l]
 		next[l]++
-		codes[s] = hcode(bits.Reverse16(c)>>(16-l)) | hcode(l)<<16
+		codes[s] = hcode(bits.Reverse16(c)>>(16-l)) | hcode(l)<<16 | hcode(l+extra[s])<<24
 	}
 }
 
@@ -205,14 +211,14 @@ var (
 			syms[i] = uint16(i)
 		}
 		var all [288]hcode
-		assignCodes(lens[:], syms[:], all[:])
+		assignCodes(lens[:], syms[:], litExtra[:], all[:])
 		copy(lit[:], all[:])
 		var dlens [32]uint8
 		for i := range dlens {
 			dlens[i] = 5
 		}
 		var dall [32]hcode
-		assignCodes(dlens[:], syms[:32], dall[:])
+		assignCodes(dlens[:], syms[:32], distExtraOrNone[:], dall[:])
 		copy(dist[:numDist], dall[:]) // dist[numDist]: no distance
 		return lit, dist
 	}()

@@ -502,18 +502,20 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 	lent, lmask, lroot := f.lit.entries, f.lit.mask, f.lit.root
 	dent, dmask, droot := f.dist.entries, f.dist.mask, f.dist.root
 	win := &f.win
+	// Shift counts are masked to 6 bits, which they fit, so that the
+	// compiler need not make shifts past 63 give zero.
 	for ip+8 <= len(in) && w <= winSize-fastRoom {
 		if nb < 48 {
-			bits |= binary.LittleEndian.Uint64(in[ip:]) << nb
+			bits |= binary.LittleEndian.Uint64(in[ip:]) << (nb & 63)
 			ip += int((63 - nb) >> 3)
 			nb |= 56
 		}
 		e := lent[bits&lmask]
 		if e&entryLink != 0 {
-			e = lent[uint(e>>16&0x7fff)+uint(bits>>lroot)&(1<<(e&15)-1)]
+			e = lent[uint(e>>16&0x7fff)+uint(bits>>(lroot&63))&(1<<(e&15)-1)]
 		}
 		n := uint(e & 15)
-		bits >>= n
+		bits >>= n & 63
 		nb -= n
 		if e < entryLiteralEnd { // a literal
 			win[w] = byte(e >> 16)
@@ -522,13 +524,13 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 			// (48 - 15 > 2*15), found in the root table.
 			if e = lent[bits&lmask]; e < entryLiteralEnd {
 				n = uint(e & 15)
-				bits >>= n
+				bits >>= n & 63
 				nb -= n
 				win[w] = byte(e >> 16)
 				w++
 				if e = lent[bits&lmask]; e < entryLiteralEnd {
 					n = uint(e & 15)
-					bits >>= n
+					bits >>= n & 63
 					nb -= n
 					win[w] = byte(e >> 16)
 					w++
@@ -545,24 +547,24 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 			break
 		}
 		n = uint(e >> 4 & 15)
-		length := int(e>>16&0xfff) + int(bits&(1<<n-1))
-		bits >>= n
+		length := int(e>>16&0xfff) + int(bits&(1<<(n&63)-1))
+		bits >>= n & 63
 		nb -= n
 
 		e = dent[bits&dmask]
 		if e&entryLink != 0 {
-			e = dent[uint(e>>16&0x7fff)+uint(bits>>droot)&(1<<(e&15)-1)]
+			e = dent[uint(e>>16&0x7fff)+uint(bits>>(droot&63))&(1<<(e&15)-1)]
 		}
 		if e&invalidBit != 0 { // 30, 31, or bits no code has
 			err = errCorrupt
 			break
 		}
 		n = uint(e & 15)
-		bits >>= n
+		bits >>= n & 63
 		nb -= n
 		n = uint(e >> 4 & 15)
-		dist := int(e>>16&0x7fff) + int(bits&(1<<n-1))
-		bits >>= n
+		dist := int(e>>16&0x7fff) + int(bits&(1<<(n&63)-1))
+		bits >>= n & 63
 		nb -= n
 		if dist > w+reach {
 			err = errCorrupt
