@@ -78,7 +78,11 @@ func matchToken(length, dist int) lzToken {
 		lzToken(dc)<<14 | lzToken(dist-int(distBase[dc]))<<19
 }
 
-func hash4(u uint32, shift uint8) uint32 { return (u * 0x1e35a7bd) >> (shift & 31) }
+// hash4 hashes 4 bytes to 32-shift bits, masked to the table's size,
+// which they fit, so that indexing the table needs no bounds check.
+func hash4(u uint32, shift uint8) uint32 {
+	return (u * 0x1e35a7bd) >> (shift & 31) & (1<<hashBits - 1)
+}
 
 func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
 
