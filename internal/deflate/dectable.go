@@ -212,10 +212,9 @@ func reverseBits(v, n uint) uint {
 	return uint(bits.Reverse16(uint16(v))) >> (16 - n)
 }
 
-// The fixed codes' tables (RFC 1951 §3.2.6). Literal/length codes 286 and
-// 287 and distance codes 30 and 31 are in the codes but mean nothing.
-var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
-	var lens [288]uint8
+// fixedLitLengths returns the code lengths of the fixed literal/length
+// code (RFC 1951 §3.2.6), which the encoder and the inflater both use.
+func fixedLitLengths() (lens [288]uint8) {
 	for i := range lens {
 		switch {
 		case i < 144:
@@ -228,6 +227,13 @@ var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
 			lens[i] = 8
 		}
 	}
+	return lens
+}
+
+// The fixed codes' tables (RFC 1951 §3.2.6). Literal/length codes 286 and
+// 287 and distance codes 30 and 31 are in the codes but mean nothing.
+var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
+	lens := fixedLitLengths()
 	var syms, sorted [288]uint16
 	c := codeOf(lens[:], syms[:])
 	lit.build(&c, litMeanings[:], litRootBits, make([]decEntry, litEntries), sorted[:])

@@ -193,19 +193,7 @@ var (
 
 	// The fixed codes of §3.2.6.
 	fixedLit, fixedDist = func() (lit [512]hcode, dist [32]hcode) {
-		var lens [288]uint8
-		for i := range lens {
-			switch {
-			case i < 144:
-				lens[i] = 8
-			case i < 256:
-				lens[i] = 9
-			case i < 280:
-				lens[i] = 7
-			default:
-				lens[i] = 8
-			}
-		}
+		lens := fixedLitLengths()
 		var syms [288]uint16
 		for i := range syms {
 			syms[i] = uint16(i)
