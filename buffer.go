@@ -23,6 +23,20 @@ var (
 	writePool = sync.Pool{New: func() any { b := make([]byte, writeBufSize); return &b }}
 )
 
+// getWriteBuf returns a write buffer of writeBufSize bytes from the pool.
+func getWriteBuf() *[]byte { return writePool.Get().(*[]byte) }
+
+// putWriteBuf returns bp to the pool at its full length, however its holder
+// resliced it: a message Writer fills its buffer by length, and one that
+// drew an empty slice would send empty frames for ever.
+func putWriteBuf(bp *[]byte) {
+	if cap(*bp) < writeBufSize {
+		return
+	}
+	*bp = (*bp)[:writeBufSize]
+	writePool.Put(bp)
+}
+
 // bufReader is a read buffer that is pooled while busy and shrinks to a
 // 32-byte array while idle.
 type bufReader struct {

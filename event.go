@@ -404,8 +404,8 @@ func (c *EventConn) write(ctx context.Context, typ MessageType, p []byte, compre
 		return c.endErr()
 	}
 	defer c.release()
-	bp := writePool.Get().(*[]byte)
-	defer writePool.Put(bp)
+	bp := getWriteBuf()
+	defer putWriteBuf(bp)
 	// The compressor is guarded by wmu: compress and send in one hold.
 	c.wmu.Lock()
 	out, err := c.x.Load().comp.Compress((*bp)[:0], p)
@@ -413,7 +413,6 @@ func (c *EventConn) write(ctx context.Context, typ MessageType, p []byte, compre
 	if err != nil {
 		return fmt.Errorf("duplex: compress: %w", err)
 	}
-	*bp = out[:0]
 	return c.writeFrame(ctx, wire.Opcode(typ), wire.RSV1, out, false)
 }
 
@@ -472,11 +471,10 @@ func (c *EventConn) writeFrame(ctx context.Context, op wire.Opcode, rsv byte, p 
 		h.Masked = true
 		k := rand.Uint32()
 		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
-		bp := writePool.Get().(*[]byte)
-		defer writePool.Put(bp)
+		bp := getWriteBuf()
+		defer putWriteBuf(bp)
 		b := append(wire.Append((*bp)[:0], h), p...)
 		wire.Mask(h.Key, 0, b[len(b)-len(p):])
-		*bp = b[:0]
 		bufs[0] = b
 	} else {
 		bufs[0], bufs[1] = wire.Append(hdr[:0], h), p

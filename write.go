@@ -46,8 +46,8 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, compress bo
 	}
 	defer unlock(c.msgSem)
 	if compress {
-		bp := writePool.Get().(*[]byte)
-		defer writePool.Put(bp)
+		bp := getWriteBuf()
+		defer putWriteBuf(bp)
 		out, err := c.comp.Compress((*bp)[:0], p)
 		if err != nil {
 			return fmt.Errorf("duplex: compress: %w", err)
@@ -85,7 +85,7 @@ type msgWriter struct {
 
 func (mw *msgWriter) start(ctx context.Context, op wire.Opcode) {
 	mw.ctx, mw.op, mw.n, mw.closed = ctx, op, 0, false
-	mw.buf = writePool.Get().(*[]byte)
+	mw.buf = getWriteBuf()
 }
 
 func (mw *msgWriter) Write(p []byte) (int, error) {
@@ -120,7 +120,7 @@ func (mw *msgWriter) Close() error {
 	}
 	mw.closed = true
 	err := mw.flush(true)
-	writePool.Put(mw.buf)
+	putWriteBuf(mw.buf)
 	mw.buf = nil
 	unlock(mw.c.msgSem)
 	return err
@@ -250,10 +250,10 @@ func (c *Conn) writeFrame(fin bool, op wire.Opcode, rsv byte, p []byte) error {
 	}
 	hdr := wire.Append(c.whdr[:0], h)
 	if len(p) <= copyLimit {
-		bp := writePool.Get().(*[]byte)
+		bp := getWriteBuf()
 		b := append(append((*bp)[:0], hdr...), p...)
 		_, err := c.tr.Write(b)
-		writePool.Put(bp)
+		putWriteBuf(bp)
 		return err
 	}
 	if _, ok := c.tr.(*net.TCPConn); ok {
@@ -272,8 +272,8 @@ func (c *Conn) writeFrame(fin bool, op wire.Opcode, rsv byte, p []byte) error {
 
 // writeMasked masks p into pool buffers, never in place: p is the caller's.
 func (c *Conn) writeMasked(h wire.Header, p []byte) error {
-	bp := writePool.Get().(*[]byte)
-	defer writePool.Put(bp)
+	bp := getWriteBuf()
+	defer putWriteBuf(bp)
 	buf := *bp
 	b := wire.Append(buf[:0], h)
 	pos := 0
