@@ -12,7 +12,8 @@
 #   DURATION    length of each echo run (2s)
 #   IDLE_N      connections in the idle scenario (19500; capped by ulimit -n)
 #   IDLE_HOLD   how long the idle connections are held before memory is sampled (5s)
-#   SCENARIOS   any of: 1k 64k deflate idle (all)
+#   SCENARIOS   any of: 1k 64k deflate idle (all), rtt (one connection,
+#               16-byte messages: the round trip's p99)
 #   SERVERS     any of: duplex duplex-detach duplex-events gorilla coder gobwas gws floor floor-goroutine (all)
 #   SERVER_CPU  core for the servers (0); CLIENT_CPU core for duplex bench (1)
 #   OUT         directory for binaries, logs and JSON results (a new temp dir)
@@ -79,6 +80,7 @@ scenario_args() {
 	case $1 in
 	1k) echo "-c 100 -s 1024 -d $DURATION" ;;
 	64k) echo "-c 10 -s 65536 -d $DURATION" ;;
+	rtt) echo "-c 1 -s 16 -d $DURATION" ;;
 	deflate) echo "-c 100 -s 1024 --text --compress -d $DURATION" ;;
 	idle) echo "-n $IDLE_N -d $IDLE_HOLD --source-addrs $sources" ;;
 	*)

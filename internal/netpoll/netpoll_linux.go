@@ -9,6 +9,7 @@ package netpoll
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,8 @@ import (
 // once there is an idle one again.
 type Poller[T any] struct {
 	epfd    int
-	wake    int // eventfd that interrupts epoll_wait on Close
+	file    *os.File        // epfd, watched by the runtime's own poller
+	rc      syscall.RawConn // of file: loops park on it while nothing is ready
 	onReady func(*T)
 
 	table  [tableChunks]atomic.Pointer[chunk[T]]
@@ -70,25 +72,29 @@ const Supported = true
 
 // New starts a poller that calls onReady on one of its goroutines for
 // each readiness of a registered socket.
+//
+// The epoll descriptor is itself registered with Go's runtime poller: a
+// loop asks it for an event without blocking and, when none is ready,
+// parks as a goroutine until the runtime sees the descriptor readable. No
+// thread sits in epoll_wait, and a wake-up is scheduled the way the
+// runtime wakes a goroutine blocked on a socket read (an earlier design
+// with loops blocked in epoll_wait added ~90 µs to the round trip's p99).
 func New[T any](onReady func(*T)) (*Poller[T], error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	r1, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if errno != 0 {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
-		return nil, errno
-	}
-	wake := int(r1)
-	// Level-triggered: once written, the eventfd wakes every loop.
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(wake)}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, wake, &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(wake)
 		return nil, err
 	}
-	p := &Poller[T]{epfd: epfd, wake: wake, onReady: onReady, done: make(chan struct{})}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	p := &Poller[T]{epfd: epfd, file: file, rc: rc, onReady: onReady, done: make(chan struct{})}
 	for range baseLoops {
 		p.startLoop()
 	}
@@ -164,11 +170,11 @@ func (p *Poller[T]) Close() error {
 		return nil
 	}
 	close(p.done)
-	var one = [8]byte{1}
-	syscall.Write(p.wake, one[:])
+	// Closing the file wakes the loops parked on it; the descriptor is
+	// closed once the last of them has let it go.
+	err := p.file.Close()
 	p.wg.Wait()
-	syscall.Close(p.wake)
-	return syscall.Close(p.epfd)
+	return err
 }
 
 func (p *Poller[T]) startLoop() {
@@ -177,26 +183,28 @@ func (p *Poller[T]) startLoop() {
 	go p.loop()
 }
 
-// loop waits for one ready socket at a time and handles it. One at a
-// time: a socket taken by a loop whose handler then blocks would wait
-// for it, where one left in the kernel goes to the next free loop.
+// loop takes one ready socket at a time and handles it. One at a time: a
+// socket taken by a loop whose handler then blocks would wait for it,
+// where one left in the kernel goes to the next free loop.
 func (p *Poller[T]) loop() {
 	defer p.wg.Done()
-	var events [1]syscall.EpollEvent
+	var ev syscall.EpollEvent
+	var werr error
+	// take asks for one event without blocking; false parks the loop
+	// until the epoll descriptor is readable. The runtime's registration
+	// is edge-triggered, so a loop only parks after finding none ready.
+	take := func(fd uintptr) bool {
+		for {
+			n, err := epollWaitNow(int(fd), &ev)
+			if err == syscall.EINTR {
+				continue
+			}
+			werr = err
+			return n > 0 || err != nil
+		}
+	}
 	for {
-		n, err := syscall.EpollWait(p.epfd, events[:], -1)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil || p.closed.Load() {
-			p.loops.Add(-1)
-			return
-		}
-		if n == 0 {
-			continue
-		}
-		ev := events[0]
-		if int(ev.Fd) == p.wake {
+		if err := p.rc.Read(take); err != nil || werr != nil || p.closed.Load() {
 			p.loops.Add(-1)
 			return
 		}
@@ -217,6 +225,16 @@ func (p *Poller[T]) loop() {
 			}
 		}
 	}
+}
+
+// epollWaitNow fetches at most one event from epfd without waiting. It
+// cannot block, so it needs none of the scheduler's system-call hand-off.
+func epollWaitNow(epfd int, ev *syscall.EpollEvent) (int, error) {
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(ev)), 1, 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
 }
 
 // monitor adds a loop when every loop has been busy for stuckAfter
