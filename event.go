@@ -109,6 +109,8 @@ const (
 	stReadOver  = 1 << 35 // the peer failed: input is dropped until EOF
 	stNotified  = 1 << 36 // OnClose has been called
 	stHandshake = 1 << 37 // ServeEvents is reading the HTTP request
+	stEdge      = 1 << 38 // the poller reports every arrival (netpoll Follow)
+	stAgain     = 1 << 39 // bytes arrived while a worker was reading
 )
 
 var (
@@ -616,35 +618,84 @@ func freeEventRead(rs *eventRead) {
 }
 
 // onReadable runs on a worker when the socket has bytes or was hung up.
+//
+// A connection is watched one-shot until it is open (a listener always),
+// then edge-triggered: every arrival is reported and nothing is re-armed,
+// which saves a system call per message. An arrival reported while a
+// worker reads is left to that worker, which reads again before it lets
+// go of the read side.
 func (c *EventConn) onReadable() {
 	// Take the read side; an event for a connection that has ended, or
 	// one a worker already reads, is dropped.
 	for {
 		s := c.state.Load()
-		if s&(stClosing|stReading) != 0 {
+		if s&stClosing != 0 {
 			return
+		}
+		if s&stReading != 0 {
+			if s&stEdge == 0 || c.state.CompareAndSwap(s, s|stAgain) {
+				return
+			}
+			continue
 		}
 		if c.state.CompareAndSwap(s, (s+1)|stReading) {
 			break
 		}
 	}
-	var more bool
-	switch {
-	case c.flags&evListener != 0:
-		more = c.acceptAll()
-	case c.state.Load()&stHandshake != 0:
-		more = c.readHandshake()
-	default:
-		more = c.readSocket()
-	}
-	c.state.And(^int64(stReading))
-	if more {
-		// Readiness comes back at once if bytes arrived meanwhile.
-		if p, _ := sharedPoller(); p == nil || p.Rearm(int(c.fd)) != nil {
-			c.kill(&CloseError{Code: StatusAbnormalClosure, Err: net.ErrClosed})
+	p, _ := sharedPoller()
+	for {
+		var more bool
+		switch {
+		case c.flags&evListener != 0:
+			more = c.acceptAll()
+		case c.state.Load()&stHandshake != 0:
+			more = c.readHandshake()
+		default:
+			more = c.readSocket()
 		}
+		s := c.state.Load()
+		if more && s&(stEdge|stHandshake) == 0 && c.flags&evListener == 0 {
+			// Open now: from here on every arrival is reported, and
+			// bytes already waiting at once (to this worker, as stAgain).
+			c.state.Or(stEdge)
+			if p == nil || p.Follow(int(c.fd)) != nil {
+				c.kill(&CloseError{Code: StatusAbnormalClosure, Err: net.ErrClosed})
+				more = false
+			}
+		}
+		if !more {
+			c.state.And(^int64(stReading | stAgain))
+			break
+		}
+		if c.takeAgain() {
+			continue
+		}
+		if c.state.Load()&stEdge == 0 {
+			// Readiness comes back at once if bytes arrived meanwhile.
+			if p == nil || p.Rearm(int(c.fd)) != nil {
+				c.kill(&CloseError{Code: StatusAbnormalClosure, Err: net.ErrClosed})
+			}
+		}
+		break
 	}
 	c.release()
+}
+
+// takeAgain lets go of the read side, unless bytes were reported while
+// the worker read: then it keeps it and reports true.
+func (c *EventConn) takeAgain() bool {
+	for {
+		s := c.state.Load()
+		if s&stAgain != 0 {
+			if c.state.CompareAndSwap(s, s&^stAgain) {
+				return true
+			}
+			continue
+		}
+		if c.state.CompareAndSwap(s, s&^stReading) {
+			return false
+		}
+	}
 }
 
 // readSocket reads what the socket has and handles it. It reports whether
@@ -742,7 +793,8 @@ func (c *EventConn) readIntoMessage(rs *eventRead) (ok, again bool) {
 		if !c.payload(rs, dst[:n], true) {
 			return false, false
 		}
-		return true, true
+		// A short read emptied the socket: wait for the poller.
+		return true, n == len(dst)
 	}
 }
 

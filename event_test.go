@@ -1,12 +1,17 @@
 package duplex_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +287,101 @@ func TestDetachClose(t *testing.T) {
 	if _, _, err := peer.ReadFrame(); err == nil {
 		t.Fatal("peer read another frame; want EOF")
 	}
+}
+
+// splitConn writes in random pieces, so frames reach the server in parts:
+// partial headers, partial payloads, several frames in one segment.
+type splitConn struct {
+	net.Conn
+	rnd *rand.Rand
+}
+
+func (c splitConn) Write(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		n := min(len(p), 1+c.rnd.IntN(3000))
+		k, err := c.Conn.Write(p[:n])
+		total += k
+		if err != nil {
+			return total, err
+		}
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// Many connections, each pipelining messages of random sizes that arrive
+// in random pieces, against both event-driven servers: every echo comes
+// back, in order, so no arrival is lost while a worker reads (the
+// connections are edge-triggered once open).
+func TestEventEchoPipelined(t *testing.T) {
+	addr, _, _ := serveEvents(t, nil)
+	servers := map[string]string{
+		"Detach":      detachedEchoServer(t, nil),
+		"ServeEvents": "ws://" + addr,
+	}
+	for name, url := range servers {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := pipelineEcho(ctx, url, uint64(i)); err != nil {
+						t.Errorf("connection %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func pipelineEcho(ctx context.Context, url string, seed uint64) error {
+	rnd := rand.New(rand.NewPCG(seed, 7))
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return splitConn{c, rand.New(rand.NewPCG(seed, 9))}, nil
+	}
+	c, _, err := duplex.Dial(ctx, url, &duplex.DialOptions{NetDialContext: dial})
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	msgs := make([][]byte, 300)
+	for i := range msgs {
+		n := rnd.IntN(200)
+		if i%25 == 0 {
+			n = rnd.IntN(300_000)
+		}
+		msgs[i] = make([]byte, n)
+		for j := range msgs[i] {
+			msgs[i][j] = byte(rnd.Uint32())
+		}
+	}
+	werr := make(chan error, 1)
+	go func() {
+		for _, m := range msgs {
+			if err := c.Write(ctx, duplex.MessageBinary, m); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	for i, m := range msgs {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("echo %d of %d: %w", i, len(msgs), err)
+		}
+		if !bytes.Equal(p, m) {
+			return fmt.Errorf("echo %d: %d bytes, not the %d sent", i, len(p), len(m))
+		}
+	}
+	return <-werr
 }

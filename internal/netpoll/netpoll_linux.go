@@ -103,7 +103,10 @@ func New[T any](onReady func(*T)) (*Poller[T], error) {
 	return p, nil
 }
 
-const oneShot = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+const (
+	oneShot       = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+	edgeTriggered = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLET&0xffffffff // EPOLLET is negative in package syscall
+)
 
 // slot returns the table entry of fd, making its chunk when make is set.
 func (p *Poller[T]) slot(fd int, make bool) *atomic.Pointer[T] {
@@ -150,6 +153,20 @@ func (p *Poller[T]) Rearm(fd int) error {
 		return ErrClosed
 	}
 	ev := syscall.EpollEvent{Events: oneShot, Fd: int32(fd)}
+	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// Follow switches fd, added one-shot, to edge-triggered reporting: from
+// now on every arrival of bytes is reported, also while a handler for it
+// is running, and nothing needs re-arming. The caller must then tolerate
+// onReady for the same t on two loops at once (the second may only note
+// that there is more to read) and read until the socket is empty or a
+// read comes back short. Bytes already waiting are reported at once.
+func (p *Poller[T]) Follow(fd int) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	ev := syscall.EpollEvent{Events: edgeTriggered, Fd: int32(fd)}
 	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
 }
 

@@ -19,53 +19,71 @@ func TestOneShotAndRearm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	raw, _ := server.(*net.TCPConn).SyscallConn()
-	var fd int
-	raw.Control(func(f uintptr) { fd = int(f) })
-
+	client, fd := socketPair(t)
 	c := new(conn)
 	if err := p.Add(fd, c); err != nil {
 		t.Fatal(err)
 	}
 	client.Write([]byte("x"))
-	expect := func(want bool) {
+	expect := expecter(events)
+	expect(t, true)
+	client.Write([]byte("y"))
+	expect(t, false) // one-shot: disarmed until Rearm
+	if err := p.Rearm(fd); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, true) // level-triggered: the unread bytes report at once
+	p.Remove(fd, c)
+	if err := p.Rearm(fd); err != syscall.ENOENT {
+		t.Fatalf("Rearm after Remove = %v; want ENOENT", err)
+	}
+}
+
+// After Follow, each arrival of bytes is reported once, with no re-arming,
+// and bytes already waiting are reported at once; bytes left unread do not
+// report again.
+func TestFollow(t *testing.T) {
+	events := make(chan struct{}, 10)
+	type conn struct{}
+	p, err := New(func(*conn) { events <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	client, fd := socketPair(t)
+	expect := expecter(events)
+	if err := p.Add(fd, new(conn)); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte("x"))
+	expect(t, true)
+	client.Write([]byte("y"))
+	expect(t, false) // one-shot until Follow
+	if err := p.Follow(fd); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, true) // the waiting bytes
+	expect(t, false)
+	for range 3 {
+		client.Write([]byte("z"))
+		expect(t, true)
+	}
+}
+
+// expecter checks whether an event arrives within 200 ms.
+func expecter(events <-chan struct{}) func(t *testing.T, want bool) {
+	return func(t *testing.T, want bool) {
 		t.Helper()
 		select {
 		case <-events:
 			if !want {
-				t.Fatal("event while disarmed")
+				t.Fatal("event while none was due")
 			}
 		case <-time.After(200 * time.Millisecond):
 			if want {
-				t.Fatal("no event for a readable socket")
+				t.Fatal("no event for new bytes")
 			}
 		}
-	}
-	expect(true)
-	client.Write([]byte("y"))
-	expect(false) // one-shot: disarmed until Rearm
-	if err := p.Rearm(fd); err != nil {
-		t.Fatal(err)
-	}
-	expect(true) // level-triggered: the unread bytes report at once
-	p.Remove(fd, c)
-	if err := p.Rearm(fd); err != syscall.ENOENT {
-		t.Fatalf("Rearm after Remove = %v; want ENOENT", err)
 	}
 }
 
