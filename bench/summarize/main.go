@@ -72,8 +72,12 @@ func (c *cell) errors() int64 {
 }
 
 // cost is the figure compared across servers: server CPU per message for
-// echo, resident bytes per connection for idle.
+// echo, the round trip's p99 for one connection, resident bytes per
+// connection for idle.
 func cost(r *result) float64 {
+	if latencyRun(r) {
+		return r.Latency.P99
+	}
 	if r.Server == nil {
 		return math.NaN()
 	}
@@ -82,6 +86,10 @@ func cost(r *result) float64 {
 	}
 	return r.Server.CPUPerMsg
 }
+
+// latencyRun reports whether r is the one-connection echo, where what is
+// compared is the round trip's p99, not the server's CPU per message.
+func latencyRun(r *result) bool { return r.Mode != "idle" && r.Target == 1 }
 
 func main() {
 	dir := flag.String("dir", "", "results directory")
@@ -168,6 +176,9 @@ func (t *table) label(sc string) string {
 			if r.Compress {
 				kind += ", deflate"
 			}
+			if latencyRun(&r) {
+				return fmt.Sprintf("1 conn × %s %s echo, round trip p99 µs", size(r.Size), kind)
+			}
 			return fmt.Sprintf("%d conns × %s %s echo, server µs/msg", r.Target, size(r.Size), kind)
 		}
 	}
@@ -214,11 +225,23 @@ func (t *table) write(w io.Writer, base, floor string) {
 	// The details: ratios, throughput, latency and the load generator's
 	// own cost, per scenario.
 	for _, sc := range t.scenarios {
-		idle := false
+		idle, latency := false, false
 		for _, sv := range t.servers {
 			if c := t.cell(sc, sv); len(c.runs) > 0 {
-				idle = c.runs[0].Mode == "idle"
+				idle, latency = c.runs[0].Mode == "idle", latencyRun(&c.runs[0])
 				break
+			}
+		}
+		// The column beside msgs/s: what cost is not.
+		costName, otherName := "server µs/msg", "p99 µs"
+		other := func(r *result) float64 { return r.Latency.P99 }
+		if latency {
+			costName, otherName = "round trip p99 µs", "server µs/msg"
+			other = func(r *result) float64 {
+				if r.Server == nil {
+					return math.NaN()
+				}
+				return r.Server.CPUPerMsg
 			}
 		}
 		fmt.Fprintf(w, "### %s\n\n", t.label(sc))
@@ -227,7 +250,7 @@ func (t *table) write(w io.Writer, base, floor string) {
 		if idle {
 			fmt.Fprintf(w, "| server | bytes/conn | ÷ %s | ÷ %s | p99 ping µs | runs | errors |\n|---|---|---|---|---|---|---|\n", base, floor)
 		} else {
-			fmt.Fprintf(w, "| server | server µs/msg | ÷ %s | ÷ %s | msgs/s | p99 µs | server core use | load gen µs/msg | runs | errors |\n|---|---|---|---|---|---|---|---|---|---|\n", base, floor)
+			fmt.Fprintf(w, "| server | %s | ÷ %s | ÷ %s | msgs/s | %s | server core use | load gen µs/msg | runs | errors |\n|---|---|---|---|---|---|---|---|---|---|\n", costName, base, floor, otherName)
 		}
 		for _, sv := range t.servers {
 			c := t.cell(sc, sv)
@@ -243,7 +266,7 @@ func (t *table) write(w io.Writer, base, floor string) {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", sv, num(v), num(v/b), num(v/f),
 				num(c.median(func(r *result) float64 { return r.MsgsPerSec })),
-				num(c.median(func(r *result) float64 { return r.Latency.P99 })),
+				num(c.median(other)),
 				pct(c.median(func(r *result) float64 {
 					if r.Server == nil {
 						return math.NaN()

@@ -56,3 +56,31 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// The one-connection echo compares the round trip's p99; the server's CPU
+// per message moves to the column beside msgs/s.
+func TestSummaryLatency(t *testing.T) {
+	dir := t.TempDir()
+	for sv, p99 := range map[string]int{"duplex": 140, "gws": 150} {
+		d := filepath.Join(dir, "rtt", sv)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf(`{"mode":"echo","target_conns":1,"size":16,"msgs_per_sec":14000,"latency_us":{"p99":%d},"server":{"cpu_us_per_msg":33,"cpu_util":0.5}}`, p99)
+		if err := os.WriteFile(filepath.Join(d, "1.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b strings.Builder
+	load(dir, []string{"rtt"}, []string{"duplex", "gws"}).write(&b, "duplex", "floor")
+	out := b.String()
+	for _, want := range []string{
+		"| 1 conn × 16 B binary echo, round trip p99 µs | 140.0 | 150.0 |",
+		"| server | round trip p99 µs | ÷ duplex | ÷ floor | msgs/s | server µs/msg |",
+		"| gws | 150.0 | 1.07 | n/a | 14000 | 33.00 | 50% |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
