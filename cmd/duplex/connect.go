@@ -284,16 +284,8 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 		return readErr
 	}
 
-	var lines <-chan []byte
-	if !f.echo {
-		linesDone := make(chan struct{})
-		defer close(linesDone)
-		lines = readLines(stdin, linesDone)
-	}
-	typ := duplex.MessageText
-	if f.binary {
-		typ = duplex.MessageBinary
-	}
+	lines, typ, stopLines := f.input(stdin)
+	defer stopLines()
 	for {
 		select {
 		case line, ok := <-lines:
@@ -416,6 +408,20 @@ func pingLoop(ctx context.Context, conn *duplex.Conn, interval, timeout time.Dur
 	}
 }
 
+// input is what stdin sends: its lines, as messages of the type the flags
+// ask for; none with --echo. stop lets the reader go.
+func (f *connectFlags) input(stdin io.Reader) (lines <-chan []byte, typ duplex.MessageType, stop func()) {
+	typ = duplex.MessageText
+	if f.binary {
+		typ = duplex.MessageBinary
+	}
+	if f.echo {
+		return nil, typ, func() {}
+	}
+	done := make(chan struct{})
+	return readLines(stdin, done), typ, func() { close(done) }
+}
+
 // readLines sends each line of r, without its line ending, until r ends or
 // done is closed; then it closes the channel. A read from r that never
 // returns keeps the goroutine, and only it, until the process exits: an
@@ -477,16 +483,8 @@ func connectRedial(ctx context.Context, rawURL string, opts *duplex.DialOptions,
 	runErr := make(chan error, 1)
 	go func() { runErr <- client.Run(ctx) }()
 
-	var lines <-chan []byte
-	if !f.echo {
-		linesDone := make(chan struct{})
-		defer close(linesDone)
-		lines = readLines(stdin, linesDone)
-	}
-	typ := duplex.MessageText
-	if f.binary {
-		typ = duplex.MessageBinary
-	}
+	lines, typ, stopLines := f.input(stdin)
+	defer stopLines()
 	for {
 		select {
 		case line, ok := <-lines:
