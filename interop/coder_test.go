@@ -124,14 +124,7 @@ func coderFragmented(ctx context.Context, c *websocket.Conn, typ websocket.Messa
 	if err != nil {
 		return err
 	}
-	for len(p) > 0 {
-		n := min(1000, len(p))
-		if _, err := w.Write(p[:n]); err != nil {
-			return err
-		}
-		p = p[n:]
-	}
-	return w.Close()
+	return writeChunks(w, p, 1000)
 }
 
 type coderConn struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -177,6 +178,12 @@ func writeFragmented(ctx context.Context, c *duplex.Conn, typ duplex.MessageType
 	if err != nil {
 		return err
 	}
+	return writeChunks(w, p, chunk)
+}
+
+// writeChunks writes p to the message writer w, chunk bytes a Write, and
+// closes it, which ends the message.
+func writeChunks(w io.WriteCloser, p []byte, chunk int) error {
 	for len(p) > 0 {
 		n := min(chunk, len(p))
 		if _, err := w.Write(p[:n]); err != nil {

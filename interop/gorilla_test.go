@@ -144,14 +144,7 @@ func gorillaFragmented(c *websocket.Conn, typ int, p []byte) error {
 	if err != nil {
 		return err
 	}
-	for len(p) > 0 {
-		n := min(1000, len(p))
-		if _, err := w.Write(p[:n]); err != nil {
-			return err
-		}
-		p = p[n:]
-	}
-	return w.Close()
+	return writeChunks(w, p, 1000)
 }
 
 type gorillaConn struct {

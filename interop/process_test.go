@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duplexws/duplex"
 )
 
 // requireAll is set by CI: a peer that cannot run fails instead of
@@ -119,5 +121,56 @@ func runPeerScript(t *testing.T, dir, name string, args ...string) {
 	}
 	if err != nil {
 		t.Fatalf("%s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+}
+
+// scriptPeer is a WebSocket library of another language, driven by two
+// scripts in dir: an echo server, and a client that plays the session
+// duplex's server checks (checkMain, checkCloses).
+type scriptPeer struct {
+	dir, interp, name string // name: the library, in subtest names
+	server, client    string
+	plain             []string // the scripts' flags for a run without compression
+	urlFirst          bool     // the client takes the URL before its flags
+	deflate           []deflateRun
+}
+
+// deflateRun is one permessage-deflate configuration, as the scripts'
+// flags, and the size of the large message the client sends in it.
+type deflateRun struct {
+	name  string
+	flags []string
+	size  int
+}
+
+// runScriptPeer runs p against duplex both ways, without compression and
+// in each of p's deflate configurations.
+func runScriptPeer(t *testing.T, p scriptPeer) {
+	clientArgs := func(url string, flags ...string) []string {
+		if p.urlFirst {
+			return append([]string{p.client, url}, flags...)
+		}
+		return append(append([]string{p.client}, flags...), url)
+	}
+	t.Run(p.name+" server, duplex client", func(t *testing.T) {
+		s := startPeerServer(t, p.dir, p.interp, append([]string{p.server}, p.plain...)...)
+		runDuplexClient(t, s.URL, clientRun{peerFragments: true, burst: 300, closeCodes: true})
+	})
+	t.Run("duplex server, "+p.name+" client", func(t *testing.T) {
+		s := startDuplexServer(t, nil)
+		runPeerScript(t, p.dir, p.interp, clientArgs(s.URL, p.plain...)...)
+		s.checkMain(t, true, false)
+		s.checkCloses(t)
+	})
+	for _, v := range p.deflate {
+		t.Run("deflate "+v.name+"/"+p.name+" server, duplex client", func(t *testing.T) {
+			s := startPeerServer(t, p.dir, p.interp, append([]string{p.server}, v.flags...)...)
+			runDuplexClient(t, s.URL, clientRun{compression: &duplex.CompressionOptions{}, expectDeflate: true, peerFragments: true, burst: 300, bigSize: v.size})
+		})
+		t.Run("deflate "+v.name+"/duplex server, "+p.name+" client", func(t *testing.T) {
+			s := startDuplexServer(t, &duplex.AcceptOptions{Compression: &duplex.CompressionOptions{}})
+			runPeerScript(t, p.dir, p.interp, clientArgs(s.URL, append([]string{"--no-close-codes", fmt.Sprintf("--big-size=%d", v.size)}, v.flags...)...)...)
+			s.checkCompressedMain(t)
+		})
 	}
 }

@@ -1,12 +1,9 @@
 package interop
 
 import (
-	"fmt"
 	"os/exec"
 	"sync"
 	"testing"
-
-	"github.com/duplexws/duplex"
 )
 
 // python is Debian's interpreter, which has the python3-websockets
@@ -35,33 +32,13 @@ func requirePython(t *testing.T) {
 func TestPython(t *testing.T) {
 	t.Parallel()
 	requirePython(t)
-	t.Run("websockets server, duplex client", func(t *testing.T) {
-		s := startPeerServer(t, "python", python, "echo_server.py", "--compression=none")
-		runDuplexClient(t, s.URL, clientRun{peerFragments: true, burst: 300, closeCodes: true})
+	runScriptPeer(t, scriptPeer{
+		dir: "python", interp: python, name: "websockets",
+		server: "echo_server.py", client: "client.py", plain: []string{"--compression=none"},
+		deflate: []deflateRun{
+			{"defaults", []string{"--compression=default"}, bigSize},
+			{"no context takeover", []string{"--compression=custom", "--server-no-context-takeover", "--client-no-context-takeover"}, smallSize},
+			{"9-bit windows", []string{"--compression=custom", "--server-max-window-bits=9", "--client-max-window-bits=9"}, smallSize},
+		},
 	})
-	t.Run("duplex server, websockets client", func(t *testing.T) {
-		s := startDuplexServer(t, nil)
-		runPeerScript(t, "python", python, "client.py", "--compression=none", s.URL)
-		s.checkMain(t, true, false)
-		s.checkCloses(t)
-	})
-	for _, v := range []struct {
-		name  string
-		flags []string
-		size  int
-	}{
-		{"defaults", []string{"--compression=default"}, bigSize},
-		{"no context takeover", []string{"--compression=custom", "--server-no-context-takeover", "--client-no-context-takeover"}, smallSize},
-		{"9-bit windows", []string{"--compression=custom", "--server-max-window-bits=9", "--client-max-window-bits=9"}, smallSize},
-	} {
-		t.Run("deflate "+v.name+"/websockets server, duplex client", func(t *testing.T) {
-			s := startPeerServer(t, "python", python, append([]string{"echo_server.py"}, v.flags...)...)
-			runDuplexClient(t, s.URL, clientRun{compression: &duplex.CompressionOptions{}, expectDeflate: true, peerFragments: true, burst: 300, bigSize: v.size})
-		})
-		t.Run("deflate "+v.name+"/duplex server, websockets client", func(t *testing.T) {
-			s := startDuplexServer(t, &duplex.AcceptOptions{Compression: &duplex.CompressionOptions{}})
-			runPeerScript(t, "python", python, append(append([]string{"client.py", "--no-close-codes", fmt.Sprintf("--big-size=%d", v.size)}, v.flags...), s.URL)...)
-			s.checkCompressedMain(t)
-		})
-	}
 }
