@@ -15,30 +15,25 @@ type channelMetrics struct {
 
 func newChannelMetrics(reg *prometheus.Registry) *channelMetrics {
 	m := &channelMetrics{
-		channels: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "duplex_channels",
-			Help: "Channels with subscribers on this gateway.",
-		}),
-		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "duplex_subscriptions",
-			Help: "Channel subscriptions of the connections open now.",
-		}),
+		channels: newGauge(
+			"duplex_channels",
+			"Channels with subscribers on this gateway."),
+		subscriptions: newGauge(
+			"duplex_subscriptions",
+			"Channel subscriptions of the connections open now."),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "duplex_published_total",
 			Help: "Messages published through this gateway, by source (ws: a client's publish; api: POST /api/publish).",
 		}, []string{"source"}),
-		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "duplex_publish_failures_total",
-			Help: "Publishes the broker refused or could not be reached for.",
-		}),
-		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "duplex_deliveries_total",
-			Help: "Live channel messages queued to subscribers of this gateway (one per subscriber).",
-		}),
-		recoveryFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "duplex_recovery_failures_total",
-			Help: "Subscriptions told that messages were lost (recovered:false) after they started.",
-		}),
+		publishFailures: newCounter(
+			"duplex_publish_failures_total",
+			"Publishes the broker refused or could not be reached for."),
+		deliveries: newCounter(
+			"duplex_deliveries_total",
+			"Live channel messages queued to subscribers of this gateway (one per subscriber)."),
+		recoveryFailures: newCounter(
+			"duplex_recovery_failures_total",
+			"Subscriptions told that messages were lost (recovered:false) after they started."),
 	}
 	reg.MustRegister(m.channels, m.subscriptions, m.published, m.publishFailures, m.deliveries, m.recoveryFailures)
 	return m

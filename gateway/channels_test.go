@@ -13,24 +13,13 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/gwtest"
 	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
 // wireMsg is any server message of docs/protocol.md.
-type wireMsg struct {
-	Type      string          `json:"type"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Data      json.RawMessage `json:"data"`
-	Recovered bool            `json:"recovered"`
-	Error     string          `json:"error"`
-}
-
-func (m wireMsg) String() string {
-	b, _ := json.Marshal(m)
-	return string(b)
-}
+type wireMsg = gwtest.Msg
 
 // chanClient is a /ws client that speaks the channel protocol.
 type chanClient struct {
@@ -55,17 +44,7 @@ func (cc *chanClient) sendJSON(s string) {
 
 func (cc *chanClient) next() wireMsg {
 	cc.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, p, err := cc.c.Read(ctx)
-	if err != nil {
-		cc.t.Fatalf("Read: %v", err)
-	}
-	var m wireMsg
-	if err := json.Unmarshal(p, &m); err != nil {
-		cc.t.Fatalf("server sent %q: %v", p, err)
-	}
-	return m
+	return gwtest.Next(cc.t, cc.c, 10*time.Second)
 }
 
 // expect reads the next message and checks its type.

@@ -36,14 +36,12 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
-	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "duplex_connections",
-		Help: "WebSocket connections open now.",
-	})
-	m.connectionsTotal = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "duplex_connections_total",
-		Help: "WebSocket connections accepted.",
-	})
+	m.connections = newGauge(
+		"duplex_connections",
+		"WebSocket connections open now.")
+	m.connectionsTotal = newCounter(
+		"duplex_connections_total",
+		"WebSocket connections accepted.")
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "duplex_messages_total",
 		Help: "WebSocket data messages, by direction (in: from clients).",
@@ -71,18 +69,15 @@ func newMetrics() *metrics {
 		Help:    "Round trip of the server's heartbeat pings.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
-	m.pongTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "duplex_pong_timeouts_total",
-		Help: "Connections closed because a pong did not come in time.",
-	})
-	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "duplex_slow_consumer_closes_total",
-		Help: "Connections closed with 1013 because their send queue was full.",
-	})
-	m.queueDrops = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "duplex_send_queue_drops_total",
-		Help: "Outgoing messages dropped because their connection's send queue was full or closing.",
-	})
+	m.pongTimeouts = newCounter(
+		"duplex_pong_timeouts_total",
+		"Connections closed because a pong did not come in time.")
+	m.slowConsumers = newCounter(
+		"duplex_slow_consumer_closes_total",
+		"Connections closed with 1013 because their send queue was full.")
+	m.queueDrops = newCounter(
+		"duplex_send_queue_drops_total",
+		"Outgoing messages dropped because their connection's send queue was full or closing.")
 	for _, c := range []prometheus.Collector{
 		m.connections, m.connectionsTotal, messages, bytes, m.authFailures,
 		m.refusals, m.closes, m.pingRTT, m.pongTimeouts, m.slowConsumers, m.queueDrops,
@@ -125,4 +120,12 @@ func (m *metrics) closed(code duplex.StatusCode) {
 		label = "other"
 	}
 	m.closes.WithLabelValues(label).Inc()
+}
+
+func newGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }

@@ -2,7 +2,6 @@ package redisbroker_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/duplexws/duplex"
 	"github.com/duplexws/duplex/gateway"
 	"github.com/duplexws/duplex/gateway/redisbroker"
+	"github.com/duplexws/duplex/internal/gwtest"
 	"github.com/duplexws/duplex/internal/testkit"
 )
 
@@ -125,22 +124,7 @@ type node struct {
 	killed bool
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = gwtest.SyncBuffer
 
 func startNode(t testing.TB, name string, rs *redisServer, historySize int) *node {
 	t.Helper()
@@ -207,14 +191,7 @@ func (n *node) health() (int, string) {
 }
 
 // wireMsg is a server message of docs/protocol.md.
-type wireMsg struct {
-	Type      string          `json:"type"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Data      json.RawMessage `json:"data"`
-	Recovered bool            `json:"recovered"`
-	Error     string          `json:"error"`
-}
+type wireMsg = gwtest.Msg
 
 // subscriber is a plain /ws client.
 type subscriber struct {
@@ -249,17 +226,7 @@ func (s *subscriber) write(msg string) {
 
 func (s *subscriber) next() wireMsg {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	_, p, err := s.c.Read(ctx)
-	if err != nil {
-		s.t.Fatalf("Read: %v", err)
-	}
-	var m wireMsg
-	if err := json.Unmarshal(p, &m); err != nil {
-		s.t.Fatalf("server sent %q", p)
-	}
-	return m
+	return gwtest.Next(s.t, s.c, 15*time.Second)
 }
 
 // expect reads len(offsets) messages and checks that they are the ones
