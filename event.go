@@ -710,7 +710,7 @@ func (c *EventConn) readSocket() bool {
 		}
 		if rs := c.rs; rs != nil && rs.inFrame && rs.left > int64(len(buf)/2) && len(rs.pending) == 0 {
 			// A long frame: read straight into the message.
-			ok, again := c.readIntoMessage(rs)
+			ok, again := c.readIntoMessage(rs, buf)
 			if !ok {
 				return c.stopped(buf)
 			}
@@ -767,7 +767,10 @@ func (c *EventConn) stopped(buf []byte) bool {
 
 // readIntoMessage reads the rest of a long data frame into the message
 // buffer. ok false: handling stopped. again false: the socket is empty.
-func (c *EventConn) readIntoMessage(rs *eventRead) (ok, again bool) {
+// When the read can finish the frame, what follows it goes into buf in
+// the same call (readv) and is handled, so a short read tells that the
+// socket is empty without a read that finds nothing.
+func (c *EventConn) readIntoMessage(rs *eventRead, buf []byte) (ok, again bool) {
 	// The buffer grows with the bytes that arrive, not with what the
 	// header announced: a header alone must not cost its length.
 	want := int(min(rs.left, readAhead))
@@ -778,8 +781,11 @@ func (c *EventConn) readIntoMessage(rs *eventRead) (ok, again bool) {
 	}
 	dst := rs.data[len(rs.data):cap(rs.data)]
 	dst = dst[:min(int64(len(dst)), rs.left)]
+	if int64(len(dst)) < rs.left {
+		buf = nil // what follows dst is this frame's too
+	}
 	for {
-		n, err := syscall.Read(int(c.fd), dst)
+		n, err := netpoll.Readv(int(c.fd), dst, buf)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -790,11 +796,14 @@ func (c *EventConn) readIntoMessage(rs *eventRead) (ok, again bool) {
 			c.lost(err)
 			return false, false
 		}
-		if !c.payload(rs, dst[:n], true) {
+		if !c.payload(rs, dst[:min(n, len(dst))], true) {
+			return false, false
+		}
+		if n > len(dst) && !c.handle(buf[:n-len(dst)]) {
 			return false, false
 		}
 		// A short read emptied the socket: wait for the poller.
-		return true, n == len(dst)
+		return true, n == len(dst)+len(buf)
 	}
 }
 

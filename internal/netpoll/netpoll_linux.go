@@ -305,3 +305,25 @@ func Writev(fd int, bufs [][]byte) (int, error) {
 		return int(r), nil
 	}
 }
+
+// Readv reads from the non-blocking socket fd into a, then b (which may
+// be empty), with one system call.
+func Readv(fd int, a, b []byte) (int, error) {
+	var iov [2]syscall.Iovec
+	n := 0
+	for _, p := range [2][]byte{a, b} {
+		if len(p) > 0 {
+			iov[n].Base = &p[0]
+			iov[n].SetLen(len(p))
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	r, _, errno := syscall.Syscall(syscall.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}

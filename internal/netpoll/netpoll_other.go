@@ -22,3 +22,4 @@ func (p *Poller[T]) Follow(fd int) error              { return errUnsupported }
 func (p *Poller[T]) Remove(fd int, t *T)              {}
 func (p *Poller[T]) Close() error                     { return nil }
 func Writev(fd int, bufs [][]byte) (int, error)       { return 0, errUnsupported }
+func Readv(fd int, a, b []byte) (int, error)          { return 0, errUnsupported }

@@ -156,3 +156,28 @@ func socketPair(t *testing.T) (net.Conn, int) {
 	raw.Control(func(f uintptr) { fd = int(f) })
 	return client, fd
 }
+
+// Readv fills its first slice before its second, in one call, and a short
+// count says the socket had no more.
+func TestReadv(t *testing.T) {
+	client, fd := socketPair(t)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte("0123456789"))
+	a, b := make([]byte, 4), make([]byte, 16)
+	var n int
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if n, err = Readv(fd, a, b); err != syscall.EAGAIN || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil || n != 10 || string(a) != "0123" || string(b[:6]) != "456789" {
+		t.Fatalf("Readv = %d, %v: %q %q", n, err, a, b[:max(n-4, 0)])
+	}
+	if n, err := Readv(fd, a, nil); err != syscall.EAGAIN {
+		t.Fatalf("Readv of an empty socket = %d, %v; want EAGAIN", n, err)
+	}
+}
