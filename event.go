@@ -111,6 +111,7 @@ const (
 	stHandshake = 1 << 37 // ServeEvents is reading the HTTP request
 	stEdge      = 1 << 38 // the poller reports every arrival (netpoll Follow)
 	stAgain     = 1 << 39 // bytes arrived while a worker was reading
+	stHup       = 1 << 40 // the peer hung up: read until EOF, not a short read
 )
 
 var (
@@ -217,7 +218,7 @@ func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
 		return nil, err
 	}
 	if leftover != nil {
-		go ec.onReadable()
+		go ec.onReadable(false)
 	}
 	return ec, nil
 }
@@ -623,8 +624,14 @@ func freeEventRead(rs *eventRead) {
 // then edge-triggered: every arrival is reported and nothing is re-armed,
 // which saves a system call per message. An arrival reported while a
 // worker reads is left to that worker, which reads again before it lets
-// go of the read side.
-func (c *EventConn) onReadable() {
+// go of the read side. hup says the peer has shut down its side: from
+// then on a short read does not prove the socket empty, since the hang-up
+// may have come in the same edge as the bytes read, and only a read that
+// returns 0 shows it.
+func (c *EventConn) onReadable(hup bool) {
+	if hup {
+		c.state.Or(stHup)
+	}
 	// Take the read side; an event for a connection that has ended, or
 	// one a worker already reads, is dropped.
 	for {
@@ -744,7 +751,7 @@ func (c *EventConn) readSocket() bool {
 		if !c.handle(buf[:k+n]) {
 			return c.stopped(buf)
 		}
-		if k+n < len(buf) {
+		if k+n < len(buf) && c.state.Load()&stHup == 0 {
 			// The socket is probably empty: let the poller say when more
 			// comes rather than spend a read to learn that nothing has.
 			return true
@@ -802,8 +809,9 @@ func (c *EventConn) readIntoMessage(rs *eventRead, buf []byte) (ok, again bool) 
 		if n > len(dst) && !c.handle(buf[:n-len(dst)]) {
 			return false, false
 		}
-		// A short read emptied the socket: wait for the poller.
-		return true, n == len(dst)+len(buf)
+		// A short read emptied the socket, unless the peer hung up:
+		// wait for the poller.
+		return true, n == len(dst)+len(buf) || c.state.Load()&stHup != 0
 	}
 }
 

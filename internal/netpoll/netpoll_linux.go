@@ -29,7 +29,7 @@ type Poller[T any] struct {
 	epfd    int
 	file    *os.File        // epfd, watched by the runtime's own poller
 	rc      syscall.RawConn // of file: loops park on it while nothing is ready
-	onReady func(*T)
+	onReady func(t *T, hup bool)
 
 	table  [tableChunks]atomic.Pointer[chunk[T]]
 	grow   sync.Mutex
@@ -71,7 +71,11 @@ var errRange = errors.New("netpoll: file descriptor out of range")
 const Supported = true
 
 // New starts a poller that calls onReady on one of its goroutines for
-// each readiness of a registered socket.
+// each readiness of a registered socket. hup reports that the event says
+// the peer has shut down its side (or the socket failed): an edge-triggered
+// handler must then read until EOF, since a short read no longer proves
+// the socket empty (the hang-up may have come with the bytes it read, in
+// one edge).
 //
 // The epoll descriptor is itself registered with Go's runtime poller: a
 // loop asks it for an event without blocking and, when none is ready,
@@ -79,7 +83,7 @@ const Supported = true
 // thread sits in epoll_wait, and a wake-up is scheduled the way the
 // runtime wakes a goroutine blocked on a socket read (an earlier design
 // with loops blocked in epoll_wait added ~90 µs to the round trip's p99).
-func New[T any](onReady func(*T)) (*Poller[T], error) {
+func New[T any](onReady func(t *T, hup bool)) (*Poller[T], error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -231,7 +235,7 @@ func (p *Poller[T]) loop() {
 		}
 		if t := s.Load(); t != nil {
 			p.busy.Add(1)
-			p.onReady(t)
+			p.onReady(t, ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0)
 			p.served.Add(1)
 			p.busy.Add(-1)
 		}

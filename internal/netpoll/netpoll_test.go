@@ -14,7 +14,7 @@ import (
 func TestOneShotAndRearm(t *testing.T) {
 	events := make(chan struct{}, 10)
 	type conn struct{}
-	p, err := New(func(*conn) { events <- struct{}{} })
+	p, err := New(func(*conn, bool) { events <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestOneShotAndRearm(t *testing.T) {
 func TestFollow(t *testing.T) {
 	events := make(chan struct{}, 10)
 	type conn struct{}
-	p, err := New(func(*conn) { events <- struct{}{} })
+	p, err := New(func(*conn, bool) { events <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestBlockingHandler(t *testing.T) {
 	release := make(chan struct{})
 	handled := make(chan int, 16)
 	type sock struct{ id int }
-	p, err := New(func(s *sock) {
+	p, err := New(func(s *sock, _ bool) {
 		if s.id == 0 {
 			<-release
 		}
