@@ -152,7 +152,7 @@ func newConn(cfg connConfig) *Conn {
 	}
 	c.readLimit.Store(cfg.readLimit)
 	c.rd.src = cfg.tr
-	if sc, ok := cfg.tr.(*net.TCPConn); ok {
+	if sc, ok := cfg.tr.(*net.TCPConn); ok && rawReads {
 		c.rd.raw, _ = sc.SyscallConn()
 	}
 	c.rd.preload(cfg.leftover)

@@ -95,24 +95,3 @@ func (pm *PreparedMessage) serverFrame(comp *deflate.Compressor, compress bool) 
 		return append(wire.Append(make([]byte, 0, wire.MaxHeaderSize+len(payload)), h), payload...), nil
 	})
 }
-
-// WritePrepared sends pm as one message, like Write; see PreparedMessage.
-func (c *EventConn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
-	x := c.x.Load()
-	compress := x != nil && x.comp != nil && len(pm.data) >= x.threshold
-	if c.flags&evClient != 0 || (compress && !x.comp.Stateless()) {
-		return c.write(ctx, pm.typ, pm.data, compress)
-	}
-	if pm.typ != MessageText && pm.typ != MessageBinary {
-		return fmt.Errorf("duplex: invalid message type %d", pm.typ)
-	}
-	var comp *deflate.Compressor
-	if compress {
-		comp = x.comp
-	}
-	frame, err := pm.serverFrame(comp, compress)
-	if err != nil {
-		return err
-	}
-	return c.transmit(ctx, [][]byte{frame}, false)
-}

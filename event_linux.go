@@ -1,3 +1,5 @@
+//go:build linux
+
 package duplex
 
 import (
@@ -19,31 +21,6 @@ import (
 	"github.com/duplexws/duplex/internal/utf8"
 	"github.com/duplexws/duplex/internal/wire"
 )
-
-// EventHandler receives the events of connections handed to the event
-// loop with Detach. The functions run on the loop's worker goroutines:
-// OnMessage and OnPong are never called concurrently for one connection,
-// and p is valid only until they return. Any of them may be nil. One
-// handler may serve any number of connections; it must not change once
-// in use.
-type EventHandler struct {
-	// OnOpen is called for each connection that ServeEvents accepts,
-	// before its first message. (Detach returns its EventConn instead.)
-	OnOpen    func(c *EventConn)
-	OnMessage func(c *EventConn, typ MessageType, p []byte)
-	OnPong    func(c *EventConn, p []byte)
-	// OnClose is called once, on a goroutine of its own, when the
-	// connection has ended, with its *CloseError. After a protocol
-	// failure the socket may stay open a little longer, until the peer
-	// has read the close frame (at most the close timeout).
-	OnClose func(c *EventConn, err error)
-
-	srv *eventServer // set in ServeEvents' copy
-}
-
-// ErrDetached is the Err of the CloseError that a Conn returns once it has
-// been handed to the event loop.
-var ErrDetached = errors.New("duplex: connection detached to the event loop")
 
 // EventConn is a WebSocket connection served by the event loop (epoll on
 // Linux) instead of a goroutine: see Conn.Detach. While idle it holds a
@@ -1077,4 +1054,25 @@ func (c *EventConn) fail(code StatusCode, cause error) bool {
 	// The connection has ended for the program; the socket lingers.
 	c.notify()
 	return false
+}
+
+// WritePrepared sends pm as one message, like Write; see PreparedMessage.
+func (c *EventConn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	x := c.x.Load()
+	compress := x != nil && x.comp != nil && len(pm.data) >= x.threshold
+	if c.flags&evClient != 0 || (compress && !x.comp.Stateless()) {
+		return c.write(ctx, pm.typ, pm.data, compress)
+	}
+	if pm.typ != MessageText && pm.typ != MessageBinary {
+		return fmt.Errorf("duplex: invalid message type %d", pm.typ)
+	}
+	var comp *deflate.Compressor
+	if compress {
+		comp = x.comp
+	}
+	frame, err := pm.serverFrame(comp, compress)
+	if err != nil {
+		return err
+	}
+	return c.transmit(ctx, [][]byte{frame}, false)
 }
