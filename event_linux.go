@@ -26,7 +26,13 @@ import (
 // Linux) instead of a goroutine: see Conn.Detach. While idle it holds a
 // few dozen bytes: no goroutine, no buffer and no Go network descriptor,
 // only its socket's file descriptor. Its messages arrive in
-// EventHandler.OnMessage, with the same checks and close codes as Read.
+// EventHandler.OnMessage, with the same checks and close codes as Read,
+// with two differences for compressed messages, which the loop inflates
+// once they are whole, where Read inflates as bytes arrive: corrupt data
+// or an inflated size past the read limit is found at the message's end
+// (if the peer stops before it, the ending is that, not 1007 or 1009),
+// and a message longer on the wire than the read limit plus deflate's
+// worst expansion (limit/64 + 1 KiB) is refused with 1009 at once.
 //
 // Write, Ping and Close may be called from any goroutine, including from
 // inside the handler's functions; messages never interleave.
