@@ -714,10 +714,7 @@ func (c *EventConn) readSocket() bool {
 			k = copy(buf, rs.pending)
 			rs.pending = rs.pending[:0]
 		}
-		n, err := syscall.Read(int(c.fd), buf[k:])
-		if err == syscall.EINTR {
-			continue
-		}
+		n, err := netpoll.Read(int(c.fd), buf[k:])
 		if err == syscall.EAGAIN {
 			if k > 0 && !c.handle(buf[:k]) {
 				return c.stopped(buf)
@@ -774,28 +771,23 @@ func (c *EventConn) readIntoMessage(rs *eventRead, buf []byte) (ok, again bool) 
 	if int64(len(dst)) < rs.left {
 		buf = nil // what follows dst is this frame's too
 	}
-	for {
-		n, err := netpoll.Readv(int(c.fd), dst, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			return true, false
-		}
-		if err != nil || n == 0 {
-			c.lost(err)
-			return false, false
-		}
-		if !c.payload(rs, dst[:min(n, len(dst))], true) {
-			return false, false
-		}
-		if n > len(dst) && !c.handle(buf[:n-len(dst)]) {
-			return false, false
-		}
-		// A short read emptied the socket, unless the peer hung up:
-		// wait for the poller.
-		return true, n == len(dst)+len(buf) || c.state.Load()&stHup != 0
+	n, err := netpoll.Readv(int(c.fd), dst, buf)
+	if err == syscall.EAGAIN {
+		return true, false
 	}
+	if err != nil || n == 0 {
+		c.lost(err)
+		return false, false
+	}
+	if !c.payload(rs, dst[:min(n, len(dst))], true) {
+		return false, false
+	}
+	if n > len(dst) && !c.handle(buf[:n-len(dst)]) {
+		return false, false
+	}
+	// A short read emptied the socket, unless the peer hung up: wait for
+	// the poller.
+	return true, n == len(dst)+len(buf) || c.state.Load()&stHup != 0
 }
 
 // lost ends the connection after EOF or a read error without a close frame.
@@ -810,10 +802,7 @@ func (c *EventConn) lost(err error) {
 // our close frame is read before the socket goes.
 func (c *EventConn) drain(buf []byte) bool {
 	for {
-		n, err := syscall.Read(int(c.fd), buf)
-		if err == syscall.EINTR {
-			continue
-		}
+		n, err := netpoll.Read(int(c.fd), buf)
 		if err == syscall.EAGAIN {
 			return true
 		}

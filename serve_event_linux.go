@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/duplexws/duplex/internal/netpoll"
 )
 
 // EventServer accepts WebSocket connections in the event loop; see
@@ -177,10 +179,7 @@ func (c *EventConn) readHandshake() bool {
 	defer eventBufs.Put(bp)
 	buf := (*bp)[:cap(*bp)]
 	for {
-		n, err := syscall.Read(int(c.fd), buf)
-		if err == syscall.EINTR {
-			continue
-		}
+		n, err := netpoll.Read(int(c.fd), buf)
 		if err == syscall.EAGAIN {
 			return true
 		}

@@ -311,7 +311,7 @@ func Writev(fd int, bufs [][]byte) (int, error) {
 }
 
 // Readv reads from the non-blocking socket fd into a, then b (which may
-// be empty), with one system call.
+// be empty), with one system call (again when a signal interrupts it).
 func Readv(fd int, a, b []byte) (int, error) {
 	var iov [2]syscall.Iovec
 	n := 0
@@ -325,9 +325,25 @@ func Readv(fd int, a, b []byte) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	r, _, errno := syscall.Syscall(syscall.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	if errno != 0 {
-		return 0, errno
+	for {
+		r, _, errno := syscall.Syscall(syscall.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(r), nil
 	}
-	return int(r), nil
+}
+
+// Read reads from the non-blocking socket fd, again when a signal
+// interrupts it.
+func Read(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
 }

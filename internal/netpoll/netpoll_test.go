@@ -12,15 +12,9 @@ import (
 // A registered socket is reported once per arming: after the first event
 // the poller stays quiet until Rearm, even while bytes stay unread.
 func TestOneShotAndRearm(t *testing.T) {
-	events := make(chan struct{}, 10)
-	type conn struct{}
-	p, err := New(func(*conn, bool) { events <- struct{}{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, events := eventPoller(t)
 	client, fd := socketPair(t)
-	c := new(conn)
+	c := new(testConn)
 	if err := p.Add(fd, c); err != nil {
 		t.Fatal(err)
 	}
@@ -43,16 +37,10 @@ func TestOneShotAndRearm(t *testing.T) {
 // and bytes already waiting are reported at once; bytes left unread do not
 // report again.
 func TestFollow(t *testing.T) {
-	events := make(chan struct{}, 10)
-	type conn struct{}
-	p, err := New(func(*conn, bool) { events <- struct{}{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, events := eventPoller(t)
 	client, fd := socketPair(t)
 	expect := expecter(events)
-	if err := p.Add(fd, new(conn)); err != nil {
+	if err := p.Add(fd, new(testConn)); err != nil {
 		t.Fatal(err)
 	}
 	client.Write([]byte("x"))
@@ -68,6 +56,20 @@ func TestFollow(t *testing.T) {
 		client.Write([]byte("z"))
 		expect(t, true)
 	}
+}
+
+type testConn struct{}
+
+// eventPoller returns a poller that reports each event on events; it is
+// closed when the test ends.
+func eventPoller(t *testing.T) (*Poller[testConn], <-chan struct{}) {
+	events := make(chan struct{}, 10)
+	p, err := New(func(*testConn, bool) { events <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, events
 }
 
 // expecter checks whether an event arrives within 200 ms.
