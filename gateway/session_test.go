@@ -285,6 +285,11 @@ func TestSlowReader(t *testing.T) {
 	ts := startGateway(t, Options{SendQueue: 16, CloseTimeout: 20 * time.Second, MaxMessageSize: 64 << 10})
 
 	slow, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
+	// The slow client's writes block while the server stops reading (its
+	// drain timeout, then its close frame, as below). A write deadline as
+	// short as that could cut a frame in half, and the close frame sent
+	// later would land inside the broken frame's payload.
+	slow.Timeout = time.Minute
 	fast := dial(t, ts.ws+"/ws?token="+gwToken, nil)
 
 	runtime.GC()
@@ -365,7 +370,9 @@ func TestSlowReader(t *testing.T) {
 		break
 	}
 	writer.Wait()
-	slow.WriteFrame(true, 0, wire.OpClose, true, wire.AppendClose(nil, 1013, ""))
+	if err := slow.WriteFrame(true, 0, wire.OpClose, true, wire.AppendClose(nil, 1013, "")); err != nil {
+		t.Fatalf("slow client's close reply: %v", err)
+	}
 	slow.ExpectEOF(t, testkit.CloseWait)
 	close(stopSampling)
 	samplerDone.Wait()
