@@ -112,43 +112,39 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 	apiJSON(w, http.StatusOK, out)
 }
 
-// apiAuthorized checks the API key, answering 404 when the API is off and
-// 401 for a missing or wrong key. The comparison takes the same time
-// whatever the key presented.
+// apiAuthorized checks the API key, answering 404 when the API is off,
+// 401 for a missing or wrong key, and 429 for an address that presented
+// wrong keys too often (AuthFailureLimit, shared with the WebSocket
+// endpoints). The comparison takes the same time whatever the key
+// presented.
 func (g *Gateway) apiAuthorized(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Cache-Control", "no-store")
 	if g.opts.APIKey == "" {
 		apiError(w, http.StatusNotFound, "the HTTP API is off: start the server with --api-key")
 		return false
 	}
-	scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	addr := clientAddr(r)
+	if wait, ok := g.authLimit.check(addr); !ok {
+		g.refuseRateLimited(w, r, wait)
+		apiError(w, http.StatusTooManyRequests, "too many failed authentications: retry later")
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	scheme, key, _ := strings.Cut(auth, " ")
 	want := sha256.Sum256([]byte(g.opts.APIKey))
 	got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 	// RFC 7235 §2.1: the auth-scheme is case-insensitive.
 	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		if auth != "" {
+			g.authLimit.fail(addr)
+		}
 		g.metrics.authFailures.WithLabelValues("invalid api key").Inc()
-		g.log.Warn("api auth failed", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		g.logs.warn("api auth failed", "remote", r.RemoteAddr, "method", r.Method, "path", clip(r.URL.Path))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="duplex-api"`)
 		apiError(w, http.StatusUnauthorized, "unauthorized")
 		return false
 	}
 	return true
-}
-
-// serveHealthz is /healthz: 503 with the broker's error while the broker
-// is unavailable, else serveHealth.
-func (g *Gateway) serveHealthz(w http.ResponseWriter, r *http.Request) {
-	err := g.channels.broker.Healthy()
-	if err == nil || g.hub.isClosing() {
-		g.serveHealth(w, r)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	apiJSON(w, http.StatusServiceUnavailable, struct {
-		Status      string `json:"status"`
-		Error       string `json:"error"`
-		Connections int    `json:"connections"`
-	}{"broker unavailable", err.Error(), g.hub.count()})
 }
 
 func apiError(w http.ResponseWriter, code int, msg string) {

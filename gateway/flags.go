@@ -46,6 +46,13 @@ func (o *Options) settings() []setting {
 		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect", (*intValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
+		{"http-idle-timeout", "DUPLEX_HTTP_IDLE_TIMEOUT", "close a keep-alive HTTP connection idle for `duration`", (*durationValue)(&o.HTTPIdleTimeout)},
+		{"max-http-connections", "DUPLEX_MAX_HTTP_CONNECTIONS", "allow `n` connections that are not WebSockets; beyond, the idlest is closed; 0: the file limit less --max-connections and a reserve; negative: no limit", (*intValue)(&o.MaxHTTPConnections)},
+		{"auth-failure-limit", "DUPLEX_AUTH_FAILURE_LIMIT", "allow `n` failed authentications per minute per client address; beyond, 429; negative: no limit", (*intValue)(&o.AuthFailureLimit)},
+		{"auth-failure-addresses", "DUPLEX_AUTH_FAILURE_ADDRESSES", "remember the failures of at most `n` client addresses", (*intValue)(&o.AuthFailureAddresses)},
+		{"log-refusal-rate", "DUPLEX_LOG_REFUSAL_RATE", "log at most `n` refused requests of each kind per second, and count the rest; negative: no limit", (*intValue)(&o.LogRefusalRate)},
+		{"metrics-addr", "DUPLEX_METRICS_ADDR", "serve /metrics and /healthz with details on this internal `address` only, not on --addr", (*stringValue)(&o.MetricsAddr)},
+		{"metrics-auth", "DUPLEX_METRICS_AUTH", "require \"Authorization: Bearer\" with --api-key on /metrics", &boolValue{p: &o.MetricsAuth}},
 	}
 }
 

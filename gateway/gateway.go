@@ -22,7 +22,9 @@ import (
 //	/echo             sends every message back as it came
 //	/healthz          200 {"status":"ok"}; 503 once Shutdown has begun or
 //	                  while the broker is unavailable
-//	/metrics          Prometheus text format
+//	/metrics          Prometheus text format (with Options.MetricsAuth, the
+//	                  API key; with Options.MetricsAddr, see InternalHandler)
+//	/api/health       /healthz with the broker's error (Options.APIKey)
 //	/api/auth-check   204 if the request's credentials are good, else 401
 //	/api/publish      POST a message to a channel (Options.APIKey)
 //	/api/history      GET a channel's recent messages (Options.APIKey)
@@ -40,6 +42,10 @@ type Gateway struct {
 	page    []byte // web/index.html
 	client  []byte // web/duplex.js
 	nextID  atomic.Uint64
+
+	logs      *logLimiter  // refusals: a bounded number of lines per second
+	authLimit *authLimiter // failed authentications per address; nil: no limit
+	pageCSP   string       // Content-Security-Policy of the demo page
 
 	channels  *channels
 	ownBroker bool // the broker is ours to close: Options.Broker was nil
@@ -77,13 +83,15 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("duplex: embedded client: %w", err)
 	}
 	g := &Gateway{
-		opts:    opts,
-		log:     logger,
-		auth:    auth,
-		metrics: newMetrics(),
-		hub:     newHub(opts.MaxConnections),
-		page:    page,
-		client:  client,
+		opts:      opts,
+		log:       logger,
+		auth:      auth,
+		metrics:   newMetrics(),
+		hub:       newHub(opts.MaxConnections),
+		page:      page,
+		client:    client,
+		logs:      newLogLimiter(logger, opts.LogRefusalRate),
+		authLimit: newAuthLimiter(opts.AuthFailureLimit, opts.AuthFailureAddresses),
 		accept: duplex.AcceptOptions{
 			OriginPatterns: opts.AllowOrigin,
 			ReadLimit:      opts.MaxMessageSize,
@@ -119,7 +127,10 @@ func (g *Gateway) routes() {
 		g.serveWebSocket(w, r, onEchoMessage)
 	})
 	m.HandleFunc("GET /healthz", g.serveHealthz)
-	m.Handle("GET /metrics", g.metrics.handler())
+	if g.opts.MetricsAddr == "" {
+		m.HandleFunc("GET /metrics", g.serveMetrics)
+	}
+	m.HandleFunc("GET /api/health", g.serveAPIHealth)
 	m.HandleFunc("GET /api/auth-check", g.serveAuthCheck)
 	m.HandleFunc("POST /api/publish", g.servePublish)
 	m.HandleFunc("GET /api/history", g.serveHistory)
@@ -149,6 +160,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.ownBroker {
 		defer g.channels.broker.Close()
 	}
+	defer g.logs.stop()
 	sessions := g.hub.startShutdown()
 	start := time.Now()
 	g.log.Info("shutting down", "connections", len(sessions))

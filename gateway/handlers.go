@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -29,28 +28,12 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "duplex.js", time.Time{}, bytes.NewReader(g.client))
 }
 
-// serveHealth answers load balancers: 503 once shutdown has begun, so
-// they stop sending new clients here.
-func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
-	status, code := "ok", http.StatusOK
-	if g.hub.isClosing() {
-		status, code = "shutting down", http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(struct {
-		Status      string `json:"status"`
-		Connections int    `json:"connections"`
-	}{status, g.hub.count()})
-}
-
 // serveAuthCheck tells the page whether its token is good before it opens
 // a WebSocket: browsers hide the status of a refused handshake, so a 401
 // on the upgrade would look like a network error and be retried forever.
 func (g *Gateway) serveAuthCheck(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if _, ok := g.authenticate(w, r); !ok {
+	if _, status := g.authenticate(w, r); status != 0 {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -58,27 +41,54 @@ func (g *Gateway) serveAuthCheck(w http.ResponseWriter, r *http.Request) {
 
 // authenticate checks r's credentials. On failure it answers 401 with
 // WWW-Authenticate and a short reason, counts and logs the failure (the
-// URL redacted, never a credential), and returns false.
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+// URL redacted, never a credential), and returns the status it answered;
+// it returns 0 for good credentials.
+//
+// An address that failed too often (AuthFailureLimit) gets 429 with
+// Retry-After instead, before its credentials are looked at. Requests
+// that carry no credential at all are not guesses and are not counted.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (Identity, int) {
+	addr := clientAddr(r)
+	if wait, ok := g.authLimit.check(addr); !ok {
+		g.refuseRateLimited(w, r, wait)
+		http.Error(w, "too many failed authentications: retry later", http.StatusTooManyRequests)
+		return Identity{}, http.StatusTooManyRequests
+	}
 	id, err := g.auth.Authenticate(r)
 	if err == nil {
-		return id, true
+		return id, 0
 	}
 	reason := "unauthorized"
 	var ae *AuthError
 	if errors.As(err, &ae) {
 		reason = ae.Reason
 	}
+	if reason != reasonMissing {
+		g.authLimit.fail(addr)
+	}
 	g.metrics.authFailures.WithLabelValues(reason).Inc()
-	g.log.Warn("auth failed",
+	g.logs.warn("auth failed",
 		"reason", reason,
 		"remote", r.RemoteAddr,
 		"method", r.Method,
-		"url", RedactURL(r.URL),
-		"user_agent", r.UserAgent())
+		"url", clip(RedactURL(r.URL)),
+		"user_agent", clip(r.UserAgent()))
 	w.Header().Set("WWW-Authenticate", g.auth.Challenge())
 	http.Error(w, "unauthorized: "+reason, http.StatusUnauthorized)
-	return Identity{}, false
+	return Identity{}, http.StatusUnauthorized
+}
+
+// refuseRateLimited counts and logs a request refused for its address's
+// failed authentications, and sets the headers of the 429; the caller
+// writes the status and body.
+func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	g.metrics.authRateLimited.Inc()
+	g.logs.warn("auth rate limited",
+		"remote", r.RemoteAddr,
+		"method", r.Method,
+		"path", clip(r.URL.Path),
+		"retry_after", wait.Round(time.Second))
+	tooManyFailures(w, wait)
 }
 
 // serveWebSocket authenticates r, takes a connection slot, upgrades and
@@ -86,14 +96,14 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (Identity
 // before the handshake: 401 here, 503 for a full or closing gateway, and
 // 400, 403, 405 or 426 from duplex.Accept.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
-	id, ok := g.authenticate(w, r)
-	if !ok {
-		g.metrics.refused(http.StatusUnauthorized)
+	id, status := g.authenticate(w, r)
+	if status != 0 {
+		g.metrics.refused(status)
 		return
 	}
 	if status, reason := g.hub.reserve(); status != 0 {
 		g.metrics.refused(status)
-		g.log.Warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", id.User)
+		g.logs.warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", clip(id.User))
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, reason, status)
 		return
@@ -104,9 +114,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle 
 		var he *duplex.HandshakeError
 		if errors.As(err, &he) && he.StatusCode != 0 {
 			g.metrics.refused(he.StatusCode)
-			g.log.Info("handshake refused", "status", he.StatusCode, "reason", string(he.Body), "remote", r.RemoteAddr, "user", id.User)
+			g.logs.info("handshake refused", "status", he.StatusCode, "reason", clip(string(he.Body)), "remote", r.RemoteAddr, "user", clip(id.User))
 		} else {
-			g.log.Warn("handshake failed", "error", err, "remote", r.RemoteAddr, "user", id.User)
+			g.logs.warn("handshake failed", "error", clip(err.Error()), "remote", r.RemoteAddr, "user", clip(id.User))
 		}
 		return
 	}

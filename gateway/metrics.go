@@ -31,6 +31,12 @@ type metrics struct {
 	pongTimeouts     prometheus.Counter
 	slowConsumers    prometheus.Counter
 	queueDrops       prometheus.Counter
+
+	// Issue 15: bounds on what clients without credentials can take.
+	httpConnections prometheus.Gauge   // non-WebSocket connections (LimitListener)
+	httpEvicted     prometheus.Counter // closed to make room for a new one
+	httpRefused     prometheus.Counter // refused: every connection was busy
+	authRateLimited prometheus.Counter // 429s for too many failed authentications
 }
 
 func newMetrics() *metrics {
@@ -78,7 +84,20 @@ func newMetrics() *metrics {
 	m.queueDrops = newCounter(
 		"duplex_send_queue_drops_total",
 		"Outgoing messages dropped because their connection's send queue was full or closing.")
+	m.httpConnections = newGauge(
+		"duplex_http_connections",
+		"Connections that are not WebSockets open now (counted with --max-http-connections).")
+	m.httpEvicted = newCounter(
+		"duplex_http_connections_evicted_total",
+		"Idle HTTP connections closed to make room for a new one (--max-http-connections reached).")
+	m.httpRefused = newCounter(
+		"duplex_http_connections_refused_total",
+		"New connections refused with 503 because every HTTP connection was busy with a request.")
+	m.authRateLimited = newCounter(
+		"duplex_auth_rate_limited_total",
+		"Requests refused with 429 because their address failed authentication too often (--auth-failure-limit).")
 	for _, c := range []prometheus.Collector{
+		m.httpConnections, m.httpEvicted, m.httpRefused, m.authRateLimited,
 		m.connections, m.connectionsTotal, messages, bytes, m.authFailures,
 		m.refusals, m.closes, m.pingRTT, m.pongTimeouts, m.slowConsumers, m.queueDrops,
 		collectors.NewGoCollector(),
@@ -91,7 +110,7 @@ func newMetrics() *metrics {
 	for _, r := range []string{reasonMissing, reasonInvalidToken, reasonExpired, reasonNotYetValid, reasonInvalidBasic, reasonUnsupportedAlg} {
 		m.authFailures.WithLabelValues(r)
 	}
-	for _, s := range []int{400, 401, 403, 405, 426, 503} {
+	for _, s := range []int{400, 401, 403, 405, 426, 429, 503} {
 		m.refusals.WithLabelValues(strconv.Itoa(s))
 	}
 	return m

@@ -136,6 +136,53 @@ type Options struct {
 	// that Shutdown closes. A broker given here is the caller's to close,
 	// after Shutdown.
 	Broker Broker
+
+	// Bounds on what clients without credentials can take (issue 15):
+	// file descriptors, log volume and authentication guesses.
+
+	// HTTPIdleTimeout closes a keep-alive HTTP connection that waits
+	// longer than this for its next request (http.Server.IdleTimeout;
+	// see HTTPServer). Default 30s.
+	HTTPIdleTimeout time.Duration
+
+	// MaxHTTPConnections bounds the connections that are not WebSockets:
+	// plain HTTP requests, keep-alive connections between requests, and
+	// handshakes in progress. When it is reached, a new connection closes
+	// the one that has waited longest for a request, so idle sockets
+	// cannot keep a real client out (see LimitListener). Default 0: the
+	// file limit (RLIMIT_NOFILE) less MaxConnections and a reserve, so
+	// that the process never runs out of file descriptors; negative means
+	// no limit.
+	MaxHTTPConnections int
+
+	// AuthFailureLimit is how many failed authentications (a wrong token,
+	// password, JWT or API key) a client address may make per minute,
+	// with a burst of as many. Beyond it, every request of that address
+	// that needs credentials gets 429 with Retry-After, whatever it
+	// carries, until the address is under the limit again. Other addresses
+	// are not affected. IPv6 addresses count by /64. Default 20; negative
+	// means no limit.
+	AuthFailureLimit int
+
+	// AuthFailureAddresses bounds how many client addresses the failure
+	// count remembers; beyond it, the least recently failing are
+	// forgotten. Default 16384 (about 2 MiB).
+	AuthFailureAddresses int
+
+	// LogRefusalRate bounds the log lines of each kind of refused request
+	// (auth failed, upgrade refused...) to this many per second; the rest
+	// are counted, and the count is logged once a second. Default 10;
+	// negative means no limit.
+	LogRefusalRate int
+
+	// MetricsAddr, when set, serves /metrics (and /healthz with details)
+	// on this address only, for example an internal interface, instead
+	// of on Addr. Read by "duplex serve" (see InternalHandler).
+	MetricsAddr string
+
+	// MetricsAuth makes /metrics require "Authorization: Bearer APIKey";
+	// it needs APIKey.
+	MetricsAuth bool
 }
 
 // Defaults of Options.
@@ -152,6 +199,11 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultHistorySize      = 100
 	DefaultHistoryTTL       = 5 * time.Minute
+
+	DefaultHTTPIdleTimeout      = 30 * time.Second
+	DefaultAuthFailureLimit     = 20
+	DefaultAuthFailureAddresses = 16384
+	DefaultLogRefusalRate       = 10
 )
 
 // withDefaults returns a copy of o with every zero field set to its
@@ -189,6 +241,16 @@ func (o Options) withDefaults() Options {
 	if o.LogFormat == "" {
 		o.LogFormat = "text"
 	}
+	def(&o.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	if o.AuthFailureLimit == 0 {
+		o.AuthFailureLimit = DefaultAuthFailureLimit
+	}
+	if o.AuthFailureAddresses <= 0 {
+		o.AuthFailureAddresses = DefaultAuthFailureAddresses
+	}
+	if o.LogRefusalRate == 0 {
+		o.LogRefusalRate = DefaultLogRefusalRate
+	}
 	return o
 }
 
@@ -220,6 +282,12 @@ func (o *Options) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db] or rediss://..., not %q", scheme+"://..."))
+	}
+	if o.HTTPIdleTimeout < 0 {
+		errs = append(errs, errors.New("--http-idle-timeout must not be negative"))
+	}
+	if o.MetricsAuth && o.APIKey == "" {
+		errs = append(errs, errors.New("--metrics-auth needs --api-key"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("duplex: options: %w", errors.Join(errs...))
@@ -309,7 +377,7 @@ func (o *Options) HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 		Addr:              d.Addr,
 		Handler:           h,
 		ReadHeaderTimeout: d.HandshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       d.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
 	if logger != nil {

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // redacted replaces every secret RedactURL removes.
@@ -89,4 +91,21 @@ func isSensitive(rawKey string) bool {
 		k = rawKey
 	}
 	return sensitiveParams[strings.ToLower(strings.TrimSpace(k))]
+}
+
+// maxLogField is the most of a client-supplied value (User-Agent, URL,
+// a refusal's reason) that goes into a log line.
+const maxLogField = 256
+
+// clip returns s cut to maxLogField bytes, on a UTF-8 boundary, with the
+// number of bytes cut, so that a client cannot make log lines long.
+func clip(s string) string {
+	if len(s) <= maxLogField {
+		return s
+	}
+	n := maxLogField
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(" + strconv.Itoa(len(s)-n) + " more bytes)"
 }
