@@ -17,6 +17,7 @@ func (g *Gateway) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", connectSources(g.pageCSP, r))
 	http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(g.page))
 }
 
