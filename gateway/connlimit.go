@@ -65,6 +65,7 @@ func (g *Gateway) LimitListener(ln net.Listener, srv *http.Server) net.Listener 
 	g.log.Info("connection limits", "max_http_connections", limit, "max_connections", g.opts.MaxConnections,
 		"file_limit", fileLimit(), "http_idle_timeout", srv.IdleTimeout)
 	t := &connTracker{g: g, max: limit, conns: make(map[net.Conn]*trackedConn)}
+	g.conns = t
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		t.setState(c, s)

@@ -46,6 +46,7 @@ type Gateway struct {
 	logs      *logLimiter  // refusals: a bounded number of lines per second
 	authLimit *authLimiter // failed authentications per address; nil: no limit
 	pageCSP   string       // Content-Security-Policy of the demo page
+	conns     *connTracker // set by LimitListener, for tests
 
 	channels  *channels
 	ownBroker bool // the broker is ours to close: Options.Broker was nil

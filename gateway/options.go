@@ -369,8 +369,10 @@ func (o *Options) NewLogger(w io.Writer) (*slog.Logger, error) {
 // HTTPServer returns an http.Server for h on Addr with the timeouts of o:
 // ReadHeaderTimeout is HandshakeTimeout, so a client that sends its
 // request slowly is dropped before it reaches the handler and takes no
-// connection slot. Serve it with ListenAndServeTLS(o.TLSCert, o.TLSKey)
-// when o.TLS(). Errors of the server itself go to logger at Warn.
+// connection slot, and IdleTimeout is HTTPIdleTimeout. Serve it with
+// ListenAndServeTLS(o.TLSCert, o.TLSKey) when o.TLS(), on a listener
+// bounded by Gateway.LimitListener. Errors of the server itself go to
+// logger at Warn, at most LogRefusalRate lines a second.
 func (o *Options) HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	d := o.withDefaults()
 	srv := &http.Server{
@@ -381,7 +383,10 @@ func (o *Options) HTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 	}
 	if logger != nil {
-		srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+		// One kind for all its lines: each names its client, and bad
+		// clients can come in any number (issue 15 item 7).
+		th := &throttledHandler{logger.Handler(), newLogLimiter(logger, d.LogRefusalRate), "http server error"}
+		srv.ErrorLog = slog.NewLogLogger(th, slog.LevelWarn)
 	}
 	return srv
 }

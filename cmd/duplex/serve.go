@@ -142,6 +142,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv := o.HTTPServer(gw, logger)
+	ln = gw.LimitListener(ln, srv) // issue 15: idle sockets cannot use up the file limit
 	if *h2c {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
@@ -159,6 +160,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if (o.TLS() || *h2c) && !extendedConnectEnabled() {
 		logger.Warn("WebSockets over HTTP/2 are off: GODEBUG lacks http2xconnect=1 (DUPLEX_NO_REEXEC is set?)")
+	}
+	if o.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", o.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		msrv := o.HTTPServer(gw.InternalHandler(), logger)
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		fmt.Fprintf(stderr, "duplex: metrics on http://%s/metrics\n", displayAddr(mln.Addr()))
 	}
 	errc := make(chan error, 1)
 	go func() {
