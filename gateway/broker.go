@@ -49,7 +49,8 @@ type Broker interface {
 	Subscribe(channel string, deliver func(Message)) (stop func())
 
 	// Healthy returns nil while the broker can store and deliver messages,
-	// else why not. The gateway's /healthz answers 503 with it.
+	// else why not. The gateway's /healthz answers 503, and /api/health
+	// shows the error to holders of the API key.
 	Healthy() error
 
 	// Close releases the broker's resources. Publish and History fail

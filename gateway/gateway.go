@@ -79,6 +79,10 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duplex: embedded page: %w", err)
 	}
+	csp, err := pageCSP(page)
+	if err != nil {
+		return nil, err
+	}
 	client, err := fs.ReadFile(web.FS, "duplex.js")
 	if err != nil {
 		return nil, fmt.Errorf("duplex: embedded client: %w", err)
@@ -91,6 +95,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		hub:       newHub(opts.MaxConnections),
 		page:      page,
 		client:    client,
+		pageCSP:   csp,
 		logs:      newLogLimiter(logger, opts.LogRefusalRate),
 		authLimit: newAuthLimiter(opts.AuthFailureLimit, opts.AuthFailureAddresses),
 		accept: duplex.AcceptOptions{
