@@ -43,6 +43,11 @@ func TestOptionsDefaults(t *testing.T) {
 		LogFormat:        "text",
 		HistorySize:      100,
 		HistoryTTL:       5 * time.Minute,
+
+		HTTPIdleTimeout:      30 * time.Second,
+		AuthFailureLimit:     20,
+		AuthFailureAddresses: 16384,
+		LogRefusalRate:       10,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
