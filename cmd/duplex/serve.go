@@ -34,11 +34,14 @@ Serve runs the duplex gateway on one port:
                 publish; docs/protocol.md), and every other message is
                 acknowledged with "received: <message>"
   /echo         sends every message back with its type
-  /healthz      200 while serving, 503 while shutting down
-  /metrics      Prometheus metrics
+  /healthz      200 while serving, 503 while shutting down or while the
+                broker is unavailable (why: /api/health)
+  /metrics      Prometheus metrics (with --metrics-auth, only with the
+                API key; with --metrics-addr, only on that address)
   /api/auth-check  204 if the request's credentials are valid, else 401
   /api/publish  POST {"channel":C,"data":D} publishes (with --api-key)
   /api/history  GET ?channel=C&since=N returns what C holds (with --api-key)
+  /api/health   /healthz with the broker's error (with --api-key)
 
 Channels keep their last --history-size messages for --history-ttl, so a
 client that reconnects with the last offset it saw gets what it missed.
