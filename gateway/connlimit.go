@@ -190,3 +190,38 @@ func (t *connTracker) setState(c net.Conn, s http.ConnState) {
 	t.mu.Unlock()
 	t.g.metrics.httpConnections.Set(float64(n))
 }
+
+// boundBodyTime gives r's body d to arrive, on HTTP/1. A connection busy
+// with a request is never closed to make room (LimitListener), and
+// http.Server reads what a handler left of a body before the next request,
+// so without a bound a client trickling a body (even to a 405 or a 401)
+// would hold its connection for ever. The deadline is lifted when the body
+// ends: after that, net/http watches the connection for the client going
+// away, and a deadline would end the request's context. An upgrade clears
+// it too (duplex.Accept does).
+func boundBodyTime(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	if r.ProtoMajor != 1 || d <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(d)) != nil {
+		return
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+}
+
+// deadlineBody lifts its connection's read deadline at the end of the body.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}

@@ -249,3 +249,42 @@ func TestHTTPConnLimitDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyTimeBounded: a client that sends headers and then trickles, or
+// stops sending, a body is dropped after HandshakeTimeout, even where the
+// handler never reads the body (a 405, a 401): such a connection is busy,
+// so LimitListener would never close it to make room.
+func TestBodyTimeBounded(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := startServer(t, Options{HandshakeTimeout: timeout, APIKey: "k"})
+	for _, req := range []string{
+		"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab",
+		"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab",
+		"POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{\"",
+	} {
+		k := dialKeepAlive(t, ts.addr)
+		start := time.Now()
+		io.WriteString(k.c, req)
+		k.c.SetReadDeadline(time.Now().Add(timeout + testkit.DefaultTimeout))
+		// Whatever the server answers, it must then close.
+		_, err := io.Copy(io.Discard, k.br)
+		if err != nil && !isReset(err) {
+			t.Errorf("%.40q: %v after %v; want the server to close within about %v", req, err, time.Since(start), timeout)
+		}
+	}
+	// A body that arrives in time is served, and the connection stays
+	// usable after its request.
+	k := dialKeepAlive(t, ts.addr)
+	body := `{"channel":"c","data":1}`
+	io.WriteString(k.c, "POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish in time: %v, %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	time.Sleep(2 * timeout) // past the body's deadline: it must be lifted
+	if code, err := k.request("/healthz", testkit.DefaultTimeout); err != nil || code != 200 {
+		t.Errorf("the next request on the connection: %d, %v; want 200", code, err)
+	}
+}

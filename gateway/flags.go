@@ -36,7 +36,7 @@ func (o *Options) settings() []setting {
 		{"max-connections", "DUPLEX_MAX_CONNECTIONS", "allow `n` open WebSockets at once; beyond, upgrades get 503; negative: no limit", (*intValue)(&o.MaxConnections)},
 		{"send-queue", "DUPLEX_SEND_QUEUE", "bound each client's send queue to `n` messages; a client that fills it is closed with 1013", (*intValue)(&o.SendQueue)},
 		{"send-queue-bytes", "DUPLEX_SEND_QUEUE_BYTES", "bound each client's send queue to `bytes` (plus one message); a client that fills it is closed with 1013", (*sizeValue)(&o.SendQueueBytes)},
-		{"handshake-timeout", "DUPLEX_HANDSHAKE_TIMEOUT", "drop a client that takes longer than `duration` to send its request headers", (*durationValue)(&o.HandshakeTimeout)},
+		{"handshake-timeout", "DUPLEX_HANDSHAKE_TIMEOUT", "drop a client that takes longer than `duration` to send its request headers, or a request body", (*durationValue)(&o.HandshakeTimeout)},
 		{"shutdown-timeout", "DUPLEX_SHUTDOWN_TIMEOUT", "on SIGINT/SIGTERM, wait up to `duration` for connections to close", (*durationValue)(&o.ShutdownTimeout)},
 		{"tls-cert", "DUPLEX_TLS_CERT", "serve HTTPS/WSS with the PEM certificate chain in `file`", (*stringValue)(&o.TLSCert)},
 		{"tls-key", "DUPLEX_TLS_KEY", "PEM private key `file` for --tls-cert", (*stringValue)(&o.TLSKey)},

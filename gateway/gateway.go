@@ -143,8 +143,10 @@ func (g *Gateway) routes() {
 	g.mux = m
 }
 
-// ServeHTTP routes r to the endpoint its path names.
+// ServeHTTP routes r to the endpoint its path names. A request body must
+// arrive within HandshakeTimeout (see boundBodyTime).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	boundBodyTime(w, r, g.opts.HandshakeTimeout)
 	g.mux.ServeHTTP(w, r)
 }
 

@@ -90,7 +90,8 @@ type Options struct {
 
 	// HandshakeTimeout bounds the reading of a request's headers, so slow
 	// clients cannot hold connections open (http.Server.ReadHeaderTimeout;
-	// see HTTPServer). Default 10s.
+	// see HTTPServer), and the Gateway gives a request body as long to
+	// arrive. Default 10s.
 	HandshakeTimeout time.Duration
 
 	// CloseTimeout bounds a close handshake, and so how long a client that
