@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -195,9 +196,11 @@ func TestHTTPConnectionLimitBusy(t *testing.T) {
 	}
 }
 
-// busyCount returns how many tracked connections are in a request.
-func busyCount(ts *testServer) int {
-	t := ts.g.conns
+// busyCount returns how many tracked connections of ts are in a request.
+func busyCount(ts *testServer) int { return busy(ts.g) }
+
+func busy(g *Gateway) int {
+	t := g.conns
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.conns) - t.waiting.Len()
@@ -287,4 +290,54 @@ func TestBodyTimeBounded(t *testing.T) {
 	if code, err := k.request("/healthz", testkit.DefaultTimeout); err != nil || code != 200 {
 		t.Errorf("the next request on the connection: %d, %v; want 200", code, err)
 	}
+}
+
+// TestHTTPConnectionLimitTLS: behind TLS, http.Server reports *tls.Conn
+// states; the tracker must still find its connections, evict the idlest,
+// and forget those that close.
+func TestHTTPConnectionLimitTLS(t *testing.T) {
+	const limit = 4
+	opts := Options{MaxHTTPConnections: limit, Tokens: []string{gwToken}}
+	g, err := New(opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g)
+	srv.Config = opts.HTTPServer(g, nil)
+	srv.Listener = g.LimitListener(srv.Listener, srv.Config)
+	srv.StartTLS()
+	defer srv.Close()
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	addr := srv.Listener.Addr().String()
+
+	var held []*keepAlive
+	for i := 0; i < 3*limit; i++ {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		k := &keepAlive{c: c, br: bufio.NewReader(c)}
+		if code, err := k.request("/healthz", testkit.DefaultTimeout); err != nil || code != 200 {
+			t.Fatalf("TLS connection %d: %d, %v", i, code, err)
+		}
+		held = append(held, k)
+		waitFor(t, testkit.DefaultTimeout, "the request to end", func() bool { return busy(g) == 0 })
+	}
+	for i := 0; i < 2*limit; i++ {
+		if !held[i].closedByServer(testkit.DefaultTimeout) {
+			t.Errorf("TLS connection %d (of the oldest) is still open", i)
+		}
+	}
+	for i := 2 * limit; i < len(held); i++ {
+		if code, err := held[i].request("/healthz", testkit.DefaultTimeout); err != nil || code != 200 {
+			t.Errorf("TLS connection %d (of the newest): %d, %v; want it kept", i, code, err)
+		}
+		held[i].c.Close()
+	}
+	waitFor(t, testkit.DefaultTimeout, "the closed connections to be forgotten", func() bool {
+		g.conns.mu.Lock()
+		defer g.conns.mu.Unlock()
+		return len(g.conns.conns) == 0
+	})
 }
