@@ -5,7 +5,9 @@
 //	gw, err := gateway.New(opts, slog.Default())
 //	...
 //	srv := opts.HTTPServer(gw, slog.Default())
-//	go srv.ListenAndServe()
+//	ln, err := net.Listen("tcp", opts.Addr)
+//	...
+//	go srv.Serve(gw.LimitListener(ln, srv))
 //	// on SIGTERM: gw.Shutdown(ctx) and srv.Shutdown(ctx)
 //
 // # Authentication
@@ -15,7 +17,16 @@
 // cookie, HTTP Basic, or a JWT. A failure is a 401 with WWW-Authenticate;
 // it is logged with its reason and remote address, and the logged URL has
 // its token redacted. Browser pages of other origins get 403 unless
-// Options.AllowOrigin lets them in.
+// Options.AllowOrigin lets them in. An address that fails too often
+// (Options.AuthFailureLimit) gets 429 with Retry-After until it slows down.
+//
+// # Limits
+//
+// Clients without credentials can take little: plain HTTP connections are
+// bounded below the file limit, the idlest closed first (LimitListener);
+// idle keep-alive connections close after HTTPIdleTimeout; headers and
+// bodies must arrive within HandshakeTimeout; refusals are logged at a
+// bounded rate, with request fields clipped.
 //
 // # Connections
 //
