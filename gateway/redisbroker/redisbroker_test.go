@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -318,8 +319,20 @@ func TestNoRedis(t *testing.T) {
 		err := n.b.Healthy()
 		return err != nil && strings.Contains(err.Error(), "refused")
 	})
-	if code, body := n.health(); code != 503 || !strings.Contains(body, "refused") {
-		t.Errorf("/healthz = %d %s; want 503 with the error", code, body)
+	// The error is for holders of the API key only (issue 15 item 9).
+	if code, body := n.health(); code != 503 || strings.Contains(body, "refused") {
+		t.Errorf("/healthz = %d %s; want 503 without the error", code, body)
+	}
+	req, _ := http.NewRequest("GET", n.srv.URL+"/api/health", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	if resp, err := n.srv.Client().Do(req); err != nil {
+		t.Errorf("/api/health: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "refused") {
+			t.Errorf("/api/health = %d %s; want 503 with the error", resp.StatusCode, body)
+		}
 	}
 	if code, _ := n.publish("x", "1"); code != 503 {
 		t.Errorf("publish = %d; want 503", code)
