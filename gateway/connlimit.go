@@ -140,9 +140,8 @@ func (t *connTracker) add(c net.Conn) bool {
 	tc := &trackedConn{c: c}
 	tc.waiting = t.waiting.PushBack(tc)
 	t.conns[c] = tc
-	n := len(t.conns)
+	t.g.metrics.httpConnections.Set(float64(len(t.conns)))
 	t.mu.Unlock()
-	t.g.metrics.httpConnections.Set(float64(n))
 	if evicted != nil {
 		evicted.Close()
 		t.g.metrics.httpEvicted.Inc()
@@ -185,10 +184,9 @@ func (t *connTracker) setState(c net.Conn, s http.ConnState) {
 		}
 	case http.StateHijacked, http.StateClosed:
 		t.remove(tc)
+		t.g.metrics.httpConnections.Set(float64(len(t.conns)))
 	}
-	n := len(t.conns)
 	t.mu.Unlock()
-	t.g.metrics.httpConnections.Set(float64(n))
 }
 
 // boundBodyTime gives r's body d to arrive, on HTTP/1. A connection busy

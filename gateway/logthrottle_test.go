@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,5 +104,45 @@ func TestClip(t *testing.T) {
 	}
 	if got := clip("short"); got != "short" {
 		t.Errorf("clip(short) = %q", got)
+	}
+}
+
+// TestServerErrorLogBounded: http.Server's own error lines ("http: TLS
+// handshake error from ...", one per bad client) go through the same
+// bound as refusals.
+func TestServerErrorLogBounded(t *testing.T) {
+	const n = 40
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	opts := Options{LogRefusalRate: 3}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config = opts.HTTPServer(srv.Config.Handler, logger)
+	srv.StartTLS()
+	defer srv.Close()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not a TLS client hello: the server logs a handshake error.
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	report := regexp.MustCompile(`msg="log lines suppressed" message="http server error" suppressed=(\d+)`)
+	count := func() (lines, suppressed int) {
+		s := logs.String()
+		for _, m := range report.FindAllStringSubmatch(s, -1) {
+			k, _ := strconv.Atoi(m[1])
+			suppressed += k
+		}
+		return strings.Count(s, "TLS handshake error"), suppressed
+	}
+	waitFor(t, 5*time.Second, "the count of suppressed lines", func() bool {
+		lines, suppressed := count()
+		return lines+suppressed >= n
+	})
+	if lines, suppressed := count(); lines+suppressed != n || suppressed == 0 {
+		t.Errorf("%d handshake errors logged + %d counted; want %d with some counted:\n%s", lines, suppressed, n, logs)
 	}
 }
