@@ -85,6 +85,7 @@ func buildCSP(scripts, styles, styleAttrs []string) string {
 		"style-src " + strings.Join(style, " "),
 		"connect-src 'self'",
 		"img-src 'self' data:",
+		"font-src 'self'",
 		"base-uri 'none'",
 		"form-action 'self'",
 		"frame-ancestors 'none'",
