@@ -167,7 +167,7 @@ type Options struct {
 
 	// AuthFailureAddresses bounds how many client addresses the failure
 	// count remembers; beyond it, the least recently failing are
-	// forgotten. Default 16384 (about 2 MiB).
+	// forgotten. Default 16384 (about 2.5 MiB: 163 bytes each).
 	AuthFailureAddresses int
 
 	// LogRefusalRate bounds the log lines of each kind of refused request
