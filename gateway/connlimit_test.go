@@ -341,3 +341,21 @@ func TestHTTPConnectionLimitTLS(t *testing.T) {
 		return len(g.conns.conns) == 0
 	})
 }
+
+// TestHTTPConnectionLimitSlowHeaders: connections that never finish their
+// headers (slowloris) wait for a request too, so they make room as well.
+func TestHTTPConnectionLimitSlowHeaders(t *testing.T) {
+	const limit = 10
+	ts := startServer(t, Options{MaxHTTPConnections: limit})
+	for i := 0; i < 3*limit; i++ {
+		k := dialKeepAlive(t, ts.addr)
+		io.WriteString(k.c, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // no blank line: never ends
+	}
+	waitFor(t, testkit.DefaultTimeout, "the server to accept them", func() bool {
+		return gatewayMetric(t, ts.g, "duplex_http_connections_evicted_total") >= 2*limit
+	})
+	real := dialKeepAlive(t, ts.addr)
+	if code, err := real.request("/healthz", testkit.DefaultTimeout); err != nil || code != 200 {
+		t.Fatalf("real client with %d unfinished requests held: GET /healthz = %d, %v; want 200", 3*limit, code, err)
+	}
+}
