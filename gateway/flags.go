@@ -46,6 +46,13 @@ func (o *Options) settings() []setting {
 		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect", (*intValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
+		{"jwt-audience", "DUPLEX_JWT_AUDIENCE", "accept only JWTs whose aud claim holds `aud`", (*stringValue)(&o.JWTAudience)},
+		{"jwt-issuer", "DUPLEX_JWT_ISSUER", "accept only JWTs whose iss claim is `iss`", (*stringValue)(&o.JWTIssuer)},
+		{"jwt-require-exp", "DUPLEX_JWT_REQUIRE_EXP", "refuse JWTs without an exp claim (they would never expire)", &boolValue{p: &o.JWTRequireExp}},
+		{"jwt-jwks", "DUPLEX_JWT_JWKS", "accept RS256/ES256 JWTs whose kid names a key of the JSON Web Key Set at `url`", (*stringValue)(&o.JWKSURL)},
+		{"jwt-jwks-refresh", "DUPLEX_JWT_JWKS_REFRESH", "fetch the --jwt-jwks key set again when it is older than `duration` (and at once for an unknown kid, at most every 10s)", (*durationValue)(&o.JWKSRefresh)},
+		{"jwt-jwks-timeout", "DUPLEX_JWT_JWKS_TIMEOUT", "give up a --jwt-jwks fetch after `duration`", (*durationValue)(&o.JWKSTimeout)},
+		{"jwt-jwks-max-size", "DUPLEX_JWT_JWKS_MAX_SIZE", "refuse a --jwt-jwks key set larger than `bytes`", (*sizeValue)(&o.JWKSMaxSize)},
 	}
 }
 

@@ -43,6 +43,9 @@ func TestOptionsDefaults(t *testing.T) {
 		LogFormat:        "text",
 		HistorySize:      100,
 		HistoryTTL:       5 * time.Minute,
+		JWKSRefresh:      5 * time.Minute,
+		JWKSTimeout:      10 * time.Second,
+		JWKSMaxSize:      1 << 20,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
