@@ -60,6 +60,9 @@ type session struct {
 
 	closeErr error // written by the keeper before it returns; what Close returned
 
+	expires       atomic.Int64  // Unix ms when the credential runs out, 0 never (expiry.go)
+	expiryChanged chan struct{} // one slot: setExpiry wakes the keeper
+
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
 }
 
@@ -75,8 +78,11 @@ func (g *Gateway) newSession(conn *duplex.Conn, r *http.Request, id Identity, ha
 		start:  time.Now(),
 		queue:  make(chan outMsg, g.opts.SendQueue),
 		wrote:  make(chan struct{}, 1),
+
+		expiryChanged: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.setExpiry(id.Expires)
 	return s
 }
 
@@ -268,36 +274,57 @@ func (s *session) writeLoop() {
 	}
 }
 
-// keep runs the heartbeat: a ping every PingInterval, each allowed
-// PongTimeout for its pong; a late pong closes the connection with 1008
-// "pong timeout". When the session ends it sends the server's close frame,
-// if the server chose one. Close returns once the client answers, or after
-// CloseTimeout; meanwhile the reader goes on reading, so the answer is
-// seen.
+// keep runs the heartbeat and token expiry on one timer. The heartbeat
+// is a ping every PingInterval, each allowed PongTimeout for its pong; a
+// late pong closes the connection with 1008 "pong timeout". Expiry closes
+// it with 4401 when the credential runs out (expireIfDue); it is checked
+// when the timer fires, so while a ping waits for its pong an expiry can
+// be late by up to PongTimeout. When the session ends, keep sends the
+// server's close frame, if the server chose one. Close returns once the
+// client answers, or after CloseTimeout; meanwhile the reader goes on
+// reading, so the answer is seen.
 func (s *session) keep() {
 	defer s.sendClose()
 	g := s.g
-	if g.opts.PingInterval <= 0 {
-		<-s.ctx.Done()
-		return
+	var nextPing time.Time // zero: no heartbeat
+	if g.opts.PingInterval > 0 {
+		nextPing = time.Now().Add(g.opts.PingInterval)
 	}
-	t := time.NewTimer(g.opts.PingInterval)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		now := time.Now()
+		wake := s.expireIfDue(now)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if !nextPing.IsZero() && (wake.IsZero() || nextPing.Before(wake)) {
+			wake = nextPing
+		}
+		var fired <-chan time.Time
+		if !wake.IsZero() {
+			t.Reset(wake.Sub(now))
+			fired = t.C
+		}
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case <-s.expiryChanged:
+			continue
+		case <-fired:
+		}
+		if nextPing.IsZero() || time.Now().Before(nextPing) {
+			continue // an expiry check only
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, g.opts.PongTimeout)
 		rtt, err := s.conn.Ping(ctx)
 		cancel()
+		nextPing = time.Now().Add(g.opts.PingInterval)
 		switch {
 		case err == nil:
 			g.metrics.pingRTT.Observe(rtt.Seconds())
-			t.Reset(g.opts.PingInterval)
 		case s.ctx.Err() != nil:
-			// Ending for another reason; the next select returns.
+			// Ending for another reason; the next round returns.
 		case errors.Is(err, context.DeadlineExceeded):
 			if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
 				g.metrics.pongTimeouts.Inc()
