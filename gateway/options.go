@@ -58,7 +58,9 @@ type Options struct {
 	PingInterval time.Duration
 
 	// PongTimeout is how long a ping waits for its pong before the
-	// connection is closed with 1008 (policy violation) "pong timeout".
+	// connection is closed with 1008 (policy violation) "pong timeout",
+	// or with 1013 "not reading" if the server sent it messages since its
+	// last pong (a client that stopped reading).
 	// A dead peer is noticed within PingInterval+PongTimeout. Default 10s:
 	// long enough for a phone on a poor network, short enough that a dead
 	// one does not hold a slot for long.

@@ -157,7 +157,8 @@ func (s *session) drain() {
 		select {
 		case <-s.wrote:
 		case <-timer.C:
-			s.overflow()
+			// The queue may be empty: the writer is stuck on one message.
+			s.slowConsumer(causeDrainTimeout, reasonQueueFull)
 			return
 		case <-s.ctx.Done():
 			return
@@ -189,7 +190,7 @@ func (s *session) enqueue(m outMsg) bool {
 	// MaxMessageSize bounds it.
 	if q := s.queuedBytes.Add(n); q > s.g.opts.SendQueueBytes && q != n {
 		s.queuedBytes.Add(-n)
-		s.overflow()
+		s.slowConsumer(causeQueueBytes, reasonQueueFull)
 		return false
 	}
 	s.pending.Add(1)
@@ -204,13 +205,32 @@ func (s *session) enqueue(m outMsg) bool {
 	}
 }
 
-func (s *session) overflow() {
+// Why a session is closed as a slow consumer, for the log (issue 15
+// item 9: the log line must say the real cause), and the reasons its
+// 1013 close frame gives the client (docs/protocol.md).
+const (
+	causeQueueFull    = "send queue full (--send-queue messages)"
+	causeQueueBytes   = "send queue full (--send-queue-bytes)"
+	causeDrainTimeout = "drain timeout: the client read none of the answers to its last message in 5s"
+	causeNotReading   = "not reading: messages were sent and no pong came within --pong-timeout"
+
+	reasonQueueFull  = "send queue full"
+	reasonNotReading = "not reading"
+)
+
+// overflow closes a session whose send queue is full with 1013.
+func (s *session) overflow() { s.slowConsumer(causeQueueFull, reasonQueueFull) }
+
+// slowConsumer closes with 1013 a session whose client does not read, and
+// logs why.
+func (s *session) slowConsumer(cause, reason string) {
 	s.g.metrics.queueDrops.Inc()
-	if s.closeWith(duplex.StatusTryAgainLater, "send queue full") {
+	if s.closeWith(duplex.StatusTryAgainLater, reason) {
 		s.g.metrics.slowConsumers.Inc()
-		s.g.log.Warn("slow consumer: send queue full, closing",
+		s.g.log.Warn("slow consumer, closing", "cause", cause,
 			"conn", s.id, "remote", s.remote, "user", s.ident.User,
-			"queued", len(s.queue), "queued_bytes", s.queuedBytes.Load())
+			"queued", len(s.queue), "queued_bytes", s.queuedBytes.Load(),
+			"unwritten", s.pending.Load())
 	}
 }
 
@@ -275,8 +295,13 @@ func (s *session) writeLoop() {
 }
 
 // keep runs the heartbeat and token expiry on one timer. The heartbeat
-// is a ping every PingInterval, each allowed PongTimeout for its pong; a
-// late pong closes the connection with 1008 "pong timeout". Expiry closes
+// is a ping every PingInterval, each allowed PongTimeout for its pong. A
+// late pong closes the connection with 1008 "pong timeout", unless the
+// server wrote the client messages since its last pong: then the client
+// has stopped reading (its acks may all fit in kernel buffers, so its
+// queue never fills), and it is closed with 1013 "not reading", as the
+// slow consumer it is. A peer that vanished while receiving looks the
+// same from here and is closed the same way. Expiry closes
 // it with 4401 when the credential runs out (expireIfDue); it is checked
 // when the timer fires, so while a ping waits for its pong an expiry can
 // be late by up to PongTimeout. When the session ends, keep sends the
@@ -292,6 +317,7 @@ func (s *session) keep() {
 	}
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	var wroteAtPong int64 // messages written before the last answered ping
 	for {
 		now := time.Now()
 		wake := s.expireIfDue(now)
@@ -316,6 +342,8 @@ func (s *session) keep() {
 		if nextPing.IsZero() || time.Now().Before(nextPing) {
 			continue // an expiry check only
 		}
+		// Messages written before a ping that is answered were read.
+		wroteBeforePing := s.msgsOut.Load()
 		ctx, cancel := context.WithTimeout(s.ctx, g.opts.PongTimeout)
 		rtt, err := s.conn.Ping(ctx)
 		cancel()
@@ -323,8 +351,11 @@ func (s *session) keep() {
 		switch {
 		case err == nil:
 			g.metrics.pingRTT.Observe(rtt.Seconds())
+			wroteAtPong = wroteBeforePing
 		case s.ctx.Err() != nil:
 			// Ending for another reason; the next round returns.
+		case errors.Is(err, context.DeadlineExceeded) && (s.msgsOut.Load() != wroteAtPong || s.pending.Load() > 0):
+			s.slowConsumer(causeNotReading, reasonNotReading)
 		case errors.Is(err, context.DeadlineExceeded):
 			if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
 				g.metrics.pongTimeouts.Inc()
