@@ -123,6 +123,12 @@ func TestTokenRefreshKeepsSession(t *testing.T) {
 		t.Fatalf("refresh answered %s; want {\"type\":\"refreshed\",\"exp\":%d}", p, exp)
 	}
 
+	// A second refresh within a second is not checked, only refused.
+	cc.sendJSON(`{"type":"refresh","token":"` + next + `"}`)
+	if m := cc.expect("error"); m.Error != "refresh too soon: at most one a second" {
+		t.Errorf("second refresh at once: %v", m)
+	}
+
 	// Past the first token's end, the session is still up.
 	time.Sleep(time.Until(ends) + 500*time.Millisecond)
 	cc.sendJSON(`{"type":"subscribe","channel":"news"}`)

@@ -3,9 +3,16 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/duplexws/duplex"
 )
+
+// minRefreshInterval is the least time between two refreshes of one
+// session; a refresh sooner is answered errRefreshTooSoon and ignored.
+const minRefreshInterval = time.Second
+
+var errRefreshTooSoon = errors.New("refresh too soon: at most one a second")
 
 // refreshRequest is {"type":"refresh","token":T}.
 type refreshRequest struct {
@@ -28,6 +35,14 @@ type refreshedReply struct {
 // It runs on the session's reader, the only goroutine that reads
 // s.ident.Claims (for ChannelAllowed).
 func (g *Gateway) onRefresh(s *session, p []byte) {
+	// A refresh costs a signature check, tens of times a message's work:
+	// one a second is plenty for any token lifetime.
+	now := time.Now()
+	if now.Sub(s.lastRefresh) < minRefreshInterval {
+		g.replyError(s, "", errRefreshTooSoon)
+		return
+	}
+	s.lastRefresh = now
 	var req refreshRequest
 	var id Identity
 	err := json.Unmarshal(p, &req)

@@ -60,6 +60,7 @@ type session struct {
 
 	closeErr error // written by the keeper before it returns; what Close returned
 
+	lastRefresh   time.Time     // used by the reader only (refresh.go)
 	expires       atomic.Int64  // Unix ms when the credential runs out, 0 never (expiry.go)
 	expiryChanged chan struct{} // one slot: setExpiry wakes the keeper
 

@@ -80,8 +80,8 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  *   token for the same user. Called refreshBefore ms before the current
  *   token's exp (read from the JWT) to send {"type":"refresh"} on the open
  *   connection, and after a close with 4401 (expired or refused) before
- *   reconnecting. The new token replaces `token` and the URL's "token"
- *   query parameter. A throw or rejection is reported as a `refresh`
+ *   reconnecting. The new token replaces `token` and the "token" query
+ *   parameter of a string URL (a URL function can read `sock.token`). A throw or rejection is reported as a `refresh`
  *   event with `error`; the next attempt comes with the next reconnect.
  * @property {number} [refreshBefore=60000] milliseconds before exp to refresh
  * @property {typeof WebSocket} [WebSocket] constructor, for tests
