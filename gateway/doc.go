@@ -15,7 +15,10 @@
 // cookie, HTTP Basic, or a JWT. A failure is a 401 with WWW-Authenticate;
 // it is logged with its reason and remote address, and the logged URL has
 // its token redacted. Browser pages of other origins get 403 unless
-// Options.AllowOrigin lets them in.
+// Options.AllowOrigin lets them in. JWTs are verified with golang-jwt/jwt/v5,
+// against a static key or, by kid, a JWKS URL; a JWT session lasts as long
+// as its token, unless the client refreshes it on /ws (docs/protocol.md,
+// "Token lifetime").
 //
 // # Connections
 //
@@ -28,7 +31,9 @@
 //	1001 going away       Shutdown
 //	1008 policy violation "pong timeout": no pong within PongTimeout
 //	1009 message too big  a message over MaxMessageSize
-//	1013 try again later  "send queue full": the client reads too slowly
+//	1013 try again later  "send queue full": the client reads too slowly;
+//	                      "not reading": no pong while messages waited
+//	4401 (application)    "token expired", "refresh refused: ..."
 //
 // # Observability
 //
