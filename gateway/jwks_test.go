@@ -313,3 +313,19 @@ func TestParseJWKS(t *testing.T) {
 		t.Error("parseJWKS accepted non-JSON")
 	}
 }
+
+// TestJWKSGateway: --jwt-jwks reaches the gateway: a token whose kid the
+// key server holds opens a WebSocket, one it does not hold gets 401
+// "unknown jwt key id".
+func TestJWKSGateway(t *testing.T) {
+	_, ecKey := testKeys(t)
+	ks := newKeyServer(t, ecJWK("k1", &ecKey.PublicKey))
+	ts := startGateway(t, Options{JWKSURL: ks.srv.URL})
+	claims := map[string]any{"sub": "jwks-user", "exp": time.Now().Add(time.Hour).Unix()}
+	c := dial(t, ts.ws+"/ws?token="+signKid(t, "ES256", "k1", ecKey, claims), nil)
+	c.CloseNow()
+	resp, body := ts.get(t, "/api/auth-check?token="+signKid(t, "ES256", "k2", ecKey, claims), nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "unknown jwt key id") {
+		t.Errorf("unknown kid: %d %q; want 401 unknown jwt key id", resp.StatusCode, body)
+	}
+}

@@ -40,7 +40,7 @@ type session struct {
 	g      *Gateway
 	id     uint64
 	conn   *duplex.Conn
-	ident  Identity
+	ident  Identity // Claims are replaced by a refresh, on the reader, the only goroutine that reads them; others read only User and Method
 	remote string
 	path   string
 	handle messageHandler
