@@ -37,10 +37,12 @@ type outMsg struct {
 // closeWith, which never blocks; the other goroutines then return and run
 // logs the close.
 type session struct {
-	g      *Gateway
-	id     uint64
-	conn   *duplex.Conn
-	ident  Identity // Claims are replaced by a refresh, on the reader, the only goroutine that reads them; others read only User and Method
+	g    *Gateway
+	id   uint64
+	conn *duplex.Conn
+	// ident.Claims are replaced by a refresh, on the reader, the only
+	// goroutine that reads them; others read only User and Method.
+	ident  Identity
 	remote string
 	path   string
 	handle messageHandler
