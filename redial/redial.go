@@ -119,7 +119,9 @@ type Options struct {
 	//
 	// exp is read from the JWT without checking it: only the server
 	// decides. The server's {"type":"refreshed"} answers are not passed
-	// to OnMessage. An error fails the dial (retried with backoff) or,
+	// to OnMessage. A dial refused with 401 or 403 stops Run only when
+	// its token came from Token for that dial: a token kept from an
+	// earlier connection is replaced and the dial tried again. An error fails the dial (retried with backoff) or,
 	// while connected, is retried every 5s until the server closes with
 	// 4401. Calls come from one goroutine at a time.
 	Token func(ctx context.Context) (string, error)
@@ -177,6 +179,8 @@ type Client struct {
 	token     string    // guarded by tokenMu; the last one Token returned
 	tokenExp  time.Time // guarded by tokenMu; its exp, zero if none
 	needToken bool      // guarded by tokenMu; the server refused token
+
+	dialedFresh bool // used by Run only; the last dial's token came from Token just then
 }
 
 type message struct {

@@ -46,6 +46,9 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		switch {
 		case ctx.Err() != nil || c.stopped():
 			return nil
+		case permanent(err) && c.retryWithNewToken():
+			// A token kept from before (its key may have been rotated
+			// out) was refused: one more dial, with a new one.
 		case permanent(err):
 			return err
 		}
@@ -84,7 +87,8 @@ func (c *Client) connect(ctx context.Context, url string) (time.Duration, error)
 	stop := context.AfterFunc(c.stopCtx, cancel)
 	dialOpts := c.opts.Dial
 	if c.opts.Token != nil {
-		tok, err := c.dialToken(dctx)
+		tok, fresh, err := c.dialToken(dctx)
+		c.dialedFresh = fresh
 		if err != nil {
 			stop()
 			cancel()

@@ -26,14 +26,29 @@ var refreshedPrefix = []byte(`{"type":"refreshed"`)
 // dialToken returns the token to dial with, calling Options.Token when
 // there is none yet, the server refused the last one, or it is about to
 // expire.
-func (c *Client) dialToken(ctx context.Context) (string, error) {
+// fresh says the token came from Token just now.
+func (c *Client) dialToken(ctx context.Context) (tok string, fresh bool, err error) {
 	c.tokenMu.Lock()
 	tok, exp, need := c.token, c.tokenExp, c.needToken
 	c.tokenMu.Unlock()
 	if tok != "" && !need && (exp.IsZero() || time.Until(exp) > c.opts.RefreshBefore) {
-		return tok, nil
+		return tok, false, nil
 	}
-	return c.newToken(ctx)
+	tok, err = c.newToken(ctx)
+	return tok, true, err
+}
+
+// retryWithNewToken reports whether a dial refused with 401 or 403 is
+// worth one more try: the token was kept from an earlier dial, so a new
+// one from Token may pass. It makes the next dial ask for one.
+func (c *Client) retryWithNewToken() bool {
+	if c.opts.Token == nil || c.dialedFresh {
+		return false
+	}
+	c.tokenMu.Lock()
+	c.needToken = true
+	c.tokenMu.Unlock()
+	return true
 }
 
 // newToken calls Options.Token and keeps its token.

@@ -2,6 +2,7 @@ package redial_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -22,8 +23,14 @@ const tokenSecret = "redial-token-secret"
 // tokenSecret, and returns its ws:// base URL and its log.
 func startJWTGateway(t *testing.T) (string, *syncLog) {
 	t.Helper()
+	base, logs, _ := startGatewaySecret(t, tokenSecret)
+	return base, logs
+}
+
+func startGatewaySecret(t *testing.T, secret string) (string, *syncLog, *gateway.Gateway) {
+	t.Helper()
 	logs := &syncLog{}
-	gw, err := gateway.New(gateway.Options{JWTSecret: tokenSecret}, slog.New(slog.NewTextHandler(logs, nil)))
+	gw, err := gateway.New(gateway.Options{JWTSecret: secret}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +41,7 @@ func startJWTGateway(t *testing.T) (string, *syncLog) {
 		gw.Shutdown(ctx)
 		srv.Close()
 	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs, gw
 }
 
 type syncLog struct {
@@ -58,9 +65,14 @@ func (l *syncLog) String() string {
 // from now (the gateway allows 30s past exp).
 func sign(t *testing.T, sub string, left time.Duration) string {
 	t.Helper()
+	return signWith(t, tokenSecret, sub, left)
+}
+
+func signWith(t *testing.T, secret, sub string, left time.Duration) string {
+	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": sub, "exp": time.Now().Add(left - 30*time.Second).Unix(),
-	}).SignedString([]byte(tokenSecret))
+	}).SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,5 +197,54 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTokenKeptThenRefusedIsReplaced: a token kept from an earlier
+// connection that the server now refuses (here: the next node has another
+// key) is replaced by a new one from Token, instead of stopping Run with
+// the 401. A fresh token that is refused stops Run, as before.
+func TestTokenKeptThenRefusedIsReplaced(t *testing.T) {
+	base1, _, gw1 := startGatewaySecret(t, "secret-one")
+	base2, _, _ := startGatewaySecret(t, "secret-two")
+	tk := &tokens{list: []string{signWith(t, "secret-one", "ada", time.Hour), signWith(t, "secret-two", "ada", time.Hour)}}
+	st := newStates()
+	c := redial.New(base1+"/ws", &redial.Options{
+		Token: tk.next,
+		// The second node twice: the redial after its 401 moves to the
+		// next URL, and should land on it again. (In a real cluster every
+		// node has the same keys; here the second node's other key stands
+		// for a key rotated out while the client was away.)
+		URLs:     []string{base2 + "/ws", base2 + "/ws"},
+		MinDelay: 10 * time.Millisecond,
+		MaxDelay: 50 * time.Millisecond,
+		OnState:  st.record,
+	})
+	stop, result := run(t, c)
+	st.wait(t, redial.StateConnected, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gw1.Shutdown(ctx) // the client moves to the second node
+	st.wait(t, redial.StateConnected, 2)
+	if n := tk.count(); n != 2 {
+		t.Errorf("Token called %d times; want 2", n)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+
+	// A token fresh from Token that is refused ends Run.
+	bad := redial.New(base2+"/ws", &redial.Options{
+		Token: func(context.Context) (string, error) { return signWith(t, "secret-one", "ada", time.Hour), nil },
+	})
+	_, result = run(t, bad)
+	select {
+	case err := <-result:
+		var he *duplex.HandshakeError
+		if !errors.As(err, &he) || he.StatusCode != 401 {
+			t.Errorf("Run = %v; want the 401", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still retrying a fresh token the server refuses")
 	}
 }
