@@ -83,6 +83,8 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  *   reconnecting. The new token replaces `token` and the "token" query
  *   parameter of a string URL (a URL function can read `sock.token`). A throw or rejection is reported as a `refresh`
  *   event with `error`; the next attempt comes with the next reconnect.
+ *   An auth check refusing a token kept from an earlier connection also
+ *   asks for a new one, once, before the state turns "unauthorized".
  * @property {number} [refreshBefore=60000] milliseconds before exp to refresh
  * @property {typeof WebSocket} [WebSocket] constructor, for tests
  * @property {typeof fetch} [fetch] fetch function, for tests
@@ -137,6 +139,7 @@ export class DuplexSocket extends EventTarget {
     this._lastPing = null; // {t, at}: t as sent, at = performance.now() then
     this._refreshTimer = null;
     this._refreshing = null; // the running refreshToken() promise
+    this._tokenFresh = false; // the token came from refreshToken and was not used yet
     /** @type {Map<string, unknown>} channel → last offset seen (undefined if none) */
     this.channels = new Map();
     queueMicrotask(() => { if (this._gen === 0) this._start(); });
@@ -267,6 +270,13 @@ export class DuplexSocket extends EventTarget {
       }
       if (gen !== this._gen) return;
       if (res.status === 401 || res.status === 403) {
+        // A token kept from before may have been revoked or its key
+        // rotated out: one more try with a new one. A new one refused
+        // means the credentials are bad.
+        if (this.opts.refreshToken && !this._tokenFresh && await this._newToken()) {
+          if (gen === this._gen) this._start();
+          return;
+        }
         this._setState('unauthorized', { code: res.status, reason: res.statusText || 'unauthorized' });
         return;
       }
@@ -290,6 +300,7 @@ export class DuplexSocket extends EventTarget {
     ws.onopen = () => {
       if (gen !== this._gen) return;
       this._attempt = 0;
+      this._tokenFresh = false;
       this._setState('open');
       for (const ch of this.channels.keys()) this._sendSubscribe(ch);
       // Subscriptions go first so queued sends see the channels in place.
@@ -351,6 +362,7 @@ export class DuplexSocket extends EventTarget {
         const token = await this.opts.refreshToken();
         if (typeof token !== 'string' || token === '') throw new Error('refreshToken returned no token');
         this.opts.token = token;
+        this._tokenFresh = true;
         if (typeof this.url === 'string') this.url = withToken(this.url, token);
         if (typeof this.opts.authCheckURL === 'string') this.opts.authCheckURL = withToken(this.opts.authCheckURL, token);
         return token;

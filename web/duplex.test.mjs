@@ -295,3 +295,26 @@ async function waitUntil(cond, ms) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('an auth check refusing a kept token asks refreshToken once, then gives up', async (t) => {
+  const checked = [];
+  const fetch = async (url) => {
+    checked.push(url);
+    return { status: url.endsWith('token=good') ? 204 : 401, statusText: 'Unauthorized' };
+  };
+  const fresh = ['good', 'bad2'];
+  const s = newSocket(t, { fetch, authCheckURL: '/api/auth-check?token=old', refreshToken: async () => fresh.shift(), minDelay: 1 });
+  s.url = 'ws://test/ws?token=old';
+  const ws = await FakeWebSocket.nth(1);
+  assert.deepEqual(checked, ['/api/auth-check?token=old', '/api/auth-check?token=good']);
+  assert.equal(new URL(ws.url).searchParams.get('token'), 'good');
+  ws.serverOpen();
+
+  // Later the kept token is refused, and so is the new one: unauthorized.
+  s.opts.authCheckURL = '/api/auth-check?token=revoked';
+  const unauthorized = nextState(s, 'unauthorized');
+  ws.serverClose(1006);
+  assert.equal((await unauthorized).code, 401);
+  assert.deepEqual(checked.slice(2), ['/api/auth-check?token=revoked', '/api/auth-check?token=bad2']);
+  assert.equal(FakeWebSocket.made.length, 1);
+});
