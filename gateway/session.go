@@ -36,13 +36,14 @@ type outMsg struct {
 // Any of them, Shutdown, or a channel publisher can end the session with
 // closeWith, which never blocks; the other goroutines then return and run
 // logs the close.
+//
+// A refresh replaces ident.Claims on the reader, the only goroutine that
+// reads them; the others read only ident.User and ident.Method.
 type session struct {
-	g    *Gateway
-	id   uint64
-	conn *duplex.Conn
-	// ident.Claims are replaced by a refresh, on the reader, the only
-	// goroutine that reads them; others read only User and Method.
-	ident  Identity
+	g      *Gateway
+	id     uint64
+	conn   *duplex.Conn
+	ident  Identity // Claims: see below
 	remote string
 	path   string
 	handle messageHandler
@@ -297,20 +298,25 @@ func (s *session) writeLoop() {
 	}
 }
 
-// keep runs the heartbeat and token expiry on one timer. The heartbeat
-// is a ping every PingInterval, each allowed PongTimeout for its pong. A
-// late pong closes the connection with 1008 "pong timeout", unless the
-// server wrote the client messages since its last pong: then the client
-// has stopped reading (its acks may all fit in kernel buffers, so its
-// queue never fills), and it is closed with 1013 "not reading", as the
-// slow consumer it is. A peer that vanished while receiving looks the
-// same from here and is closed the same way. Expiry closes
-// it with 4401 when the credential runs out (expireIfDue); it is checked
-// when the timer fires, so while a ping waits for its pong an expiry can
-// be late by up to PongTimeout. When the session ends, keep sends the
-// server's close frame, if the server chose one. Close returns once the
-// client answers, or after CloseTimeout; meanwhile the reader goes on
-// reading, so the answer is seen.
+// keep runs the heartbeat and token expiry on one timer.
+//
+// The heartbeat is a ping every PingInterval, each allowed PongTimeout for
+// its pong. A late pong closes the connection with 1008 "pong timeout",
+// unless the server wrote the client messages since its last answered
+// ping: then the client has stopped reading (its acks may all fit in
+// kernel buffers, so its queue never fills) and is closed with 1013 "not
+// reading", as the slow consumer it is (issue 15 item 9). A peer that
+// vanished while receiving looks the same from here and is closed the
+// same way.
+//
+// Expiry closes the connection with 4401 when the credential runs out
+// (expireIfDue). It is checked when the timer fires, so while a ping
+// waits for its pong an expiry can be late by up to PongTimeout.
+//
+// When the session ends, keep sends the server's close frame, if the
+// server chose one. Close returns once the client answers, or after
+// CloseTimeout; meanwhile the reader goes on reading, so the answer is
+// seen.
 func (s *session) keep() {
 	defer s.sendClose()
 	g := s.g
