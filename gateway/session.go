@@ -43,7 +43,7 @@ type session struct {
 	g      *Gateway
 	id     uint64
 	conn   *duplex.Conn
-	ident  Identity // Claims: see below
+	ident  Identity // a refresh replaces its Claims (see above)
 	remote string
 	path   string
 	handle messageHandler
