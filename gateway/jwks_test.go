@@ -128,8 +128,10 @@ func TestJWKSKidSelection(t *testing.T) {
 		{"r1 signed by r2's key", signKid(t, "RS256", "r1", rsa2, claims), reasonInvalidToken},
 		{"r2 signed by r1's key", signKid(t, "RS256", "r2", rsaKey, claims), reasonInvalidToken},
 		{"kid of an RSA key, ES256 token", signKid(t, "ES256", "r1", ecKey, claims), reasonUnsupportedAlg},
-		// The classic confusion: the RSA public key's bytes as an HMAC secret.
-		{"kid of an RSA key, HS256 token", signKid(t, "HS256", "r1", rsaKey.N.Bytes(), claims), reasonUnsupportedAlg},
+		// The classic confusion: the RSA public key's bytes as an HMAC
+		// secret. HS256 is checked with the static secret only.
+		{"kid of an RSA key, HS256 token", signKid(t, "HS256", "r1", rsaKey.N.Bytes(), claims), reasonInvalidToken},
+		{"HS256 with a kid, static secret", signKid(t, "HS256", "any", secret, claims), ""},
 		{"unknown kid", signKid(t, "RS256", "nope", rsaKey, claims), reasonUnknownKey},
 		{"kid not a string", signJWTHeader(t, map[string]any{"alg": "RS256", "kid": 1}, rsaKey, claims), reasonInvalidToken},
 		// Without kid, the static keys apply, as before JWKS.

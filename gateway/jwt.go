@@ -142,9 +142,10 @@ func jwtSyntax(s string) bool {
 }
 
 // keyFor is the jwt.Keyfunc: it returns the one key t's header selects.
-// With a JWKS, a token that names a kid is checked only against the JWKS
-// key of that kid, whose alg must be t's; any other token is checked
-// against the static key of its alg.
+// With a JWKS, an RS256 or ES256 token that names a kid is checked only
+// against the JWKS key of that kid, whose alg must be t's; any other token
+// (HS256 ones included: a JWKS holds no secret) is checked against the
+// static key of its alg.
 func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 	// RFC 7515 §4.1.11: we understand no extension, so we must reject any
 	// the token says is critical.
@@ -152,7 +153,7 @@ func (v *jwtVerifier) keyFor(t *jwt.Token) (any, error) {
 		return nil, errCritical
 	}
 	alg := t.Method.Alg()
-	if kid, ok := t.Header["kid"]; ok && v.jwks != nil {
+	if kid, ok := t.Header["kid"]; ok && v.jwks != nil && alg != algHS256 {
 		s, isStr := kid.(string)
 		if !isStr {
 			return nil, jwt.ErrTokenMalformed
