@@ -52,8 +52,8 @@ type AuthConfig struct {
 	JWTRequireExp bool
 
 	// JWKSURL is a JSON Web Key Set (RFC 7517 §5) of RS256 and ES256
-	// keys. A JWT whose header names a "kid" is verified with the key of
-	// that kid only. The set is fetched on first use, again when it is
+	// keys. An RS256 or ES256 JWT whose header names a "kid" is verified
+	// with the key of that kid only; other JWTs with the static keys. The set is fetched on first use, again when it is
 	// older than JWKSRefresh, and when a token names a kid it lacks (key
 	// rotation; at most once per 10s, or per JWKSRefresh if shorter). A
 	// failed fetch keeps the keys held and is logged.
