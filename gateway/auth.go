@@ -53,10 +53,12 @@ type AuthConfig struct {
 
 	// JWKSURL is a JSON Web Key Set (RFC 7517 §5) of RS256 and ES256
 	// keys. An RS256 or ES256 JWT whose header names a "kid" is verified
-	// with the key of that kid only; other JWTs with the static keys. The set is fetched on first use, again when it is
-	// older than JWKSRefresh, and when a token names a kid it lacks (key
-	// rotation; at most once per 10s, or per JWKSRefresh if shorter). A
-	// failed fetch keeps the keys held and is logged.
+	// with the key of that kid only; other JWTs with the static keys.
+	// NewAuthenticator starts fetching the set in the background; it is
+	// fetched again when it is older than JWKSRefresh, and when a token
+	// names a kid it lacks (key rotation; at most once per 10s, or per
+	// JWKSRefresh if shorter). A failed fetch keeps the keys held and is
+	// logged.
 	JWKSURL string
 
 	// JWKSRefresh is the most a key set is used before it is fetched
@@ -193,6 +195,7 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 			return nil, errors.New("duplex: auth: JWKS URL: want an http:// or https:// URL")
 		}
 		a.jwt.jwks = newJWKS(cfg, a.now)
+		a.jwt.jwks.prefetch()
 	}
 	a.jwt.parser = newParser(cfg, a.now)
 	a.jwt.audience, a.jwt.issuer = cfg.JWTAudience, cfg.JWTIssuer

@@ -106,6 +106,17 @@ func newJWKS(cfg AuthConfig, now func() time.Time) *jwks {
 	return j
 }
 
+// prefetch starts fetching the set in the background, so that the first
+// token need not wait for it and a wrong URL is logged at startup.
+func (j *jwks) prefetch() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.inflight == nil {
+		j.inflight, j.tried = make(chan struct{}), j.now()
+		go j.fetch(j.inflight)
+	}
+}
+
 // key returns the public key of kid for alg. It fetches the set first if
 // the set is stale, or lacks kid and no fetch was tried for minInterval;
 // callers then wait for that fetch, which the client's timeout bounds.
