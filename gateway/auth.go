@@ -6,8 +6,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -36,6 +39,46 @@ type AuthConfig struct {
 
 	// Now is the clock for JWT exp and nbf. Nil means time.Now.
 	Now func() time.Time
+
+	// JWTAudience, when set, must be one of a JWT's "aud" values
+	// (RFC 7519 §4.1.3); a token without "aud" is refused.
+	JWTAudience string
+
+	// JWTIssuer, when set, must be a JWT's "iss" (RFC 7519 §4.1.1).
+	JWTIssuer string
+
+	// JWTRequireExp refuses JWTs without an "exp" claim, which would
+	// otherwise never expire.
+	JWTRequireExp bool
+
+	// JWKSURL is a JSON Web Key Set (RFC 7517 §5) of RS256 and ES256
+	// keys. An RS256 or ES256 JWT whose header names a "kid" is verified
+	// with the key of that kid only; other JWTs with the static keys.
+	// NewAuthenticator starts fetching the set in the background; it is
+	// fetched again when it is older than JWKSRefresh, and when a token
+	// names a kid it lacks (key rotation; at most once per 10s, or per
+	// JWKSRefresh if shorter). A failed fetch keeps the keys held and is
+	// logged.
+	JWKSURL string
+
+	// JWKSRefresh is the most a key set is used before it is fetched
+	// again. Default DefaultJWKSRefresh (5m).
+	JWKSRefresh time.Duration
+
+	// JWKSTimeout bounds one fetch of the set. Default
+	// DefaultJWKSTimeout (10s).
+	JWKSTimeout time.Duration
+
+	// JWKSMaxBytes bounds the size of the set; a larger one is refused.
+	// Default DefaultJWKSMaxBytes (1 MiB).
+	JWKSMaxBytes int64
+
+	// JWKSClient fetches the set. Nil means a client with JWKSTimeout;
+	// a given client's Timeout is lowered to JWKSTimeout.
+	JWKSClient *http.Client
+
+	// Logger receives JWKS fetch failures. Nil discards them.
+	Logger *slog.Logger
 }
 
 // Identity is who authenticated and how.
@@ -51,6 +94,13 @@ type Identity struct {
 
 	// Claims are the JWT claims, nil for other methods.
 	Claims map[string]any
+
+	// Expires is when the credential stops being valid: the JWT's "exp"
+	// plus the leeway the gateway allows for clock skew. Zero means never
+	// (static tokens, Basic, NoAuth, a JWT without "exp"). A session is
+	// closed at Expires unless the client refreshes its token
+	// (docs/protocol.md).
+	Expires time.Time
 }
 
 // AuthError is returned by Authenticate when a request is refused. Reason is
@@ -67,6 +117,11 @@ const (
 	reasonNotYetValid    = "token not yet valid"
 	reasonInvalidBasic   = "invalid basic credentials"
 	reasonUnsupportedAlg = "unsupported jwt alg"
+	reasonUnknownKey     = "unknown jwt key id"
+	reasonMissingExp     = "token has no exp"
+	reasonAudience       = "invalid audience"
+	reasonIssuer         = "invalid issuer"
+	reasonOtherUser      = "token for another user"
 )
 
 // tokenCookie is the cookie a browser page can carry its token in, since
@@ -134,6 +189,16 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	if len(cfg.JWTSecret) > 0 {
 		a.jwt.secret = append([]byte(nil), cfg.JWTSecret...)
 	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, errors.New("duplex: auth: JWKS URL: want an http:// or https:// URL")
+		}
+		a.jwt.jwks = newJWKS(cfg, a.now)
+		a.jwt.jwks.prefetch()
+	}
+	a.jwt.parser = newParser(cfg, a.now)
+	a.jwt.audience, a.jwt.issuer = cfg.JWTAudience, cfg.JWTIssuer
 	return a, nil
 }
 
@@ -189,20 +254,39 @@ func (a *Authenticator) checkToken(tok string) (Identity, error) {
 	if !a.jwt.enabled() {
 		return Identity{}, &AuthError{Reason: reasonInvalidToken}
 	}
-	t, err := parseJWT(tok)
-	if err != nil {
-		return Identity{}, &AuthError{Reason: reasonInvalidToken}
-	}
-	if aerr := a.jwt.verify(t, a.now()); aerr != nil {
+	claims, aerr := a.jwt.verify(tok)
+	if aerr != nil {
 		return Identity{}, aerr
 	}
 	var sub string
-	if v, ok := t.claims["sub"]; ok {
+	if v, ok := claims["sub"]; ok {
 		if sub, ok = v.(string); !ok {
 			return Identity{}, &AuthError{Reason: reasonInvalidToken}
 		}
 	}
-	return Identity{User: sub, Method: "jwt", Claims: t.claims}, nil
+	id := Identity{User: sub, Method: "jwt", Claims: claims}
+	if exp, ok := expiry(claims); ok {
+		id.Expires = exp.Add(jwtLeeway)
+	}
+	return id, nil
+}
+
+// Refresh checks token, sent by the session of cur to extend it
+// (docs/protocol.md, "Token lifetime"). It returns the identity the token
+// proves, which must be cur's: same method and same user. Otherwise the
+// error is an *AuthError whose reason is reasonOtherUser.
+func (a *Authenticator) Refresh(cur Identity, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, &AuthError{Reason: reasonMissing}
+	}
+	id, err := a.checkToken(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	if id.Method != cur.Method || id.User != cur.User {
+		return Identity{}, &AuthError{Reason: reasonOtherUser}
+	}
+	return id, nil
 }
 
 func (a *Authenticator) checkBasic(user, pass string) (Identity, error) {

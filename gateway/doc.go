@@ -19,6 +19,9 @@
 // its token redacted. Browser pages of other origins get 403 unless
 // Options.AllowOrigin lets them in. An address that fails too often
 // (Options.AuthFailureLimit) gets 429 with Retry-After until it slows down.
+// JWTs are verified with golang-jwt/jwt/v5, against a static key or, by
+// kid, a JWKS URL; a JWT session lasts as long as its token, unless the
+// client refreshes it on /ws (docs/protocol.md, "Token lifetime").
 //
 // # Limits
 //
@@ -39,7 +42,9 @@
 //	1001 going away       Shutdown
 //	1008 policy violation "pong timeout": no pong within PongTimeout
 //	1009 message too big  a message over MaxMessageSize
-//	1013 try again later  "send queue full": the client reads too slowly
+//	1013 try again later  "send queue full": the client reads too slowly;
+//	                      "not reading": no pong while messages waited
+//	4401 (application)    "token expired", "refresh refused: ..."
 //
 // # Observability
 //

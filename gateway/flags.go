@@ -53,6 +53,13 @@ func (o *Options) settings() []setting {
 		{"log-refusal-rate", "DUPLEX_LOG_REFUSAL_RATE", "log at most `n` refused requests of each kind per second, and count the rest; negative: no limit", (*intValue)(&o.LogRefusalRate)},
 		{"metrics-addr", "DUPLEX_METRICS_ADDR", "serve /metrics and /healthz with details on this internal `address` only, not on --addr", (*stringValue)(&o.MetricsAddr)},
 		{"metrics-auth", "DUPLEX_METRICS_AUTH", "require \"Authorization: Bearer\" with --api-key on /metrics", &boolValue{p: &o.MetricsAuth}},
+		{"jwt-audience", "DUPLEX_JWT_AUDIENCE", "accept only JWTs whose aud claim holds `aud`", (*stringValue)(&o.JWTAudience)},
+		{"jwt-issuer", "DUPLEX_JWT_ISSUER", "accept only JWTs whose iss claim is `iss`", (*stringValue)(&o.JWTIssuer)},
+		{"jwt-require-exp", "DUPLEX_JWT_REQUIRE_EXP", "refuse JWTs without an exp claim (they would never expire)", &boolValue{p: &o.JWTRequireExp}},
+		{"jwt-jwks", "DUPLEX_JWT_JWKS", "accept RS256/ES256 JWTs whose kid names a key of the JSON Web Key Set at `url`", (*stringValue)(&o.JWKSURL)},
+		{"jwt-jwks-refresh", "DUPLEX_JWT_JWKS_REFRESH", "fetch the --jwt-jwks key set again when it is older than `duration` (and at once for an unknown kid, at most every 10s)", (*durationValue)(&o.JWKSRefresh)},
+		{"jwt-jwks-timeout", "DUPLEX_JWT_JWKS_TIMEOUT", "give up a --jwt-jwks fetch after `duration`", (*durationValue)(&o.JWKSTimeout)},
+		{"jwt-jwks-max-size", "DUPLEX_JWT_JWKS_MAX_SIZE", "refuse a --jwt-jwks key set larger than `bytes`", (*sizeValue)(&o.JWKSMaxSize)},
 	}
 }
 

@@ -71,6 +71,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = logger
 	auth, err := NewAuthenticator(cfg)
 	if err != nil {
 		return nil, err

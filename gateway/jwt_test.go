@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -95,8 +97,11 @@ func signJWTHeader(t testing.TB, header map[string]any, key any, claims map[stri
 	return signed + "." + b64.EncodeToString(sig)
 }
 
-func TestParseJWT(t *testing.T) {
-	good := signJWT(t, "HS256", []byte("k"), map[string]any{"sub": "ann"})
+// TestJWTSyntax feeds malformed tokens to the verifier: each is refused
+// as an invalid token before any key is used.
+func TestJWTSyntax(t *testing.T) {
+	secret := []byte("k")
+	good := signJWT(t, "HS256", secret, map[string]any{"sub": "ann"})
 	tests := []struct {
 		name    string
 		in      string
@@ -109,25 +114,25 @@ func TestParseJWT(t *testing.T) {
 		{"four parts", good + ".x", true},
 		{"padding", strings.Replace(good, ".", "=.", 1), true},
 		{"std base64 chars", "eyJhbGciOiJIUzI1NiJ9+.e30.", true},
-		{"newline inside part", "eyJhbGciOi\nJIUzI1NiJ9.e30.", true},
+		{"newline inside part", good[:10] + "\n" + good[10:], true},
 		{"header not json", b64.EncodeToString([]byte("nope")) + ".e30.", true},
 		{"header array", b64.EncodeToString([]byte(`["HS256"]`)) + ".e30.", true},
 		{"no alg", b64.EncodeToString([]byte(`{"typ":"JWT"}`)) + ".e30.", true},
 		{"alg not string", b64.EncodeToString([]byte(`{"alg":1}`)) + ".e30.", true},
-		{"crit present (RFC 7515 §4.1.11)", b64.EncodeToString([]byte(`{"alg":"HS256","crit":["exp"]}`)) + ".e30.", true},
 		{"payload not object", "eyJhbGciOiJIUzI1NiJ9." + b64.EncodeToString([]byte(`[1]`)) + ".", true},
 		{"payload null", "eyJhbGciOiJIUzI1NiJ9." + b64.EncodeToString([]byte(`null`)) + ".", true},
-		{"empty signature ok to parse", "eyJhbGciOiJIUzI1NiJ9.e30.", false},
-		{"too long", "eyJhbGciOiJIUzI1NiJ9.e30." + strings.Repeat("A", maxJWTLen), true},
+		{"empty signature", "eyJhbGciOiJIUzI1NiJ9.e30.", true},
+		{"too long", good + strings.Repeat("A", maxJWTLen), true},
+	}
+	a, err := NewAuthenticator(AuthConfig{JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := parseJWT(tt.in)
+			_, err := a.checkToken(tt.in)
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseJWT(%q) error = %v; want error %v", tt.in, err, tt.wantErr)
-			}
-			if err == nil && !strings.HasPrefix(tt.in, tok.signed+".") {
-				t.Errorf("signing input %q is not a prefix of %q", tok.signed, tt.in)
+				t.Fatalf("checkToken(%q) error = %v; want error %v", tt.in, err, tt.wantErr)
 			}
 		})
 	}
@@ -157,36 +162,79 @@ func TestES256RawSignature(t *testing.T) {
 	assertReason(t, err, reasonInvalidToken)
 }
 
-func TestCheckTimes(t *testing.T) {
+// TestJWTClaimRules pins exp and nbf with the leeway (RFC 7519 §4.1.4,
+// §4.1.5), and the aud, iss and required-exp options, on HS256 tokens.
+func TestJWTClaimRules(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	n := float64(now.Unix())
+	secret := []byte("claims-secret")
+	base := AuthConfig{JWTSecret: secret, Now: func() time.Time { return now }}
+	strict := base
+	strict.JWTAudience, strict.JWTIssuer, strict.JWTRequireExp = "duplex", "https://issuer.example", true
+	ok := map[string]any{"aud": "duplex", "iss": "https://issuer.example", "exp": n + 60}
+	with := func(k string, v any) map[string]any {
+		c := maps.Clone(ok)
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
 	tests := []struct {
 		name   string
+		cfg    AuthConfig
 		claims map[string]any
 		want   string // reason, "" for success
 	}{
-		{"no times", map[string]any{}, ""},
-		{"exp future", map[string]any{"exp": n + 60}, ""},
-		{"exp past within leeway", map[string]any{"exp": n - 29}, ""},
-		{"exp past leeway", map[string]any{"exp": n - 30}, reasonExpired},
-		{"exp long past", map[string]any{"exp": n - 3600}, reasonExpired},
-		{"exp fractional", map[string]any{"exp": n - 29.5}, ""},
-		{"exp huge", map[string]any{"exp": 1e300}, ""},
-		{"exp negative huge", map[string]any{"exp": -1e300}, reasonExpired},
-		{"exp string", map[string]any{"exp": "tomorrow"}, reasonInvalidToken},
-		{"nbf past", map[string]any{"nbf": n - 60}, ""},
-		{"nbf future within leeway", map[string]any{"nbf": n + 30}, ""},
-		{"nbf future past leeway", map[string]any{"nbf": n + 31}, reasonNotYetValid},
-		{"nbf null", map[string]any{"nbf": nil}, reasonInvalidToken},
-		{"both ok", map[string]any{"nbf": n - 1, "exp": n + 1}, ""},
+		{"no times", base, map[string]any{}, ""},
+		{"exp future", base, map[string]any{"exp": n + 60}, ""},
+		{"exp past within leeway", base, map[string]any{"exp": n - 29}, ""},
+		{"exp past leeway", base, map[string]any{"exp": n - 30}, reasonExpired},
+		{"exp long past", base, map[string]any{"exp": n - 3600}, reasonExpired},
+		// golang-jwt truncates times to the second.
+		{"exp fractional", base, map[string]any{"exp": n - 28.5}, ""},
+		{"exp fractional truncated", base, map[string]any{"exp": n - 29.5}, reasonExpired},
+		{"exp zero is 1970", base, map[string]any{"exp": 0}, reasonExpired},
+		{"exp year 33658", base, map[string]any{"exp": 1e12}, ""},
+		{"exp negative huge", base, map[string]any{"exp": -1e300}, reasonExpired},
+		{"exp string", base, map[string]any{"exp": "tomorrow"}, reasonInvalidToken},
+		{"nbf past", base, map[string]any{"nbf": n - 60}, ""},
+		{"nbf future within leeway", base, map[string]any{"nbf": n + 30}, ""},
+		{"nbf future past leeway", base, map[string]any{"nbf": n + 31}, reasonNotYetValid},
+		{"nbf null", base, map[string]any{"nbf": nil}, reasonInvalidToken},
+		{"both ok", base, map[string]any{"nbf": n - 1, "exp": n + 1}, ""},
+		{"aud and iss ignored by default", base, map[string]any{"aud": "other", "iss": "eve"}, ""},
+
+		{"strict ok", strict, ok, ""},
+		{"aud in a list", strict, with("aud", []string{"x", "duplex"}), ""},
+		{"aud other", strict, with("aud", "other"), reasonAudience},
+		{"aud list without ours", strict, with("aud", []string{"x", "y"}), reasonAudience},
+		{"aud absent", strict, with("aud", nil), reasonAudience},
+		{"aud not string", strict, with("aud", 7), reasonAudience},
+		{"iss other", strict, with("iss", "https://evil.example"), reasonIssuer},
+		{"iss absent", strict, with("iss", nil), reasonIssuer},
+		{"exp required, absent", strict, with("exp", nil), reasonMissingExp},
+		{"exp required, expired", strict, with("exp", n-3600), reasonExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var err error
-			if aerr := checkTimes(tt.claims, now); aerr != nil {
-				err = aerr
+			a, err := NewAuthenticator(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
 			}
+			id, err := a.Authenticate(bearer(signJWT(t, "HS256", secret, tt.claims)))
 			assertReason(t, err, tt.want)
+			if err != nil {
+				return
+			}
+			exp, hasExp := tt.claims["exp"].(float64)
+			if want := time.Unix(int64(math.Floor(exp)), 0).Add(jwtLeeway); hasExp && id.Expires.Unix() != want.Unix() {
+				t.Errorf("Expires = %v; want exp + leeway = %v", id.Expires, want)
+			}
+			if !hasExp && !id.Expires.IsZero() {
+				t.Errorf("Expires = %v without exp; want zero", id.Expires)
+			}
 		})
 	}
 }
@@ -244,9 +292,8 @@ func TestParsePublicKeyPEM(t *testing.T) {
 	}
 }
 
-// FuzzParseJWT checks that parseJWT and verification never panic on any
-// input, and that a parsed token round-trips: its parts re-encode to the
-// input byte for byte, so one token has one meaning.
+// FuzzParseJWT checks that verification never panics on any input and
+// passes nothing but a JWT identity.
 func FuzzParseJWT(f *testing.F) {
 	secret := []byte("fuzz-secret")
 	f.Add(signJWT(f, "HS256", secret, map[string]any{"sub": "a", "exp": 1e10}))
@@ -261,15 +308,6 @@ func FuzzParseJWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		tok, err := parseJWT(s)
-		if err == nil {
-			if got := tok.signed + "." + b64.EncodeToString(tok.sig); got != s {
-				t.Fatalf("parseJWT(%q) re-encodes to %q", s, got)
-			}
-			if tok.claims == nil {
-				t.Fatalf("parseJWT(%q) returned nil claims", s)
-			}
-		}
 		id, err := a.checkToken(s)
 		if err == nil && id.Method != "jwt" {
 			t.Fatalf("checkToken(%q) = %+v without error", s, id)
@@ -315,8 +353,8 @@ func FuzzVerifyJWTPayload(f *testing.F) {
 		if id.Method != "jwt" || len(id.Claims) != len(want) {
 			t.Fatalf("identity %+v; want jwt with %d claims", id, len(want))
 		}
-		if err := checkTimes(want, now); err != nil {
-			t.Fatalf("payload %q passed but checkTimes says %v", payload, err)
+		if exp, ok := want["exp"].(float64); ok && float64(now.Unix()) >= exp+jwtLeeway.Seconds() {
+			t.Fatalf("payload %q passed but expired", payload)
 		}
 	})
 }

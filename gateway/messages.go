@@ -24,6 +24,8 @@ type appMessage struct {
 //     cannot send ping frames), gets {"type":"pong","t":T} and no ack;
 //   - {"type":"subscribe"}, "unsubscribe" and "publish" work on channels
 //     (onChannelMessage, docs/protocol.md);
+//   - {"type":"refresh","token":T} extends the session's token lifetime
+//     (onRefresh);
 //   - any other message gets a message of the same type holding
 //     "received: " followed by it.
 func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
@@ -39,6 +41,9 @@ func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 				return
 			case "subscribe", "unsubscribe", "publish":
 				g.onChannelMessage(s, p)
+				return
+			case "refresh":
+				g.onRefresh(s, p) // refresh.go
 				return
 			}
 		}

@@ -58,7 +58,9 @@ type Options struct {
 	PingInterval time.Duration
 
 	// PongTimeout is how long a ping waits for its pong before the
-	// connection is closed with 1008 (policy violation) "pong timeout".
+	// connection is closed with 1008 (policy violation) "pong timeout",
+	// or with 1013 "not reading" if the server sent it messages since its
+	// last pong (a client that stopped reading).
 	// A dead peer is noticed within PingInterval+PongTimeout. Default 10s:
 	// long enough for a phone on a poor network, short enough that a dead
 	// one does not hold a slot for long.
@@ -184,6 +186,36 @@ type Options struct {
 	// MetricsAuth makes /metrics require "Authorization: Bearer APIKey";
 	// it needs APIKey.
 	MetricsAuth bool
+	// Token lifetime (docs/protocol.md, "Token lifetime"): a session
+	// authenticated by a JWT with "exp" is closed with 4401 "token
+	// expired" 30s (the leeway) after exp, unless the client sends a
+	// refresh with a new token of the same user first.
+
+	// JWTAudience, when set, must be one of a JWT's "aud" values; other
+	// tokens get 401 "invalid audience".
+	JWTAudience string
+
+	// JWTIssuer, when set, must be a JWT's "iss"; other tokens get 401
+	// "invalid issuer".
+	JWTIssuer string
+
+	// JWTRequireExp refuses JWTs without "exp" (401 "token has no exp"),
+	// which would otherwise never expire.
+	JWTRequireExp bool
+
+	// JWKSURL is a JSON Web Key Set of RS256/ES256 keys; a JWT naming a
+	// "kid" is verified with that key (AuthConfig.JWKSURL).
+	JWKSURL string
+
+	// JWKSRefresh is the most a fetched key set is used before it is
+	// fetched again. Default 5m.
+	JWKSRefresh time.Duration
+
+	// JWKSTimeout bounds one fetch of the key set. Default 10s.
+	JWKSTimeout time.Duration
+
+	// JWKSMaxSize bounds the size of the key set. Default 1 MiB.
+	JWKSMaxSize int64
 }
 
 // Defaults of Options.
@@ -224,6 +256,11 @@ func (o Options) withDefaults() Options {
 	def(&o.CloseTimeout, DefaultCloseTimeout)
 	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&o.HistoryTTL, DefaultHistoryTTL)
+	def(&o.JWKSRefresh, DefaultJWKSRefresh)
+	def(&o.JWKSTimeout, DefaultJWKSTimeout)
+	if o.JWKSMaxSize == 0 {
+		o.JWKSMaxSize = DefaultJWKSMaxBytes
+	}
 	if o.HistorySize == 0 {
 		o.HistorySize = DefaultHistorySize
 	}
@@ -275,6 +312,9 @@ func (o *Options) Validate() error {
 	if o.HistoryTTL < 0 {
 		errs = append(errs, errors.New("--history-ttl must not be negative"))
 	}
+	if o.JWKSRefresh < 0 || o.JWKSTimeout < 0 || o.JWKSMaxSize < 0 {
+		errs = append(errs, errors.New("--jwt-jwks-refresh, --jwt-jwks-timeout and --jwt-jwks-max-size must not be negative"))
+	}
 	switch scheme, _, _ := strings.Cut(o.BrokerURL, "://"); {
 	case o.BrokerURL == "" || o.BrokerURL == "memory":
 	case scheme == "redis" || scheme == "rediss":
@@ -302,7 +342,7 @@ func (o *Options) Validate() error {
 // so that the default start is usable and still closed to strangers.
 func (o *Options) NeedsGeneratedToken() bool {
 	return !o.NoAuth && len(o.Tokens) == 0 && o.TokenFile == "" && len(o.Basic) == 0 &&
-		o.JWTSecret == "" && o.JWTKeyFile == ""
+		o.JWTSecret == "" && o.JWTKeyFile == "" && o.JWKSURL == ""
 }
 
 // TLS reports whether TLSCert and TLSKey are set.
@@ -314,6 +354,14 @@ func (o *Options) authConfig() (AuthConfig, error) {
 		Tokens: append([]string(nil), o.Tokens...),
 		Basic:  o.Basic,
 		NoAuth: o.NoAuth,
+
+		JWTAudience:   o.JWTAudience,
+		JWTIssuer:     o.JWTIssuer,
+		JWTRequireExp: o.JWTRequireExp,
+		JWKSURL:       o.JWKSURL,
+		JWKSRefresh:   o.JWKSRefresh,
+		JWKSTimeout:   o.JWKSTimeout,
+		JWKSMaxBytes:  o.JWKSMaxSize,
 	}
 	if o.JWTSecret != "" {
 		cfg.JWTSecret = []byte(o.JWTSecret)

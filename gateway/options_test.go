@@ -48,6 +48,9 @@ func TestOptionsDefaults(t *testing.T) {
 		AuthFailureLimit:     20,
 		AuthFailureAddresses: 16384,
 		LogRefusalRate:       10,
+		JWKSRefresh:          5 * time.Minute,
+		JWKSTimeout:          10 * time.Second,
+		JWKSMaxSize:          1 << 20,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)

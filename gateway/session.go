@@ -36,11 +36,14 @@ type outMsg struct {
 // Any of them, Shutdown, or a channel publisher can end the session with
 // closeWith, which never blocks; the other goroutines then return and run
 // logs the close.
+//
+// A refresh replaces ident.Claims on the reader, the only goroutine that
+// reads them; the others read only ident.User and ident.Method.
 type session struct {
 	g      *Gateway
 	id     uint64
 	conn   *duplex.Conn
-	ident  Identity
+	ident  Identity // a refresh replaces its Claims (see above)
 	remote string
 	path   string
 	handle messageHandler
@@ -60,6 +63,10 @@ type session struct {
 
 	closeErr error // written by the keeper before it returns; what Close returned
 
+	lastRefresh   time.Time     // used by the reader only (refresh.go)
+	expires       atomic.Int64  // Unix ms when the credential runs out, 0 never (expiry.go)
+	expiryChanged chan struct{} // one slot: setExpiry wakes the keeper
+
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
 }
 
@@ -75,8 +82,11 @@ func (g *Gateway) newSession(conn *duplex.Conn, r *http.Request, id Identity, ha
 		start:  time.Now(),
 		queue:  make(chan outMsg, g.opts.SendQueue),
 		wrote:  make(chan struct{}, 1),
+
+		expiryChanged: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.setExpiry(id.Expires)
 	return s
 }
 
@@ -151,7 +161,8 @@ func (s *session) drain() {
 		select {
 		case <-s.wrote:
 		case <-timer.C:
-			s.overflow()
+			// The queue may be empty: the writer is stuck on one message.
+			s.slowConsumer(causeDrainTimeout, reasonQueueFull)
 			return
 		case <-s.ctx.Done():
 			return
@@ -183,7 +194,7 @@ func (s *session) enqueue(m outMsg) bool {
 	// MaxMessageSize bounds it.
 	if q := s.queuedBytes.Add(n); q > s.g.opts.SendQueueBytes && q != n {
 		s.queuedBytes.Add(-n)
-		s.overflow()
+		s.slowConsumer(causeQueueBytes, reasonQueueFull)
 		return false
 	}
 	s.pending.Add(1)
@@ -198,13 +209,32 @@ func (s *session) enqueue(m outMsg) bool {
 	}
 }
 
-func (s *session) overflow() {
+// Why a session is closed as a slow consumer, for the log (issue 15
+// item 9: the log line must say the real cause), and the reasons its
+// 1013 close frame gives the client (docs/protocol.md).
+const (
+	causeQueueFull    = "send queue full (--send-queue messages)"
+	causeQueueBytes   = "send queue full (--send-queue-bytes)"
+	causeDrainTimeout = "drain timeout: the client read none of the answers to its last message in 5s"
+	causeNotReading   = "not reading: messages were sent and no pong came within --pong-timeout"
+
+	reasonQueueFull  = "send queue full"
+	reasonNotReading = "not reading"
+)
+
+// overflow closes a session whose send queue is full with 1013.
+func (s *session) overflow() { s.slowConsumer(causeQueueFull, reasonQueueFull) }
+
+// slowConsumer closes with 1013 a session whose client does not read, and
+// logs why.
+func (s *session) slowConsumer(cause, reason string) {
 	s.g.metrics.queueDrops.Inc()
-	if s.closeWith(duplex.StatusTryAgainLater, "send queue full") {
+	if s.closeWith(duplex.StatusTryAgainLater, reason) {
 		s.g.metrics.slowConsumers.Inc()
-		s.g.log.Warn("slow consumer: send queue full, closing",
+		s.g.log.Warn("slow consumer, closing", "cause", cause,
 			"conn", s.id, "remote", s.remote, "user", s.ident.User,
-			"queued", len(s.queue), "queued_bytes", s.queuedBytes.Load())
+			"queued", len(s.queue), "queued_bytes", s.queuedBytes.Load(),
+			"unwritten", s.pending.Load())
 	}
 }
 
@@ -268,36 +298,73 @@ func (s *session) writeLoop() {
 	}
 }
 
-// keep runs the heartbeat: a ping every PingInterval, each allowed
-// PongTimeout for its pong; a late pong closes the connection with 1008
-// "pong timeout". When the session ends it sends the server's close frame,
-// if the server chose one. Close returns once the client answers, or after
+// keep runs the heartbeat and token expiry on one timer.
+//
+// The heartbeat is a ping every PingInterval, each allowed PongTimeout for
+// its pong. A late pong closes the connection with 1008 "pong timeout",
+// unless the server wrote the client messages since its last answered
+// ping: then the client has stopped reading (its acks may all fit in
+// kernel buffers, so its queue never fills) and is closed with 1013 "not
+// reading", as the slow consumer it is (issue 15 item 9). A peer that
+// vanished while receiving looks the same from here and is closed the
+// same way.
+//
+// Expiry closes the connection with 4401 when the credential runs out
+// (expireIfDue). It is checked when the timer fires, so while a ping
+// waits for its pong an expiry can be late by up to PongTimeout.
+//
+// When the session ends, keep sends the server's close frame, if the
+// server chose one. Close returns once the client answers, or after
 // CloseTimeout; meanwhile the reader goes on reading, so the answer is
 // seen.
 func (s *session) keep() {
 	defer s.sendClose()
 	g := s.g
-	if g.opts.PingInterval <= 0 {
-		<-s.ctx.Done()
-		return
+	var nextPing time.Time // zero: no heartbeat
+	if g.opts.PingInterval > 0 {
+		nextPing = time.Now().Add(g.opts.PingInterval)
 	}
-	t := time.NewTimer(g.opts.PingInterval)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	var wroteAtPong int64 // messages written before the last answered ping
 	for {
+		now := time.Now()
+		wake := s.expireIfDue(now)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if !nextPing.IsZero() && (wake.IsZero() || nextPing.Before(wake)) {
+			wake = nextPing
+		}
+		var fired <-chan time.Time
+		if !wake.IsZero() {
+			t.Reset(wake.Sub(now))
+			fired = t.C
+		}
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case <-s.expiryChanged:
+			continue
+		case <-fired:
 		}
+		if nextPing.IsZero() || time.Now().Before(nextPing) {
+			continue // an expiry check only
+		}
+		// Messages written before a ping that is answered were read.
+		wroteBeforePing := s.msgsOut.Load()
 		ctx, cancel := context.WithTimeout(s.ctx, g.opts.PongTimeout)
 		rtt, err := s.conn.Ping(ctx)
 		cancel()
+		nextPing = time.Now().Add(g.opts.PingInterval)
 		switch {
 		case err == nil:
 			g.metrics.pingRTT.Observe(rtt.Seconds())
-			t.Reset(g.opts.PingInterval)
+			wroteAtPong = wroteBeforePing
 		case s.ctx.Err() != nil:
-			// Ending for another reason; the next select returns.
+			// Ending for another reason; the next round returns.
+		case errors.Is(err, context.DeadlineExceeded) && (s.msgsOut.Load() != wroteAtPong || s.pending.Load() > 0):
+			s.slowConsumer(causeNotReading, reasonNotReading)
 		case errors.Is(err, context.DeadlineExceeded):
 			if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
 				g.metrics.pongTimeouts.Inc()

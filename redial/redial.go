@@ -104,6 +104,31 @@ type Options struct {
 	// after every failed dial or lost connection, moves to the next URL
 	// of url, URLs[0], URLs[1], …, round and round. Default: none.
 	URLs []string
+
+	// Token, when set, supplies the bearer token of a duplex gateway
+	// session that expires with its JWT (docs/protocol.md, "Token
+	// lifetime"), and so keeps the session up. It is called
+	//
+	//   - before the first dial, and before any dial after the server
+	//     closed with 4401 (token expired, or refresh refused) or when the
+	//     token held is within RefreshBefore of its exp: the token goes in
+	//     the URL's "token" query parameter if the URL has one, else in an
+	//     "Authorization: Bearer" header;
+	//   - RefreshBefore before the exp of the token in use, while
+	//     connected: its token is sent as {"type":"refresh","token":T}.
+	//
+	// exp is read from the JWT without checking it: only the server
+	// decides. The server's {"type":"refreshed"} answers are not passed
+	// to OnMessage. A dial refused with 401 or 403 stops Run only when
+	// its token came from Token for that dial: a token kept from an
+	// earlier connection is replaced and the dial tried again. An error fails the dial (retried with backoff) or,
+	// while connected, is retried every 5s until the server closes with
+	// 4401. Calls come from one goroutine at a time.
+	Token func(ctx context.Context) (string, error)
+
+	// RefreshBefore is how long before its exp a token is replaced.
+	// Default: 1m.
+	RefreshBefore time.Duration
 }
 
 // State is where a Client stands.
@@ -149,6 +174,13 @@ type Client struct {
 	written uint64        // guarded by mu; messages ever written
 	changed chan struct{} // guarded by mu; closed and replaced when the queue shrinks
 	ready   chan struct{} // one slot: the queue has grown
+
+	tokenMu   sync.Mutex
+	token     string    // guarded by tokenMu; the last one Token returned
+	tokenExp  time.Time // guarded by tokenMu; its exp, zero if none
+	needToken bool      // guarded by tokenMu; the server refused token
+
+	dialedFresh bool // used by Run only; the last dial's token came from Token just then
 }
 
 type message struct {
@@ -183,6 +215,9 @@ func New(url string, opts *Options) *Client {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
+	}
+	if o.RefreshBefore <= 0 {
+		o.RefreshBefore = time.Minute
 	}
 	o.URLs = append([]string(nil), o.URLs...)
 	c := &Client{

@@ -1,6 +1,7 @@
 package redial
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		switch {
 		case ctx.Err() != nil || c.stopped():
 			return nil
+		case permanent(err) && c.retryWithNewToken():
+			// A token kept from before (its key may have been rotated
+			// out) was refused: one more dial, with a new one.
 		case permanent(err):
 			return err
 		}
@@ -81,7 +85,18 @@ func (c *Client) backoff(attempt int) time.Duration {
 func (c *Client) connect(ctx context.Context, url string) (time.Duration, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
 	stop := context.AfterFunc(c.stopCtx, cancel)
-	conn, _, err := duplex.Dial(dctx, url, c.opts.Dial)
+	dialOpts := c.opts.Dial
+	if c.opts.Token != nil {
+		tok, fresh, err := c.dialToken(dctx)
+		c.dialedFresh = fresh
+		if err != nil {
+			stop()
+			cancel()
+			return 0, err
+		}
+		url, dialOpts = withToken(url, dialOpts, tok)
+	}
+	conn, _, err := duplex.Dial(dctx, url, dialOpts)
 	stop()
 	cancel()
 	if err != nil {
@@ -89,6 +104,11 @@ func (c *Client) connect(ctx context.Context, url string) (time.Duration, error)
 	}
 	start := time.Now()
 	err = c.serve(ctx, conn)
+	if duplex.CloseStatus(err) == statusTokenExpired {
+		c.tokenMu.Lock()
+		c.needToken = true
+		c.tokenMu.Unlock()
+	}
 	return time.Since(start), err
 }
 
@@ -124,6 +144,9 @@ func (c *Client) serve(ctx context.Context, conn *duplex.Conn) error {
 		defer wg.Done()
 		failed <- c.read(readCtx, conn)
 	}()
+	if c.opts.Token != nil {
+		wg.Go(func() { c.refresh(beatCtx, conn) })
+	}
 	var beatErr error // set before wg.Done
 	if c.opts.PingInterval > 0 {
 		wg.Add(1)
@@ -178,6 +201,9 @@ func (c *Client) read(ctx context.Context, conn *duplex.Conn) error {
 		typ, p, err := conn.Read(ctx)
 		if err != nil {
 			return err
+		}
+		if c.opts.Token != nil && typ == duplex.MessageText && bytes.HasPrefix(p, refreshedPrefix) {
+			continue
 		}
 		if c.opts.OnMessage != nil {
 			c.opts.OnMessage(typ, p)

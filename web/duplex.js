@@ -17,6 +17,31 @@
 const OPEN = 1;
 
 /**
+ * Close code of a session whose token expired or whose refresh was
+ * refused (docs/protocol.md, "Token lifetime").
+ */
+export const TOKEN_EXPIRED = 4401;
+
+/**
+ * tokenExpiry returns the "exp" claim of a JWT in Unix seconds, or
+ * undefined if token is not a JWT with a numeric exp. The signature is not
+ * checked: the result only schedules refreshes, the server decides.
+ *
+ * @param {string} token
+ * @returns {number|undefined}
+ */
+export function tokenExpiry(token) {
+  try {
+    const part = String(token).split('.')[1];
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - part.length % 4) % 4);
+    const exp = JSON.parse(atob(b64)).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * backoffDelay returns how long to wait before reconnection attempt
  * `attempt` (1 for the first retry): a uniformly random delay in
  * [0, min(max, min·2^(attempt-1))), the "full jitter" of
@@ -51,6 +76,16 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  * @property {number} [maxQueue=1000] sends held while disconnected
  * @property {number} [pingInterval=10000] milliseconds between RTT pings;
  *   0 turns them off
+ * @property {() => (string|Promise<string>)} [refreshToken] returns a new
+ *   token for the same user. Called refreshBefore ms before the current
+ *   token's exp (read from the JWT) to send {"type":"refresh"} on the open
+ *   connection, and after a close with 4401 (expired or refused) before
+ *   reconnecting. The new token replaces `token` and the "token" query
+ *   parameter of a string URL (a URL function can read `sock.token`). A throw or rejection is reported as a `refresh`
+ *   event with `error`; the next attempt comes with the next reconnect.
+ *   An auth check refusing a token kept from an earlier connection also
+ *   asks for a new one, once, before the state turns "unauthorized".
+ * @property {number} [refreshBefore=60000] milliseconds before exp to refresh
  * @property {typeof WebSocket} [WebSocket] constructor, for tests
  * @property {typeof fetch} [fetch] fetch function, for tests
  */
@@ -75,11 +110,14 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  *   subscribe): reload the channel's state. The server may send it unasked
  *   when a subscription could not be kept whole. It is also a `message`.
  * - `rtt`: {ms}: the round trip of the last ping.
+ * - `refresh`: {exp} when the server accepted a refreshed token (exp in
+ *   Unix seconds, 0 for none), or {error} when refreshToken failed.
  *
  * Wire conventions (text frames, JSON): the client sends
  * {"type":"ping","t":ms} and expects {"type":"pong","t":ms} with the same t;
  * pongs are consumed, never emitted as messages. Browsers cannot send
- * WebSocket ping frames, hence the application-level ping.
+ * WebSocket ping frames, hence the application-level ping. Likewise
+ * {"type":"refreshed"} answers are consumed and become `refresh` events.
  */
 export class DuplexSocket extends EventTarget {
   /**
@@ -90,7 +128,7 @@ export class DuplexSocket extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.url = url;
-    this.opts = merge({ minDelay: 500, maxDelay: 30000, maxAttempts: Infinity, maxQueue: 1000, pingInterval: 10000 }, opts);
+    this.opts = merge({ minDelay: 500, maxDelay: 30000, maxAttempts: Infinity, maxQueue: 1000, pingInterval: 10000, refreshBefore: 60000 }, opts);
     this._state = 'connecting';
     this._ws = null;
     this._queue = [];
@@ -99,6 +137,9 @@ export class DuplexSocket extends EventTarget {
     this._retryTimer = null;
     this._pingTimer = null;
     this._lastPing = null; // {t, at}: t as sent, at = performance.now() then
+    this._refreshTimer = null;
+    this._refreshing = null; // the running refreshToken() promise
+    this._tokenFresh = false; // the token came from refreshToken and was not used yet
     /** @type {Map<string, unknown>} channel → last offset seen (undefined if none) */
     this.channels = new Map();
     queueMicrotask(() => { if (this._gen === 0) this._start(); });
@@ -109,6 +150,15 @@ export class DuplexSocket extends EventTarget {
 
   /** Number of sends waiting for the connection to open. */
   get queued() { return this._queue.length; }
+
+  /**
+   * The current token: the last one refreshToken returned, else the
+   * `token` option, else the URL's "token" query parameter.
+   */
+  get token() {
+    if (this.opts.token) return this.opts.token;
+    try { return new URL(resolve(this.url)).searchParams.get('token') || undefined; } catch { return undefined; }
+  }
 
   /**
    * send transmits data now if the socket is open, or queues it to be sent,
@@ -188,7 +238,8 @@ export class DuplexSocket extends EventTarget {
   _teardown(code, reason) {
     clearTimeout(this._retryTimer);
     clearInterval(this._pingTimer);
-    this._retryTimer = this._pingTimer = null;
+    clearTimeout(this._refreshTimer);
+    this._retryTimer = this._pingTimer = this._refreshTimer = null;
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -219,6 +270,13 @@ export class DuplexSocket extends EventTarget {
       }
       if (gen !== this._gen) return;
       if (res.status === 401 || res.status === 403) {
+        // A token kept from before may have been revoked or its key
+        // rotated out: one more try with a new one. A new one refused
+        // means the credentials are bad.
+        if (this.opts.refreshToken && !this._tokenFresh && await this._newToken()) {
+          if (gen === this._gen) this._start();
+          return;
+        }
         this._setState('unauthorized', { code: res.status, reason: res.statusText || 'unauthorized' });
         return;
       }
@@ -242,6 +300,7 @@ export class DuplexSocket extends EventTarget {
     ws.onopen = () => {
       if (gen !== this._gen) return;
       this._attempt = 0;
+      this._tokenFresh = false;
       this._setState('open');
       for (const ch of this.channels.keys()) this._sendSubscribe(ch);
       // Subscriptions go first so queued sends see the channels in place.
@@ -250,16 +309,71 @@ export class DuplexSocket extends EventTarget {
         this._ping(); // an RTT right away, not one interval later
         this._pingTimer = setInterval(() => this._ping(), this.opts.pingInterval);
       }
+      this._scheduleRefresh(tokenExpiry(this.token), gen);
     };
     ws.onmessage = (ev) => { if (gen === this._gen) this._receive(ev.data); };
     // A failed handshake fires error then close; close has the code.
-    ws.onclose = (ev) => {
+    ws.onclose = async (ev) => {
       if (gen !== this._gen) return;
       clearInterval(this._pingTimer);
+      clearTimeout(this._refreshTimer);
       this._ws = null;
       this._setState('closed', { code: ev.code, reason: ev.reason });
+      // The token ran out or a refresh was refused: reconnecting with it
+      // would be refused too.
+      if (ev.code === TOKEN_EXPIRED && this.opts.refreshToken) {
+        await this._newToken();
+        if (gen !== this._gen) return;
+      }
       this._retry(ev.code, ev.reason);
     };
+  }
+
+  /**
+   * Arms the refresh of a token expiring at exp (Unix seconds), for the
+   * connection of generation gen.
+   */
+  _scheduleRefresh(exp, gen) {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    if (!this.opts.refreshToken || !exp) return;
+    // At least a second apart, so a token returned already inside the
+    // window cannot make a loop.
+    const delay = Math.max(exp * 1000 - Date.now() - this.opts.refreshBefore, 1000);
+    this._refreshTimer = setTimeout(async () => {
+      if (gen !== this._gen) return;
+      const token = await this._newToken();
+      if (gen !== this._gen || !token) return;
+      if (this._ws && this._ws.readyState === OPEN) {
+        this._ws.send(JSON.stringify({ type: 'refresh', token }));
+      }
+    }, Math.min(delay, 2 ** 31 - 1));
+  }
+
+  /**
+   * Calls refreshToken once at a time and installs its token: in `token`
+   * (sent to authCheckURL) and in the URL's "token" parameter for the
+   * next attempts. Resolves with the token, or undefined if it failed.
+   */
+  _newToken() {
+    if (this._refreshing) return this._refreshing;
+    this._refreshing = (async () => {
+      try {
+        const token = await this.opts.refreshToken();
+        if (typeof token !== 'string' || token === '') throw new Error('refreshToken returned no token');
+        this.opts.token = token;
+        this._tokenFresh = true;
+        if (typeof this.url === 'string') this.url = withToken(this.url, token);
+        if (typeof this.opts.authCheckURL === 'string') this.opts.authCheckURL = withToken(this.opts.authCheckURL, token);
+        return token;
+      } catch (err) {
+        this.dispatchEvent(new CustomEvent('refresh', { detail: { error: String(err && err.message || err) } }));
+        return undefined;
+      } finally {
+        this._refreshing = null;
+      }
+    })();
+    return this._refreshing;
   }
 
   /** Schedules the next attempt, or stops after maxAttempts. */
@@ -301,6 +415,11 @@ export class DuplexSocket extends EventTarget {
       this.dispatchEvent(new CustomEvent('rtt', { detail: { ms } }));
       return;
     }
+    if (m && m.type === 'refreshed' && typeof m.exp === 'number') {
+      this._scheduleRefresh(m.exp, this._gen);
+      this.dispatchEvent(new CustomEvent('refresh', { detail: { exp: m.exp } }));
+      return;
+    }
     const detail = { data };
     if (m && m.type === 'subscribed' && typeof m.channel === 'string') {
       // Without recovery the client starts over at the server's latest
@@ -339,6 +458,18 @@ export function connect(url, opts) {
 }
 
 function resolve(v) { return typeof v === 'function' ? v() : v; }
+
+/**
+ * withToken replaces the "token" query parameter of url (absolute or
+ * relative) if it has one, and returns url unchanged otherwise.
+ */
+function withToken(url, token) {
+  let u;
+  try { u = new URL(url, 'http://base.invalid'); } catch { return url; }
+  if (!u.searchParams.has('token')) return url;
+  u.searchParams.set('token', token);
+  return u.origin === 'http://base.invalid' ? u.pathname + u.search + u.hash : u.toString();
+}
 
 /** Copies the defined fields of src onto dst, so undefined keeps a default. */
 function merge(dst, src) {

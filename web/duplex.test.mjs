@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, DuplexSocket } from './duplex.js';
+import { backoffDelay, DuplexSocket, tokenExpiry, TOKEN_EXPIRED } from './duplex.js';
 
 /** FakeWebSocket records what is sent; the test drives open and close. */
 class FakeWebSocket {
@@ -203,4 +203,118 @@ test('subscriptions resume from the last offset after a reconnect', async (t) =>
   FakeWebSocket.made[1].serverOpen();
   assert.deepEqual(FakeWebSocket.made[1].sent.map((m) => JSON.parse(m)),
     [{ type: 'subscribe', channel: 'news', since: 7 }], 'only subscribed channels, offset never moving back');
+});
+
+/** jwt returns an unsigned JWT-shaped token with claims (the client never verifies). */
+function jwt(claims) {
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc(claims)}.c2ln`;
+}
+
+/** nextEvent resolves with the detail of the next event named type. */
+function nextEvent(s, type, ms = 2000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${type}" event within ${ms} ms`)), ms);
+    s.addEventListener(type, (e) => { clearTimeout(timer); resolve(e.detail); }, { once: true });
+  });
+}
+
+test('tokenExpiry reads exp from a JWT and nothing else', () => {
+  assert.equal(tokenExpiry(jwt({ sub: 'a', exp: 1795568172 })), 1795568172);
+  assert.equal(tokenExpiry(jwt({ sub: 'a' })), undefined);
+  assert.equal(tokenExpiry(jwt({ exp: 'soon' })), undefined);
+  assert.equal(tokenExpiry('static-token'), undefined);
+  assert.equal(tokenExpiry(undefined), undefined);
+});
+
+test('refreshToken is called before exp and the new token is sent on the open socket', async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const first = jwt({ sub: 'ada', exp: now + 3600 });
+  const second = jwt({ sub: 'ada', exp: now + 7200 });
+  let calls = 0;
+  const refreshToken = async () => { calls++; return second; };
+  FakeWebSocket.made = [];
+  FakeWebSocket.waiters = [];
+  // refreshBefore reaches back past now: the refresh is due at once (the
+  // client still waits its one-second floor).
+  const s = new DuplexSocket('ws://test/ws?token=' + first, {
+    WebSocket: FakeWebSocket, pingInterval: 0, refreshToken, refreshBefore: 3600 * 1000, minDelay: 1, maxDelay: 1,
+  });
+  t.after(() => s.close());
+  const messages = [];
+  s.addEventListener('message', (e) => messages.push(e.detail.data));
+  const ws = await FakeWebSocket.nth(1);
+  ws.serverOpen();
+  assert.equal(s.token, first);
+
+  await waitUntil(() => ws.sent.length === 1, 3000);
+  assert.deepEqual(JSON.parse(ws.sent[0]), { type: 'refresh', token: second });
+  assert.equal(calls, 1);
+  assert.equal(s.token, second);
+
+  const refreshed = nextEvent(s, 'refresh');
+  ws.serverSend(JSON.stringify({ type: 'refreshed', exp: now + 7200 }));
+  assert.deepEqual(await refreshed, { exp: now + 7200 });
+  assert.deepEqual(messages, [], '"refreshed" is not a message');
+
+  // A later reconnect uses the new token.
+  ws.serverClose(1006);
+  const ws2 = await FakeWebSocket.nth(2);
+  assert.equal(new URL(ws2.url).searchParams.get('token'), second);
+});
+
+test('a 4401 close gets a new token before reconnecting', async (t) => {
+  const tokens = ['t2', 't3'];
+  const s = newSocket(t, {
+    refreshToken: async () => tokens.shift(), minDelay: 1, maxDelay: 1,
+    authCheckURL: '/api/auth-check?token=t1', fetch: async () => ({ status: 204 }),
+  });
+  s.url = 'ws://test/ws?token=t1';
+  const ws = await FakeWebSocket.nth(1);
+  ws.serverOpen();
+  ws.serverClose(TOKEN_EXPIRED, 'token expired');
+  const ws2 = await FakeWebSocket.nth(2);
+  assert.equal(new URL(ws2.url).searchParams.get('token'), 't2');
+  assert.equal(s.opts.authCheckURL, '/api/auth-check?token=t2');
+  assert.equal(s.token, 't2');
+
+  // A failing callback is reported, and the client still retries.
+  s.opts.refreshToken = async () => { throw new Error('idp down'); };
+  ws2.serverOpen();
+  const failed = nextEvent(s, 'refresh');
+  ws2.serverClose(TOKEN_EXPIRED, 'refresh refused: token expired');
+  assert.deepEqual(await failed, { error: 'idp down' });
+  await FakeWebSocket.nth(3);
+});
+
+/** waitUntil polls cond every 10 ms until it holds, or fails after ms. */
+async function waitUntil(cond, ms) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('an auth check refusing a kept token asks refreshToken once, then gives up', async (t) => {
+  const checked = [];
+  const fetch = async (url) => {
+    checked.push(url);
+    return { status: url.endsWith('token=good') ? 204 : 401, statusText: 'Unauthorized' };
+  };
+  const fresh = ['good', 'bad2'];
+  const s = newSocket(t, { fetch, authCheckURL: '/api/auth-check?token=old', refreshToken: async () => fresh.shift(), minDelay: 1 });
+  s.url = 'ws://test/ws?token=old';
+  const ws = await FakeWebSocket.nth(1);
+  assert.deepEqual(checked, ['/api/auth-check?token=old', '/api/auth-check?token=good']);
+  assert.equal(new URL(ws.url).searchParams.get('token'), 'good');
+  ws.serverOpen();
+
+  // Later the kept token is refused, and so is the new one: unauthorized.
+  s.opts.authCheckURL = '/api/auth-check?token=revoked';
+  const unauthorized = nextState(s, 'unauthorized');
+  ws.serverClose(1006);
+  assert.equal((await unauthorized).code, 401);
+  assert.deepEqual(checked.slice(2), ['/api/auth-check?token=revoked', '/api/auth-check?token=bad2']);
+  assert.equal(FakeWebSocket.made.length, 1);
 });
