@@ -43,6 +43,12 @@ func TestOptionsDefaults(t *testing.T) {
 		LogFormat:        "text",
 		HistorySize:      100,
 		HistoryTTL:       5 * time.Minute,
+		HistoryMemory:    256 << 20,
+		MaxChannels:      100000,
+		MaxSubscriptions: 100000,
+		PublishRate:      100,
+		PublishBytesRate: 1 << 20,
+		HistoryPageBytes: 4 << 20,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
@@ -170,7 +176,7 @@ func TestOptionsValidate(t *testing.T) {
 		{TLSCert: "c.pem"},
 		{TLSKey: "k.pem"},
 		{LogFormat: "xml"},
-		{HistorySize: -1},
+		{HistorySize: MaxHistorySize + 1},
 		{BrokerURL: "redis://localhost:6379"}, // with no Broker built for it
 		{BrokerURL: "nats://localhost:4222"},
 	} {

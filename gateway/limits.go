@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Defaults and bounds of the limits on channels, history and publishing
+// (Options; issue 15).
+const (
+	DefaultHistoryMemory    = 256 << 20
+	DefaultMaxChannels      = 100000
+	DefaultMaxSubscriptions = 100000
+	DefaultPublishRate      = 100
+	DefaultPublishBytesRate = 1 << 20
+	DefaultHistoryPageBytes = 4 << 20
+
+	// MaxHistorySize bounds HistorySize: a replay goes through one
+	// client's send queue, and a larger history only costs memory.
+	MaxHistorySize = 10000
+)
+
+// Errors sent to clients in {"type":"error"} messages when a limit is
+// reached (docs/protocol.md).
+var (
+	errChannelLimit      = errors.New("channel limit reached")
+	errSubscriptionLimit = errors.New("subscription limit reached")
+	errPublishRate       = errors.New("publish rate exceeded")
+)
+
+// limitDefaults sets the zero limits to their defaults; withDefaults
+// calls it.
+func (o *Options) limitDefaults() {
+	if o.HistoryMemory == 0 {
+		o.HistoryMemory = DefaultHistoryMemory
+	}
+	if o.MaxChannels == 0 {
+		o.MaxChannels = DefaultMaxChannels
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.PublishRate == 0 {
+		o.PublishRate = DefaultPublishRate
+	}
+	if o.PublishBytesRate == 0 {
+		o.PublishBytesRate = DefaultPublishBytesRate
+	}
+	if o.HistoryPageBytes <= 0 {
+		o.HistoryPageBytes = DefaultHistoryPageBytes
+	}
+}
+
+// validateLimits reports limits out of range; Validate calls it.
+func (o *Options) validateLimits() []error {
+	var errs []error
+	if o.HistorySize > MaxHistorySize {
+		errs = append(errs, fmt.Errorf("--history-size %d: at most %d", o.HistorySize, MaxHistorySize))
+	}
+	return errs
+}
+
+// memoryConfig returns the bounds of the in-memory broker for o, with
+// defaults applied.
+func (o *Options) memoryConfig() memoryConfig {
+	return memoryConfig{
+		size:        max(o.HistorySize, 0),
+		ttl:         o.HistoryTTL,
+		memory:      max(o.HistoryMemory, 0),
+		maxChannels: max(o.MaxChannels, 0),
+	}
+}
+
+// historySizeValue is --history-size: 0 on the command line means no
+// history, which Options spells as a negative HistorySize (its zero is
+// the default).
+type historySizeValue int
+
+func (v *historySizeValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want 0 (no history) to %d", MaxHistorySize)
+	}
+	if n == 0 {
+		n = -1
+	}
+	*v = historySizeValue(n)
+	return nil
+}
+
+func (v *historySizeValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(max(int(*v), 0))
+}
