@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// data returns a JSON string of n bytes.
+func data(n int) json.RawMessage {
+	return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`)
+}
+
+func TestMemoryBudgetDropsOldestFirst(t *testing.T) {
+	// Room for 10 messages of 1000 bytes and the channels they are in.
+	msg := data(1000)
+	per := entryCost(msg) + channelCost("c0")
+	b := newMemoryBrokerConfig(memoryConfig{size: 100, ttl: time.Minute, memory: 10 * per})
+	defer b.Close()
+	ctx := context.Background()
+	// Two channels written in turn, then ten more each to its own: the
+	// oldest go first, whatever their channel.
+	first := map[string]uint64{}
+	for i := range 30 {
+		ch := fmt.Sprintf("c%d", i%2)
+		if i >= 20 {
+			ch = fmt.Sprintf("n%d", i)
+		}
+		off, err := b.Publish(ctx, ch, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first[ch] == 0 {
+			first[ch] = off
+		}
+	}
+	st := b.stats()
+	if st.Bytes > 10*per {
+		t.Errorf("history costs %d; want at most the budget %d", st.Bytes, 10*per)
+	}
+	if st.Messages < 8 || st.Evicted != uint64(30-st.Messages) {
+		t.Errorf("%d messages held, %d evicted; want about 10 held, the rest evicted", st.Messages, st.Evicted)
+	}
+	for i := 20; i < 30; i++ {
+		ch := fmt.Sprintf("n%d", i)
+		msgs, rec, _, _ := b.History(ctx, ch, 0)
+		if i >= 30-st.Messages && (len(msgs) != 1 || !rec) {
+			t.Errorf("newest channel %s: %d messages, recovered %v; want its message", ch, len(msgs), rec)
+		}
+	}
+	// c0 and c1 lost everything: a client resuming from their start is
+	// told it cannot recover, and the channels, idle, are forgotten.
+	for _, ch := range []string{"c0", "c1"} {
+		msgs, rec, latest, _ := b.History(ctx, ch, first[ch])
+		if len(msgs) != 0 || rec {
+			t.Errorf("%s after eviction: %d messages, recovered %v (latest %d); want none, false", ch, len(msgs), rec, latest)
+		}
+	}
+	if st.Channels != st.Messages {
+		t.Errorf("%d channels for %d messages; want the emptied ones forgotten", st.Channels, st.Messages)
+	}
+}
+
+func TestMemoryBudgetKeepsSubscribedChannel(t *testing.T) {
+	msg := data(500)
+	b := newMemoryBrokerConfig(memoryConfig{size: 100, ttl: time.Minute, memory: 4 * (entryCost(msg) + channelCost("x0"))})
+	defer b.Close()
+	ctx := context.Background()
+	var got []uint64
+	stop := b.Subscribe("sub", func(m Message) { got = append(got, m.Offset) })
+	defer stop()
+	first, _ := b.Publish(ctx, "sub", msg)
+	for i := range 20 {
+		b.Publish(ctx, fmt.Sprintf("x%d", i), msg)
+	}
+	last, _ := b.Publish(ctx, "sub", msg)
+	// The subscribed channel survives its history: offsets go on from
+	// where they were, and live delivery is untouched.
+	if last != first+1 || len(got) != 2 {
+		t.Errorf("offsets %d then %d, delivered %v; want consecutive, both delivered", first, last, got)
+	}
+	if _, rec, _, _ := b.History(ctx, "sub", first-1); rec {
+		t.Error("History from before the evicted message: recovered; want false")
+	}
+}
+
+func TestMemoryBudgetStaleRecordsBounded(t *testing.T) {
+	// A channel of one message, published to many times: every record
+	// but the last goes stale, and the order must not grow with them.
+	b := newMemoryBrokerConfig(memoryConfig{size: 1, ttl: time.Minute, memory: 1 << 30})
+	defer b.Close()
+	for range 20000 {
+		b.Publish(context.Background(), "c", json.RawMessage(`1`))
+	}
+	b.qmu.Lock()
+	n, held := len(b.order)-b.head, b.held
+	b.qmu.Unlock()
+	if held != 1 || n > 2*held+1100 {
+		t.Errorf("%d records for %d message held; want stale records swept", n, held)
+	}
+}
+
+func TestMemoryBrokerNoHistory(t *testing.T) {
+	b := newMemoryBrokerConfig(memoryConfig{size: 0, ttl: time.Minute})
+	defer b.Close()
+	ctx := context.Background()
+	var got int
+	stop := b.Subscribe("c", func(Message) { got++ })
+	first, _ := b.Publish(ctx, "c", json.RawMessage(`1`))
+	second, _ := b.Publish(ctx, "c", json.RawMessage(`2`))
+	if got != 2 || second != first+1 {
+		t.Errorf("delivered %d, offsets %d %d; want 2, consecutive", got, first, second)
+	}
+	msgs, rec, latest, _ := b.History(ctx, "c", first)
+	if len(msgs) != 0 || rec || latest != second {
+		t.Errorf("History(first) = %d messages, %v, %d; want none, not recovered, latest %d", len(msgs), rec, latest, second)
+	}
+	if _, rec, _, _ := b.History(ctx, "c", second); !rec {
+		t.Error("History(latest): not recovered; want recovered, there is nothing to miss")
+	}
+	stop()
+	// Nothing held and nobody listening: a publish leaves no channel.
+	b.Publish(ctx, "other", json.RawMessage(`3`))
+	if st := b.stats(); st.Channels != 0 || st.Bytes != 0 {
+		t.Errorf("after publishing with no history and no subscriber: %+v; want nothing held", st)
+	}
+}
+
+func TestMemoryBrokerMaxChannels(t *testing.T) {
+	b := newMemoryBrokerConfig(memoryConfig{size: 10, ttl: time.Minute, maxChannels: 3})
+	defer b.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := b.Publish(ctx, fmt.Sprintf("c%d", i), json.RawMessage(`1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Publish(ctx, "c3", json.RawMessage(`1`)); !errors.Is(err, ErrTooManyChannels) {
+		t.Errorf("Publish to a 4th channel: %v; want ErrTooManyChannels", err)
+	}
+	if _, err := b.Publish(ctx, "c0", json.RawMessage(`2`)); err != nil {
+		t.Errorf("Publish to an existing channel at the limit: %v", err)
+	}
+	// Subscriptions are the gateway's to bound: never refused here.
+	got := 0
+	stop := b.Subscribe("s", func(Message) { got++ })
+	defer stop()
+	if _, err := b.Publish(ctx, "s", json.RawMessage(`1`)); err != nil || got != 1 {
+		t.Errorf("Publish to a subscribed channel beyond the limit: %v, delivered %d", err, got)
+	}
+}
+
+func TestLiveHistory(t *testing.T) {
+	for _, tt := range []struct {
+		memory int64
+		gogc   int
+		want   int64
+	}{
+		{256 << 20, 100, 128 << 20},
+		{300, 50, 200},
+		{300, -1, 300}, // GOGC=off
+		{0, 100, 0},    // no bound
+		{-1, 100, 0},
+	} {
+		if got := liveHistory(tt.memory, tt.gogc); got != tt.want {
+			t.Errorf("liveHistory(%d, %d) = %d; want %d", tt.memory, tt.gogc, got, tt.want)
+		}
+	}
+}
