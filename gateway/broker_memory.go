@@ -19,9 +19,13 @@ import (
 // their channel, and a client that asks for them later is told it cannot
 // recover. The cost of a message is its data plus a fixed overhead for
 // its bookkeeping; a channel costs a fixed overhead plus its name, so that
-// many tiny channels are bounded too. At most maxChannels channels exist
-// at once: a publish that would create one more fails with
-// ErrTooManyChannels (subscriptions are bounded by the gateway).
+// many tiny channels are bounded too.
+//
+// At most maxChannels channels exist at once. A publish that would create
+// one more first drops the oldest messages, as the budget does, until a
+// channel is left with nothing and no subscriber, and so forgotten; if
+// none can be, it fails with ErrTooManyChannels. Subscribe is never
+// refused: the gateway bounds subscriptions.
 //
 // Lock order: mu, then a channel's mu, then qmu. A channel's subscribers
 // are called under its mu, which keeps deliveries in offset order.
@@ -141,8 +145,14 @@ func (b *memoryBroker) lookup(name string, create, limited bool) (*memChannel, u
 // Publish appends data to channel and delivers it to the channel's
 // subscribers before it returns.
 func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.RawMessage) (uint64, error) {
+	roomMade := false
 	for {
 		c, floor, err := b.lookup(channel, true, true)
+		if err == ErrTooManyChannels && !roomMade {
+			b.evictWhile(b.atChannelLimit)
+			roomMade = true
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -39,12 +39,28 @@ func (b *memoryBroker) settleRecord(t tally, c *memChannel, offset uint64, store
 }
 
 // evict drops the oldest messages until the broker is within its budget.
-// It takes no lock on entry; channels left with nothing and no subscriber
-// are forgotten.
-func (b *memoryBroker) evict() {
-	for {
+func (b *memoryBroker) evict() { b.evictWhile(b.overBudget) }
+
+func (b *memoryBroker) overBudget() bool {
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	return b.cfg.memory > 0 && b.bytes > b.cfg.memory
+}
+
+// atChannelLimit reports whether the broker holds maxChannels channels.
+func (b *memoryBroker) atChannelLimit() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg.maxChannels > 0 && len(b.chans) >= b.cfg.maxChannels
+}
+
+// evictWhile drops the oldest messages, one at a time, while cond holds
+// and there is one to drop. Channels it leaves with nothing and no
+// subscriber are forgotten. It takes no lock on entry.
+func (b *memoryBroker) evictWhile(cond func() bool) {
+	for cond() {
 		b.qmu.Lock()
-		if b.bytes <= b.cfg.memory || b.head == len(b.order) {
+		if b.head == len(b.order) {
 			b.qmu.Unlock()
 			return
 		}

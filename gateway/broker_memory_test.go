@@ -145,6 +145,23 @@ func TestMemoryBrokerMaxChannels(t *testing.T) {
 	if _, err := b.Publish(ctx, "c0", json.RawMessage(`2`)); err != nil {
 		t.Errorf("Publish to an existing channel at the limit: %v", err)
 	}
+	// With a memory budget, the oldest history makes room: c0, which has
+	// no subscriber, is forgotten.
+	b = newMemoryBrokerConfig(memoryConfig{size: 10, ttl: time.Minute, maxChannels: 3, memory: 1 << 20})
+	defer b.Close()
+	stopA := b.Subscribe("a", func(Message) {})
+	defer stopA()
+	for _, ch := range []string{"a", "c0", "c1", "c2"} {
+		if _, err := b.Publish(ctx, ch, json.RawMessage(`1`)); err != nil {
+			t.Fatalf("Publish(%s): %v", ch, err)
+		}
+	}
+	if _, _, latest, _ := b.History(ctx, "c0", 0); latest != 0 {
+		t.Errorf("c0 still has offsets up to %d; want it forgotten to make room", latest)
+	}
+	if _, _, latest, _ := b.History(ctx, "a", 0); latest == 0 {
+		t.Error("subscribed channel a forgotten")
+	}
 	// Subscriptions are the gateway's to bound: never refused here.
 	got := 0
 	stop := b.Subscribe("s", func(Message) { got++ })

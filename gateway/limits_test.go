@@ -99,13 +99,26 @@ func TestChannelLimit(t *testing.T) {
 	c.expect("subscribed")
 	c.sendJSON(`{"type":"publish","channel":"b","data":1}`)
 	c.expectNothing()
+	// At the limit, a new channel pushes out the oldest history, and with
+	// it b, which nobody listens to.
+	c.sendJSON(`{"type":"publish","channel":"n1","data":2}`)
+	c.expectNothing()
+	if code, body := ts.do(t, "GET", "/api/history?channel=n1", "Bearer "+key, ""); code != 200 || !strings.Contains(body, `"data":2}]`) {
+		t.Errorf("history of the new channel: %d %s; want its message", code, body)
+	}
+	if code, body := ts.do(t, "GET", "/api/history?channel=b", "Bearer "+key, ""); code != 200 || !strings.Contains(body, `"messages":[],`) {
+		t.Errorf("history of the channel pushed out: %d %s; want it empty", code, body)
+	}
+	c.sendJSON(`{"type":"subscribe","channel":"n1"}`)
+	c.expect("subscribed")
+	// Every channel has a subscriber now: nothing can go.
 	c.expectReply(`{"type":"publish","channel":"c","data":1}`, `{"type":"error","error":"channel limit reached","channel":"c"}`)
 	if code, body := ts.do(t, "POST", "/api/publish", "Bearer "+key, `{"channel":"c","data":1}`); code != 503 || body != `{"error":"channel limit reached"}`+"\n" {
 		t.Errorf("API publish beyond the channel limit: %d %s; want 503 channel limit reached", code, body)
 	}
 	// Existing channels still take messages.
-	c.sendJSON(`{"type":"publish","channel":"a","data":2}`)
-	if m := c.expect("message"); string(m.Data) != "2" {
+	c.sendJSON(`{"type":"publish","channel":"a","data":3}`)
+	if m := c.expect("message"); string(m.Data) != "3" {
 		t.Errorf("publish to an existing channel at the limit: %v", m)
 	}
 }

@@ -151,8 +151,10 @@ type Options struct {
 	HistoryMemory int64
 
 	// MaxChannels bounds the channels the in-memory broker holds at once
-	// (with messages or subscribers); a publish to a new channel beyond
-	// it gets the error "channel limit reached". Default 100000.
+	// (with messages or subscribers). A publish to a new channel beyond
+	// it drops the oldest messages until a channel with no subscriber is
+	// emptied and forgotten, or else gets the error "channel limit
+	// reached". Default 100000.
 	MaxChannels int
 
 	// MaxSubscriptions bounds the channel subscriptions of all

@@ -13,12 +13,12 @@ import (
 // in the server. A bucket is made at a connection's first publish and
 // dropped when the connection ends.
 type publishLimiter struct {
-	rate       float64 // publishes per second; 0: no limit
-	byteRate   float64 // bytes per second; 0: no limit
-	byteBurst  float64 // at least one message of MaxMessageSize
-	mu         sync.Mutex
-	buckets    map[*session]*publishBucket // guarded by mu
-	disallowed bool                        // both limits off
+	rate      float64 // publishes per second; 0: no limit
+	byteRate  float64 // bytes per second; 0: no limit
+	byteBurst float64 // at least one message of MaxMessageSize
+	mu        sync.Mutex
+	buckets   map[*session]*publishBucket // guarded by mu
+	off       bool                        // both limits off
 }
 
 type publishBucket struct {
@@ -35,14 +35,14 @@ func newPublishLimiter(o *Options) *publishLimiter {
 		l.byteRate = float64(o.PublishBytesRate)
 		l.byteBurst = max(l.byteRate, float64(o.MaxMessageSize))
 	}
-	l.disallowed = l.rate == 0 && l.byteRate == 0
+	l.off = l.rate == 0 && l.byteRate == 0
 	return l
 }
 
 // allow reports whether s may publish n bytes of data now, and takes
 // them from its buckets if so.
 func (l *publishLimiter) allow(s *session, n int, now time.Time) bool {
-	if l.disallowed {
+	if l.off {
 		return true
 	}
 	l.mu.Lock()
