@@ -24,7 +24,7 @@ func (c *memChannel) push(e memEntry, size int, t *tally) bool {
 		if c.n >= size {
 			c.popFront(t)
 		} else {
-			c.resize(min(max(2*c.n, 8), size))
+			c.resize(min(max(2*c.n, 1), size))
 		}
 	}
 	*c.at(c.n) = e

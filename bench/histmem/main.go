@@ -14,6 +14,9 @@
 // --publish-bytes-rate=-1): they are what stops one client, and the point
 // here is what the server holds once messages are in.
 //
+// tiny: one WebSocket publishes 200000 messages of 7 bytes, each to its
+// own channel.
+//
 // history: the API publishes 100 messages of about 1 MiB to one channel;
 // then 8 clients at once read the channel's whole history through
 // GET /api/history, page by page, and discard it.
@@ -29,6 +32,8 @@
 //	publish, GOGC=200                                       +260 MiB
 //	history, 8 readers × 100 MiB          +1739 MiB         +2 MiB
 //	history, --history-page-bytes=200MiB                    +0 MiB (one page each)
+//	tiny, 200000 × {"n":1}                +178 MiB          +70 MiB (100000 channels left)
+//	tiny, --max-channels=-1                                 +93 MiB (200000 channels)
 package main
 
 import (
@@ -63,8 +68,9 @@ func main() {
 		child(os.Args[2:])
 		return
 	}
-	run := flag.String("run", "publish,history", "scenarios, comma-separated: publish, history")
+	run := flag.String("run", "publish,history,tiny", "scenarios, comma-separated: publish, history, tiny")
 	n := flag.Int("n", 800, "publish: messages, each to its own channel")
+	tiny := flag.Int("tiny", 200000, "tiny: messages, each to its own channel")
 	readers := flag.Int("readers", 8, "history: concurrent readers")
 	flag.Parse()
 	for _, sc := range strings.Split(*run, ",") {
@@ -74,6 +80,8 @@ func main() {
 			err = scenario(sc, flag.Args(), func(addr string) error { return publish(addr, *n) })
 		case "history":
 			err = scenario(sc, flag.Args(), func(addr string) error { return history(addr, *readers) })
+		case "tiny":
+			err = scenario(sc, flag.Args(), func(addr string) error { return publishTiny(addr, *tiny) })
 		default:
 			err = fmt.Errorf("unknown scenario %q", sc)
 		}
@@ -167,9 +175,7 @@ func scenario(name string, extra []string, drive func(addr string) error) error 
 	end := status(pid, "VmRSS")
 	fmt.Printf("%-8s flags %v: RSS before %d MiB, peak %d MiB (growth %d MiB), after %d MiB, in %v\n",
 		name, extra, base>>20, hwm>>20, (hwm-base)>>20, end>>20, elapsed.Round(time.Millisecond))
-	if name == "publish" || name == "history" {
-		fmt.Printf("%-8s %s\n", "", metrics(addr))
-	}
+	fmt.Printf("%-8s %s\n", "", metrics(addr))
 	return nil
 }
 
@@ -198,7 +204,7 @@ func metrics(addr string) string {
 	var out []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "duplex_history_") {
+		if l := sc.Text(); strings.HasPrefix(l, "duplex_history_") || strings.HasPrefix(l, "duplex_limited_total") {
 			out = append(out, l)
 		}
 	}
@@ -245,6 +251,43 @@ func publish(addr string, n int) error {
 		msg = fmt.Appendf(msg[:0], `{"type":"publish","channel":"c%d","data":`, i)
 		msg = append(msg, data...)
 		msg = append(msg, '}')
+		if err := c.Write(ctx, duplex.MessageText, msg); err != nil {
+			return err
+		}
+	}
+	if err := c.Write(ctx, duplex.MessageText, []byte(`{"type":"ping","t":1}`)); err != nil {
+		return err
+	}
+	return <-errs
+}
+
+// publishTiny sends n publishes of {"n":1} over one WebSocket, each to
+// its own channel.
+func publishTiny(addr string, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if bytes.HasPrefix(p, []byte(`{"type":"pong"`)) {
+				errs <- nil
+				return
+			}
+		}
+	}()
+	var msg []byte
+	for i := range n {
+		msg = fmt.Appendf(msg[:0], `{"type":"publish","channel":"tiny-%d","data":{"n":1}}`, i)
 		if err := c.Write(ctx, duplex.MessageText, msg); err != nil {
 			return err
 		}
