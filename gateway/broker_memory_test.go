@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -186,5 +187,71 @@ func TestLiveHistory(t *testing.T) {
 		if got := liveHistory(tt.memory, tt.gogc); got != tt.want {
 			t.Errorf("liveHistory(%d, %d) = %d; want %d", tt.memory, tt.gogc, got, tt.want)
 		}
+	}
+}
+
+// TestMemoryBudgetConcurrent publishes, subscribes, reads history and
+// sweeps at once under a small budget, then checks that the totals the
+// budget is enforced on are exactly what the channels hold, and that each
+// subscriber saw its channel's offsets in order.
+func TestMemoryBudgetConcurrent(t *testing.T) {
+	msg := data(200)
+	b := newMemoryBrokerConfig(memoryConfig{size: 20, ttl: time.Minute, memory: 40 * entryCost(msg), maxChannels: 30})
+	defer b.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 1500 {
+				ch := fmt.Sprintf("c%d", (w*7+i)%40)
+				if _, err := b.Publish(ctx, ch, msg); err != nil && !errors.Is(err, ErrTooManyChannels) {
+					t.Errorf("Publish: %v", err)
+					return
+				}
+				if i%50 == 0 {
+					b.History(ctx, ch, 0)
+				}
+				if i%500 == 0 {
+					b.sweepNow()
+				}
+			}
+		})
+	}
+	for s := range 3 {
+		wg.Go(func() {
+			var last uint64
+			stop := b.Subscribe(fmt.Sprintf("c%d", s), func(m Message) {
+				if last != 0 && m.Offset != last+1 {
+					t.Errorf("subscriber %d: offset %d after %d", s, m.Offset, last)
+				}
+				last = m.Offset
+			})
+			time.Sleep(20 * time.Millisecond)
+			stop()
+		})
+	}
+	wg.Wait()
+	b.evict()
+
+	var want tally
+	b.mu.Lock()
+	for name, c := range b.chans {
+		c.mu.Lock()
+		want.bytes += channelCost(name)
+		for i := range c.n {
+			want.bytes += entryCost(c.at(i).data)
+			want.held++
+		}
+		c.mu.Unlock()
+	}
+	b.mu.Unlock()
+	b.qmu.Lock()
+	got := tally{b.bytes, b.held}
+	b.qmu.Unlock()
+	if got != want {
+		t.Errorf("totals %+v; the channels hold %+v", got, want)
+	}
+	if got.bytes > b.cfg.memory {
+		t.Errorf("history costs %d after evict; budget %d", got.bytes, b.cfg.memory)
 	}
 }

@@ -46,7 +46,7 @@ func (o *Options) settings() []setting {
 		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect; 0: no history; at most 10000", (*historySizeValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
-		{"history-memory", "DUPLEX_HISTORY_MEMORY", "bound the history of all channels together to `bytes`; beyond, the oldest messages go first (memory broker; Redis is bounded by --history-size); negative: no limit", (*sizeValue)(&o.HistoryMemory)},
+		{"history-memory", "DUPLEX_HISTORY_MEMORY", "bound the memory the history of all channels takes to `bytes`, the garbage collector's room included (half of it holds messages at GOGC=100); beyond, the oldest messages go first (memory broker; Redis is bounded by --history-size); negative: no limit", (*sizeValue)(&o.HistoryMemory)},
 		{"max-channels", "DUPLEX_MAX_CHANNELS", "allow `n` channels at once (memory broker); beyond, publishing to a new channel fails; negative: no limit", (*intValue)(&o.MaxChannels)},
 		{"max-subscriptions", "DUPLEX_MAX_SUBSCRIPTIONS", "allow `n` channel subscriptions, all connections together; beyond, subscribe fails; negative: no limit", (*intValue)(&o.MaxSubscriptions)},
 		{"publish-rate", "DUPLEX_PUBLISH_RATE", "allow each connection `n` publishes per second; beyond, a publish gets \"publish rate exceeded\"; negative: no limit", (*intValue)(&o.PublishRate)},
