@@ -75,10 +75,6 @@ type sessionChannels struct {
 }
 
 const (
-	// maxSubscriptions bounds the channels one connection may subscribe
-	// to; Options.MaxSubscriptions bounds all connections together.
-	maxSubscriptions = 1000
-
 	// historyTimeout bounds one read of a broker's history.
 	historyTimeout = 5 * time.Second
 )
@@ -170,7 +166,7 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 		return nil, nil, errConnectionEnding
 	case sc.subs[name] != nil:
 		return nil, nil, errAlreadySubscribed
-	case len(sc.subs) >= maxSubscriptions:
+	case len(sc.subs) >= cs.g.opts.MaxConnectionSubscriptions:
 		return nil, nil, errTooManyChannels
 	case cs.g.opts.MaxSubscriptions > 0 && cs.total >= cs.g.opts.MaxSubscriptions:
 		cs.m.limited.WithLabelValues("subscriptions").Inc()

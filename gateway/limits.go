@@ -14,9 +14,11 @@ const (
 	DefaultHistoryMemory    = 256 << 20
 	DefaultMaxChannels      = 100000
 	DefaultMaxSubscriptions = 100000
-	DefaultPublishRate      = 100
-	DefaultPublishBytesRate = 1 << 20
-	DefaultHistoryPageBytes = 4 << 20
+
+	DefaultMaxConnectionSubscriptions = 1000
+	DefaultPublishRate                = 100
+	DefaultPublishBytesRate           = 1 << 20
+	DefaultHistoryPageBytes           = 4 << 20
 
 	// MaxHistorySize bounds HistorySize: a replay goes through one
 	// client's send queue, and a larger history only costs memory.
@@ -42,6 +44,9 @@ func (o *Options) limitDefaults() {
 	}
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.MaxConnectionSubscriptions <= 0 {
+		o.MaxConnectionSubscriptions = DefaultMaxConnectionSubscriptions
 	}
 	if o.PublishRate == 0 {
 		o.PublishRate = DefaultPublishRate

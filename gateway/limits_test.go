@@ -90,6 +90,19 @@ func TestSubscriptionLimit(t *testing.T) {
 	b.expect("subscribed")
 }
 
+func TestConnectionSubscriptionLimit(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := startGateway(t, Options{MaxConnectionSubscriptions: 2})
+	a, b := ts.connect(t, gwToken), ts.connect(t, gwToken)
+	for _, ch := range []string{"x", "y"} {
+		a.sendJSON(`{"type":"subscribe","channel":"` + ch + `"}`)
+		a.expect("subscribed")
+	}
+	a.expectReply(`{"type":"subscribe","channel":"z"}`, `{"type":"error","error":"too many subscriptions","channel":"z"}`)
+	b.sendJSON(`{"type":"subscribe","channel":"z"}`)
+	b.expect("subscribed")
+}
+
 func TestChannelLimit(t *testing.T) {
 	testkit.CheckNoGoroutineLeak(t)
 	const key = "k-3b1f"

@@ -159,9 +159,13 @@ type Options struct {
 
 	// MaxSubscriptions bounds the channel subscriptions of all
 	// connections together; a subscribe beyond it gets the error
-	// "subscription limit reached". Default 100000. One connection may
-	// hold at most 1000.
+	// "subscription limit reached". Default 100000.
 	MaxSubscriptions int
+
+	// MaxConnectionSubscriptions bounds the channels one connection may
+	// subscribe to; a subscribe beyond it gets the error "too many
+	// subscriptions". Default 1000; it cannot be turned off.
+	MaxConnectionSubscriptions int
 
 	// PublishRate bounds the publishes of one WebSocket connection, per
 	// second, in bursts of as many; a publish beyond it is refused with
