@@ -21,7 +21,7 @@ import (
 // Both need "Authorization: Bearer" with Options.APIKey, and answer 404
 // when no key is configured. Errors are {"error":"..."} with 400 (bad
 // request), 401 (no or wrong key), 413 (body over MaxMessageSize) or 503
-// (broker unavailable).
+// (broker unavailable, or "channel limit reached": MaxChannels).
 
 // servePublish handles POST /api/publish.
 func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +71,8 @@ func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
 
 // serveHistory handles GET /api/history: one page of the messages held
 // after since (default 0, from the start), at most limit of them and
-// about HistoryPageBytes of data, and where the next page starts.
+// HistoryPageBytes of data (but at least one message), and where the
+// next page starts.
 //
 // The answer is written message by message: the data the broker holds is
 // copied to the connection, never into a buffer of the whole answer, so
