@@ -22,10 +22,10 @@ import (
 // many tiny channels are bounded too.
 //
 // At most maxChannels channels exist at once. A publish that would create
-// one more first drops the oldest messages, as the budget does, until a
-// channel is left with nothing and no subscriber, and so forgotten; if
-// none can be, it fails with ErrTooManyChannels. Subscribe is never
-// refused: the gateway bounds subscriptions.
+// one more first forgets, with its history, the channel with no
+// subscriber that was published to least recently (idle); if every
+// channel has a subscriber, it fails with ErrTooManyChannels. Subscribe is
+// never refused: the gateway bounds subscriptions.
 //
 // Lock order: mu, then a channel's mu, then qmu. A channel's subscribers
 // are called under its mu, which keeps deliveries in offset order.
@@ -37,6 +37,11 @@ type memoryBroker struct {
 	floor  uint64                 // guarded by mu; highest offset of any forgotten channel
 	sweep  *time.Timer            // guarded by mu; nil until the first publish
 	closed bool                   // guarded by mu
+
+	// idle lists the channels with no subscriber, least recently
+	// published to first. It is a hint, kept under mu: whether a
+	// channel has subscribers is decided under its own mu.
+	idleHead, idleTail *memChannel // guarded by mu
 
 	qmu     sync.Mutex
 	order   []memRecord // guarded by qmu; every entry held, oldest first, with stale ones (see compact)
@@ -71,6 +76,9 @@ const (
 // and whoever finds it dead looks the channel up again.
 type memChannel struct {
 	name string
+
+	idlePrev, idleNext *memChannel // guarded by the broker's mu
+	inIdle             bool        // guarded by the broker's mu
 
 	// front is the offset of the oldest entry held, MaxUint64 when none
 	// is (or the channel is dead): a record in the broker's order below it
@@ -121,39 +129,102 @@ func entryCost(data []byte) int64 { return int64(cap(data)) + entryOverhead }
 
 func channelCost(name string) int64 { return int64(len(name)) + channelOverhead }
 
-// lookup returns the channel named name, creating it if create is set (nil
-// otherwise), and the floor its first offset must exceed. A publish
-// (limited) may not create a channel beyond maxChannels.
-func (b *memoryBroker) lookup(name string, create, limited bool) (*memChannel, uint64, error) {
+// What lookup is for.
+const (
+	forHistory   = iota // find the channel only
+	forPublish          // create it within maxChannels; it was just published to
+	forSubscribe        // create it whatever maxChannels; it has a subscriber
+)
+
+// lookup returns the channel named name, creating it for a publish or a
+// subscribe (nil otherwise), and the floor its first offset must exceed.
+func (b *memoryBroker) lookup(name string, op int) (*memChannel, uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, 0, ErrBrokerClosed
 	}
 	c := b.chans[name]
-	if c == nil && create {
-		if limited && b.cfg.maxChannels > 0 && len(b.chans) >= b.cfg.maxChannels {
+	if c == nil && op != forHistory {
+		if op == forPublish && !b.makeRoom() {
 			return nil, 0, ErrTooManyChannels
 		}
 		c = &memChannel{name: name}
 		c.front.Store(math.MaxUint64)
 		b.chans[name] = c
 		b.settle(tally{bytes: channelCost(name)})
+		if op == forPublish {
+			b.linkIdle(c)
+		}
+		return c, b.floor, nil
+	}
+	switch {
+	case c == nil:
+	case op == forPublish && c.inIdle:
+		b.linkIdle(c) // to the back: published to now
+	case op == forSubscribe && c.inIdle:
+		b.unlinkIdle(c)
 	}
 	return c, b.floor, nil
+}
+
+// makeRoom forgets idle channels, least recently published to first,
+// until there is room for one more, and reports whether there is. Its
+// caller holds b.mu.
+func (b *memoryBroker) makeRoom() bool {
+	for b.cfg.maxChannels > 0 && len(b.chans) >= b.cfg.maxChannels {
+		c := b.idleHead
+		if c == nil {
+			return false
+		}
+		b.unlinkIdle(c)
+		c.mu.Lock()
+		if !c.dead && len(c.subs) == 0 {
+			var t tally
+			c.dropThrough(math.MaxUint64, &t)
+			b.settle(t)
+			b.evicted.Add(uint64(-t.held))
+			b.forget(c)
+		}
+		c.mu.Unlock()
+	}
+	return true
+}
+
+// linkIdle puts c at the back of the idle list.
+func (b *memoryBroker) linkIdle(c *memChannel) {
+	b.unlinkIdle(c)
+	c.inIdle, c.idlePrev, c.idleNext = true, b.idleTail, nil
+	if b.idleTail != nil {
+		b.idleTail.idleNext = c
+	} else {
+		b.idleHead = c
+	}
+	b.idleTail = c
+}
+
+func (b *memoryBroker) unlinkIdle(c *memChannel) {
+	if !c.inIdle {
+		return
+	}
+	if c.idlePrev != nil {
+		c.idlePrev.idleNext = c.idleNext
+	} else {
+		b.idleHead = c.idleNext
+	}
+	if c.idleNext != nil {
+		c.idleNext.idlePrev = c.idlePrev
+	} else {
+		b.idleTail = c.idlePrev
+	}
+	c.inIdle, c.idlePrev, c.idleNext = false, nil, nil
 }
 
 // Publish appends data to channel and delivers it to the channel's
 // subscribers before it returns.
 func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.RawMessage) (uint64, error) {
-	roomMade := false
 	for {
-		c, floor, err := b.lookup(channel, true, true)
-		if err == ErrTooManyChannels && !roomMade {
-			b.evictWhile(b.atChannelLimit)
-			roomMade = true
-			continue
-		}
+		c, floor, err := b.lookup(channel, forPublish)
 		if err != nil {
 			return 0, err
 		}
@@ -198,7 +269,7 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 // History returns the messages after since, as Broker documents.
 func (b *memoryBroker) History(ctx context.Context, channel string, since uint64) ([]Message, bool, uint64, error) {
 	for {
-		c, _, err := b.lookup(channel, false, false)
+		c, _, err := b.lookup(channel, forHistory)
 		if err != nil {
 			return nil, false, 0, err
 		}
@@ -239,7 +310,7 @@ func (b *memoryBroker) History(ctx context.Context, channel string, since uint64
 func (b *memoryBroker) Subscribe(channel string, deliver func(Message)) (stop func()) {
 	s := &memSub{deliver: deliver}
 	for {
-		c, _, err := b.lookup(channel, true, false)
+		c, _, err := b.lookup(channel, forSubscribe)
 		if err != nil {
 			return func() {} // closed: nothing will be published
 		}
@@ -261,8 +332,12 @@ func (b *memoryBroker) unsubscribe(c *memChannel, s *memSub) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.subs = slices.DeleteFunc(c.subs, func(x *memSub) bool { return x == s })
-	if len(c.subs) == 0 && c.n == 0 && !c.dead {
+	switch {
+	case c.dead || len(c.subs) > 0:
+	case c.n == 0:
 		b.forget(c)
+	default:
+		b.linkIdle(c)
 	}
 }
 
@@ -280,6 +355,7 @@ func (b *memoryBroker) forgetIdle(c *memChannel) {
 // forget drops an idle channel. Its caller holds b.mu and c.mu.
 func (b *memoryBroker) forget(c *memChannel) {
 	c.dead = true
+	b.unlinkIdle(c)
 	c.ring, c.head = nil, 0
 	c.front.Store(math.MaxUint64)
 	b.floor = max(b.floor, c.last)

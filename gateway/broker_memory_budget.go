@@ -47,13 +47,6 @@ func (b *memoryBroker) overBudget() bool {
 	return b.cfg.memory > 0 && b.bytes > b.cfg.memory
 }
 
-// atChannelLimit reports whether the broker holds maxChannels channels.
-func (b *memoryBroker) atChannelLimit() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.cfg.maxChannels > 0 && len(b.chans) >= b.cfg.maxChannels
-}
-
 // evictWhile drops the oldest messages, one at a time, while cond holds
 // and there is one to drop. Channels it leaves with nothing and no
 // subscriber are forgotten. It takes no lock on entry.

@@ -132,36 +132,48 @@ func TestMemoryBrokerNoHistory(t *testing.T) {
 }
 
 func TestMemoryBrokerMaxChannels(t *testing.T) {
+	// The idle channel published to least recently makes room, with its
+	// history; a subscribed channel keeps its history however many
+	// channels come and go.
 	b := newMemoryBrokerConfig(memoryConfig{size: 10, ttl: time.Minute, maxChannels: 3})
 	defer b.Close()
 	ctx := context.Background()
-	for i := range 3 {
-		if _, err := b.Publish(ctx, fmt.Sprintf("c%d", i), json.RawMessage(`1`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := b.Publish(ctx, "c3", json.RawMessage(`1`)); !errors.Is(err, ErrTooManyChannels) {
-		t.Errorf("Publish to a 4th channel: %v; want ErrTooManyChannels", err)
-	}
-	if _, err := b.Publish(ctx, "c0", json.RawMessage(`2`)); err != nil {
-		t.Errorf("Publish to an existing channel at the limit: %v", err)
-	}
-	// With a memory budget, the oldest history makes room: c0, which has
-	// no subscriber, is forgotten.
-	b = newMemoryBrokerConfig(memoryConfig{size: 10, ttl: time.Minute, maxChannels: 3, memory: 1 << 20})
-	defer b.Close()
 	stopA := b.Subscribe("a", func(Message) {})
 	defer stopA()
-	for _, ch := range []string{"a", "c0", "c1", "c2"} {
+	aFirst, _ := b.Publish(ctx, "a", json.RawMessage(`1`))
+	for _, ch := range []string{"c0", "c1", "c0", "c2"} {
 		if _, err := b.Publish(ctx, ch, json.RawMessage(`1`)); err != nil {
 			t.Fatalf("Publish(%s): %v", ch, err)
 		}
 	}
-	if _, _, latest, _ := b.History(ctx, "c0", 0); latest != 0 {
-		t.Errorf("c0 still has offsets up to %d; want it forgotten to make room", latest)
+	for ch, alive := range map[string]bool{"c0": true, "c1": false, "c2": true} {
+		if _, _, latest, _ := b.History(ctx, ch, 0); (latest != 0) != alive {
+			t.Errorf("%s: latest %d; want it alive: %v (c0 was published to after c1)", ch, latest, alive)
+		}
 	}
-	if _, _, latest, _ := b.History(ctx, "a", 0); latest == 0 {
-		t.Error("subscribed channel a forgotten")
+	if st := b.stats(); st.Channels != 3 || st.Evicted != 1 {
+		t.Errorf("%+v; want 3 channels, the message of c1 evicted", st)
+	}
+	for i := range 50 {
+		b.Publish(ctx, fmt.Sprintf("x%d", i), json.RawMessage(`1`))
+	}
+	if msgs, rec, _, _ := b.History(ctx, "a", aFirst-1); len(msgs) != 1 || !rec {
+		t.Errorf("subscribed channel a: %d messages, recovered %v; want its history intact", len(msgs), rec)
+	}
+	// Every channel subscribed: no room.
+	stop0 := b.Subscribe("x48", func(Message) {})
+	defer stop0()
+	stop1 := b.Subscribe("x49", func(Message) {})
+	if _, err := b.Publish(ctx, "new", json.RawMessage(`1`)); !errors.Is(err, ErrTooManyChannels) {
+		t.Errorf("Publish to a new channel with every channel subscribed: %v; want ErrTooManyChannels", err)
+	}
+	if _, err := b.Publish(ctx, "x48", json.RawMessage(`2`)); err != nil {
+		t.Errorf("Publish to an existing channel at the limit: %v", err)
+	}
+	// A channel left by its last subscriber is idle again.
+	stop1()
+	if _, err := b.Publish(ctx, "new", json.RawMessage(`1`)); err != nil {
+		t.Errorf("Publish after x49 lost its subscriber: %v", err)
 	}
 	// Subscriptions are the gateway's to bound: never refused here.
 	got := 0

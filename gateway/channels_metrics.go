@@ -58,7 +58,7 @@ func registerMemoryBroker(reg *prometheus.Registry, b *memoryBroker) {
 		}, func() float64 { return float64(b.stats().Messages) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "duplex_history_evicted_total",
-			Help: "Messages dropped from history, oldest first, to keep within --history-memory.",
+			Help: "Messages dropped from history to keep within --history-memory (the oldest first) or --max-channels (with the idle channel they were in).",
 		}, func() float64 { return float64(b.stats().Evicted) }),
 	)
 }

@@ -152,9 +152,9 @@ type Options struct {
 
 	// MaxChannels bounds the channels the in-memory broker holds at once
 	// (with messages or subscribers). A publish to a new channel beyond
-	// it drops the oldest messages until a channel with no subscriber is
-	// emptied and forgotten, or else gets the error "channel limit
-	// reached". Default 100000.
+	// it forgets, with its history, the channel with no subscriber that
+	// was published to least recently, or, when every channel has a
+	// subscriber, gets the error "channel limit reached". Default 100000.
 	MaxChannels int
 
 	// MaxSubscriptions bounds the channel subscriptions of all
