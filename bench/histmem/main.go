@@ -32,8 +32,8 @@
 //	publish, GOGC=200                                       +260 MiB
 //	history, 8 readers × 100 MiB          +1739 MiB         +2 MiB
 //	history, --history-page-bytes=200MiB                    +0 MiB (one page each)
-//	tiny, 200000 × {"n":1}                +178 MiB          +70 MiB (100000 channels left)
-//	tiny, --max-channels=-1                                 +93 MiB (200000 channels)
+//	tiny, 200000 × {"n":1}                +178 MiB          +86 to +96 MiB (100000 channels left)
+//	tiny, --max-channels=-1                                 +115 MiB (200000 channels)
 package main
 
 import (
