@@ -328,13 +328,18 @@ func (ch *channel) fill(sub *subscriber) {
 	ch.release(sub, true)
 }
 
-// sendHistory sends the messages after sub.last, which continue it.
+// sendHistory sends the messages after sub.last, which continue it. It
+// stops at the first that does not fit the send queue: the session is
+// closing then, and encoding the rest of a long history for it would
+// only make garbage (issue 15).
 func (ch *channel) sendHistory(sub *subscriber, msgs []Message) {
 	for _, m := range msgs {
 		if m.Offset <= sub.last {
 			continue
 		}
-		sub.s.send(duplex.MessageText, encodeMessage(m))
+		if !sub.s.send(duplex.MessageText, encodeMessage(m)) {
+			return
+		}
 		sub.last = m.Offset
 	}
 }

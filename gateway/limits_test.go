@@ -288,3 +288,21 @@ func TestHistoryAPIPaging(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayStopsWhenSessionEnds: a replay to a session that is closing
+// (its queue overflowed) encodes nothing more: a long history of large
+// messages must not turn into garbage for a client already gone.
+func TestReplayStopsWhenSessionEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sub := &subscriber{s: &session{ctx: ctx}}
+	msgs := make([]Message, 100)
+	for i := range msgs {
+		msgs[i] = Message{Channel: "c", Offset: uint64(i + 1), Data: data(64 << 10)}
+	}
+	ch := &channel{}
+	allocs := testing.AllocsPerRun(10, func() { sub.last = 0; ch.sendHistory(sub, msgs) })
+	if allocs > 1 {
+		t.Errorf("replay of 100 messages to a closing session: %v allocations; want at most the first message's", allocs)
+	}
+}
