@@ -47,7 +47,7 @@ func (o *Options) settings() []setting {
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
 		{"history-memory", "DUPLEX_HISTORY_MEMORY", "bound the memory the history of all channels takes to `bytes`, the garbage collector's room included (half of it holds messages at GOGC=100); beyond, the oldest messages go first (memory broker; Redis is bounded by --history-size); negative: no limit", (*sizeValue)(&o.HistoryMemory)},
-		{"max-channels", "DUPLEX_MAX_CHANNELS", "allow `n` channels at once (memory broker); beyond, publishing to a new channel fails; negative: no limit", (*intValue)(&o.MaxChannels)},
+		{"max-channels", "DUPLEX_MAX_CHANNELS", "allow `n` channels at once (memory broker); beyond, a new channel replaces the least recently published one nobody subscribes to, or fails if there is none; negative: no limit", (*intValue)(&o.MaxChannels)},
 		{"max-subscriptions", "DUPLEX_MAX_SUBSCRIPTIONS", "allow `n` channel subscriptions, all connections together; beyond, subscribe fails; negative: no limit", (*intValue)(&o.MaxSubscriptions)},
 		{"max-connection-subscriptions", "DUPLEX_MAX_CONNECTION_SUBSCRIPTIONS", "allow each connection `n` channel subscriptions; beyond, subscribe fails", (*intValue)(&o.MaxConnectionSubscriptions)},
 		{"publish-rate", "DUPLEX_PUBLISH_RATE", "allow each connection `n` publishes per second; beyond, a publish gets \"publish rate exceeded\"; negative: no limit", (*intValue)(&o.PublishRate)},
