@@ -267,3 +267,31 @@ func TestMemoryBudgetConcurrent(t *testing.T) {
 		t.Errorf("history costs %d after evict; budget %d", got.bytes, b.cfg.memory)
 	}
 }
+
+// BenchmarkMemoryBrokerPublish: the cost of the budget's bookkeeping on
+// a publish, to 1000 channels of 100 messages, with the budget off, far
+// from full, and evicting on every publish.
+func BenchmarkMemoryBrokerPublish(b *testing.B) {
+	msg := data(1 << 10)
+	names := make([]string, 1000)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
+	}
+	for _, bc := range []struct {
+		name   string
+		memory int64
+	}{{"off", 0}, {"room", 1 << 40}, {"evicting", 10 << 20}} {
+		b.Run(bc.name, func(b *testing.B) {
+			br := newMemoryBrokerConfig(memoryConfig{size: 100, ttl: time.Hour, memory: bc.memory})
+			defer br.Close()
+			ctx := context.Background()
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				br.Publish(ctx, names[i%len(names)], msg)
+				i++
+			}
+		})
+	}
+}
