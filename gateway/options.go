@@ -139,8 +139,9 @@ type Options struct {
 	Broker Broker
 
 	// Bounds on channels, history and publishing (issue 15; README,
-	// "Security"). For each, zero means the default and negative means no
-	// limit.
+	// "Security"). For each, zero means the default; negative means no
+	// limit, except for MaxConnectionSubscriptions and HistoryPageBytes,
+	// which always apply.
 
 	// HistoryMemory bounds the memory the in-memory broker's history
 	// takes, all channels together: message data plus bookkeeping, and a
@@ -180,7 +181,7 @@ type Options struct {
 
 	// HistoryPageBytes bounds the data of one GET /api/history response;
 	// a response holds at least one message whatever its size. Default
-	// 4 MiB.
+	// 4 MiB, also for a negative value.
 	HistoryPageBytes int64
 }
 
