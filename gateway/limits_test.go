@@ -306,3 +306,64 @@ func TestReplayStopsWhenSessionEnds(t *testing.T) {
 		t.Errorf("replay of 100 messages to a closing session: %v allocations; want at most the first message's", allocs)
 	}
 }
+
+// writeRecorder keeps every slice written to it, as given (to see where
+// it points; its content may change after Write), and a copy of the bytes.
+type writeRecorder struct {
+	writes [][]byte
+	all    []byte
+}
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, p)
+	w.all = append(w.all, p...)
+	return len(p), nil
+}
+
+// TestWriteHistoryStreams: the history API hands each message's data to
+// the connection as the broker holds it, never copied into a buffer of the
+// whole answer, and the bytes make the documented JSON.
+func TestWriteHistoryStreams(t *testing.T) {
+	page := []Message{
+		{Channel: "c", Offset: 7, Data: data(1 << 20)},
+		{Channel: "c", Offset: 8, Data: json.RawMessage(`{"a":1}`)},
+	}
+	var w writeRecorder
+	writeHistory(&w, page, true, 9, 8, true)
+	for _, m := range page {
+		shared := false
+		for _, p := range w.writes {
+			shared = shared || len(p) == len(m.Data) && &p[0] == &m.Data[0]
+		}
+		if !shared {
+			t.Errorf("message %d: its data was not written as held", m.Offset)
+		}
+	}
+	largest := 0
+	for _, p := range w.writes {
+		if len(p) != len(page[0].Data) {
+			largest = max(largest, len(p))
+		}
+	}
+	if largest > 256 {
+		t.Errorf("a write of %d bytes besides the data; want only small envelopes", largest)
+	}
+	var out struct {
+		Messages []struct {
+			Channel string          `json:"channel"`
+			Offset  uint64          `json:"offset"`
+			Data    json.RawMessage `json:"data"`
+		} `json:"messages"`
+		Recovered bool   `json:"recovered"`
+		Offset    uint64 `json:"offset"`
+		Next      uint64 `json:"next"`
+		More      bool   `json:"more"`
+	}
+	if err := json.Unmarshal(w.all, &out); err != nil {
+		t.Fatalf("the answer is not JSON: %v", err)
+	}
+	if len(out.Messages) != 2 || out.Messages[1].Offset != 8 || string(out.Messages[1].Data) != `{"a":1}` ||
+		!out.Recovered || out.Offset != 9 || out.Next != 8 || !out.More {
+		t.Errorf("decoded %+v", out)
+	}
+}
