@@ -53,6 +53,10 @@ func registerMemoryBroker(reg *prometheus.Registry, b *memoryBroker) {
 			Help: "What the in-memory broker's history costs, counted against --history-memory.",
 		}, func() float64 { return float64(b.stats().Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "duplex_history_limit_bytes",
+			Help: "What duplex_history_bytes may reach: --history-memory less the garbage collector's room (0: no limit).",
+		}, func() float64 { return float64(b.cfg.memory) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "duplex_history_messages",
 			Help: "Messages held in the in-memory broker's history.",
 		}, func() float64 { return float64(b.stats().Messages) }),

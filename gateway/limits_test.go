@@ -48,6 +48,9 @@ func TestHistoryMemoryRecovery(t *testing.T) {
 	if v, live := ts.metric(t, "duplex_history_bytes"), liveHistory(64<<10, gcPercent()); v <= 0 || v > float64(live) {
 		t.Errorf("duplex_history_bytes %v; want at most %d, the budget less the collector's room", v, live)
 	}
+	if v, live := ts.metric(t, "duplex_history_limit_bytes"), liveHistory(64<<10, gcPercent()); v != float64(live) {
+		t.Errorf("duplex_history_limit_bytes %v; want %d", v, live)
+	}
 	if v := ts.metric(t, "duplex_history_evicted_total"); v < 100 {
 		t.Errorf("duplex_history_evicted_total %v; want most of the flood evicted", v)
 	}
