@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -106,7 +107,18 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	msgs, recovered, latest, err := g.channels.broker.History(r.Context(), channel, since)
+	var (
+		msgs      []Message
+		recovered bool
+		latest    uint64
+		err       error
+	)
+	if hl, ok := g.channels.broker.(historyLimiter); ok {
+		// One more than the page: whether it comes says "more".
+		msgs, recovered, latest, err = hl.HistoryLimit(r.Context(), channel, since, limit+1)
+	} else {
+		msgs, recovered, latest, err = g.channels.broker.History(r.Context(), channel, since)
+	}
 	if err != nil {
 		g.log.Warn("broker history failed", "channel", channel, "error", err)
 		apiError(w, http.StatusServiceUnavailable, errBrokerUnavailable.Error())
@@ -127,6 +139,15 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	writeHistory(w, page, recovered, latest, next, more)
+}
+
+// historyLimiter is a Broker that can read part of a channel's history:
+// HistoryLimit is History returning only the oldest limit messages after
+// since. GET /api/history uses it when the broker has it, so that a page
+// costs what it holds rather than the whole history; the memory broker
+// has it. (An optional interface, so that Broker stays as it is.)
+type historyLimiter interface {
+	HistoryLimit(ctx context.Context, channel string, since uint64, limit int) (msgs []Message, recovered bool, latest uint64, err error)
 }
 
 const (

@@ -268,6 +268,12 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 
 // History returns the messages after since, as Broker documents.
 func (b *memoryBroker) History(ctx context.Context, channel string, since uint64) ([]Message, bool, uint64, error) {
+	return b.HistoryLimit(ctx, channel, since, -1)
+}
+
+// HistoryLimit is History returning at most limit messages (all of them
+// for a negative limit): the oldest after since (see historyLimiter).
+func (b *memoryBroker) HistoryLimit(ctx context.Context, channel string, since uint64, limit int) ([]Message, bool, uint64, error) {
 	for {
 		c, _, err := b.lookup(channel, forHistory)
 		if err != nil {
@@ -291,11 +297,22 @@ func (b *memoryBroker) History(ctx context.Context, channel string, since uint64
 		if c.n > 0 {
 			w.Oldest = c.at(0).offset
 		}
+		// The entries held have consecutive offsets: skip to since+1.
+		first := 0
+		if c.n > 0 && since >= w.Oldest {
+			first = int(min(since-w.Oldest+1, uint64(c.n)))
+		}
+		n := c.n - first
+		if limit >= 0 {
+			n = min(n, limit)
+		}
 		var msgs []Message
-		for i := range c.n {
-			if e := c.at(i); e.offset > since {
-				msgs = append(msgs, Message{Channel: channel, Offset: e.offset, Prev: e.offset - 1, Data: e.data})
-			}
+		if n > 0 {
+			msgs = make([]Message, n)
+		}
+		for i := range msgs {
+			e := c.at(first + i)
+			msgs[i] = Message{Channel: channel, Offset: e.offset, Prev: e.offset - 1, Data: e.data}
 		}
 		c.mu.Unlock()
 		if len(msgs) > 0 && msgs[0].Offset == w.Base+1 {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -293,5 +295,40 @@ func BenchmarkMemoryBrokerPublish(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+func TestMemoryBrokerHistoryLimit(t *testing.T) {
+	b := newMemoryBroker(5, time.Minute)
+	defer b.Close()
+	ctx := context.Background()
+	var offs []uint64
+	for i := range 8 { // 3 fall out of the history of 5
+		off, _ := b.Publish(ctx, "c", json.RawMessage(strconv.Itoa(i)))
+		offs = append(offs, off)
+	}
+	for _, tt := range []struct {
+		since     uint64
+		limit     int
+		want      []uint64
+		recovered bool
+	}{
+		{offs[3], 2, offs[4:6], true},
+		{offs[3], -1, offs[4:], true},
+		{offs[0], 2, offs[3:5], false}, // offs[1], offs[2] are gone
+		{0, 10, offs[3:], false},
+		{offs[5], 0, nil, true},
+		{offs[7], 3, nil, true},
+		{^uint64(0), 3, nil, false},
+	} {
+		msgs, rec, latest, err := b.HistoryLimit(ctx, "c", tt.since, tt.limit)
+		var got []uint64
+		for _, m := range msgs {
+			got = append(got, m.Offset)
+		}
+		if err != nil || !slices.Equal(got, tt.want) || rec != tt.recovered || latest != offs[7] {
+			t.Errorf("HistoryLimit(since %d, limit %d) = %v, %v, %d, %v; want %v, %v, %d",
+				tt.since, tt.limit, got, rec, latest, err, tt.want, tt.recovered, offs[7])
+		}
 	}
 }

@@ -222,10 +222,25 @@ func TestHistorySizeZero(t *testing.T) {
 	c.expectMessages("h", next, 5, 1) // live messages still flow
 }
 
+// plainBroker has only the methods of Broker, as a broker without
+// HistoryLimit (historyLimiter) would.
+type plainBroker struct{ Broker }
+
+// TestHistoryAPIPaging runs against a broker with HistoryLimit (the
+// memory broker) and one without, which the gateway pages itself.
 func TestHistoryAPIPaging(t *testing.T) {
+	t.Run("HistoryLimit", func(t *testing.T) { testHistoryAPIPaging(t, nil) })
+	t.Run("History", func(t *testing.T) {
+		b := plainBroker{newMemoryBroker(100, time.Minute)}
+		t.Cleanup(func() { b.Close() })
+		testHistoryAPIPaging(t, b)
+	})
+}
+
+func testHistoryAPIPaging(t *testing.T, broker Broker) {
 	testkit.CheckNoGoroutineLeak(t)
 	const key = "k-91ce"
-	ts := startGateway(t, Options{APIKey: key, HistoryPageBytes: 100})
+	ts := startGateway(t, Options{APIKey: key, HistoryPageBytes: 100, Broker: broker})
 	first := ts.publishN(t, "p", 0, 10)
 	type page struct {
 		Messages []wireMsg `json:"messages"`
