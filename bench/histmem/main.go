@@ -30,9 +30,9 @@
 //	publish, 800 × 1 MiB                  +1051 MiB         +261 MiB
 //	publish, --history-memory=-1          (no bound)        +1056 MiB
 //	publish, GOGC=200                                       +260 MiB
-//	history, 8 readers × 100 MiB          +1739 MiB         +2 MiB
+//	history, 8 readers × 100 MiB          +1739 MiB         +0 to +2 MiB
 //	history, --history-page-bytes=200MiB                    +0 MiB (one page each)
-//	tiny, 200000 × {"n":1}                +178 MiB          +86 to +96 MiB (100000 channels left)
+//	tiny, 200000 × {"n":1}                +178 MiB          +86 to +102 MiB (100000 channels left)
 //	tiny, --max-channels=-1                                 +115 MiB (200000 channels)
 package main
 
