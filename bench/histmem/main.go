@@ -1,12 +1,14 @@
 // Command histmem measures the memory of duplex serve's history (issue 15,
 // items 2 and 3). It starts a gateway with the default options in a child
 // process, drives it over loopback, and reads the child's resident set
-// from /proc:
+// from /proc (Linux). From bench/:
 //
-//	go run ./histmem                  # both scenarios
-//	go run ./histmem -run publish     # 800 × 1 MiB publishes to 800 channels
-//	go run ./histmem -run history     # 8 concurrent pagings of 100 × 1 MiB
-//	go run ./histmem -- --history-memory 128MiB   # gateway flags after --
+//	go build -o /tmp/histmem ./histmem   # go run would measure the go tool's child
+//	/tmp/histmem                         # every scenario
+//	/tmp/histmem -run publish            # 800 × 1 MiB publishes to 800 channels
+//	/tmp/histmem -run history            # 8 concurrent pagings of 100 × 1 MiB
+//	/tmp/histmem -run tiny               # 200000 tiny publishes to 200000 channels
+//	/tmp/histmem -- --history-memory 128MiB   # gateway flags after --
 //
 // publish: one WebSocket publishes N messages of about 1 MiB, each to its
 // own channel, then waits for its ping to be answered. The per-connection
