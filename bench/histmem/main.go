@@ -3,7 +3,7 @@
 // process, drives it over loopback, and reads the child's resident set
 // from /proc (Linux). From bench/:
 //
-//	go build -o /tmp/histmem ./histmem   # go run would measure the go tool's child
+//	go build -o /tmp/histmem ./histmem
 //	/tmp/histmem                         # every scenario
 //	/tmp/histmem -run publish            # 800 × 1 MiB publishes to 800 channels
 //	/tmp/histmem -run history            # 8 concurrent pagings of 100 × 1 MiB
