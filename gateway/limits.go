@@ -85,7 +85,7 @@ func (o *Options) memoryConfig() memoryConfig {
 // and a history that keeps dropping its oldest messages is all the while
 // leaving its old data behind for it: with the default GOGC=100, a
 // history of 128 MiB of messages takes 256 MiB of the heap at its peak.
-// Measured with bench/histmem: 800 messages of 1 MiB through a budget of
+// Measured with internal/histmem: 800 messages of 1 MiB through a budget of
 // 256 MiB counted on live bytes alone grew the resident set by 517 MiB.
 func liveHistory(memory int64, gogc int) int64 {
 	if memory <= 0 {

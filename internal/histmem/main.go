@@ -1,9 +1,9 @@
 // Command histmem measures the memory of duplex serve's history (issue 15,
 // items 2 and 3). It starts a gateway with the default options in a child
 // process, drives it over loopback, and reads the child's resident set
-// from /proc (Linux). From bench/:
+// from /proc (Linux). From the repository root:
 //
-//	go build -o /tmp/histmem ./histmem
+//	go build -o /tmp/histmem ./internal/histmem
 //	/tmp/histmem                         # every scenario
 //	/tmp/histmem -run publish            # 800 × 1 MiB publishes to 800 channels
 //	/tmp/histmem -run history            # 8 concurrent pagings of 100 × 1 MiB
@@ -22,6 +22,11 @@
 // history: the API publishes 100 messages of about 1 MiB to one channel;
 // then 8 clients at once read the channel's whole history through
 // GET /api/history, page by page, and discard it.
+//
+// It lives in the main module rather than bench/ because it needs nothing
+// but duplex and the gateway; importing the gateway from bench/ would pull
+// prometheus in and, through it, a newer klauspost/compress into the peer
+// comparison.
 //
 // Growth is the child's peak VmRSS during the scenario (sampled every 2 ms
 // and VmHWM, reset before the scenario) minus its VmRSS just before it.
