@@ -145,10 +145,12 @@ type Options struct {
 
 	// HistoryMemory bounds the memory the in-memory broker's history
 	// takes, all channels together: message data plus bookkeeping, and a
-	// fixed cost per channel. Beyond it the oldest messages go first,
-	// whatever their channel; a client resuming from them gets
-	// "recovered":false. Default 256 MiB. The Redis broker bounds history
-	// with HistorySize (stream MAXLEN) and HistoryTTL instead.
+	// fixed cost per channel, and the garbage collector's room for the
+	// data it drops (so with GOGC=100 the messages held cost at most half
+	// of it). Beyond it the oldest messages go first, whatever their
+	// channel; a client resuming from them gets "recovered":false.
+	// Default 256 MiB. The Redis broker bounds history with HistorySize
+	// (stream MAXLEN) and HistoryTTL instead.
 	HistoryMemory int64
 
 	// MaxChannels bounds the channels the in-memory broker holds at once
