@@ -6,6 +6,7 @@ import (
 	"math"
 	rtmetrics "runtime/metrics"
 	"strconv"
+	"strings"
 )
 
 // Defaults and bounds of the limits on channels, history and publishing
@@ -64,6 +65,12 @@ func (o *Options) validateLimits() []error {
 	var errs []error
 	if o.HistorySize > MaxHistorySize {
 		errs = append(errs, fmt.Errorf("--history-size %d: at most %d", o.HistorySize, MaxHistorySize))
+	}
+	// redisbroker.Options takes HistorySize 0 or less as its default, so
+	// "no history" would silently keep 100 messages there: refuse it
+	// until the Redis broker can keep none.
+	if o.HistorySize < 0 && strings.HasPrefix(o.BrokerURL, "redis") {
+		errs = append(errs, errors.New("--history-size 0 (no history) is not supported with a Redis broker yet"))
 	}
 	return errs
 }

@@ -178,6 +178,7 @@ func TestOptionsValidate(t *testing.T) {
 		{TLSKey: "k.pem"},
 		{LogFormat: "xml"},
 		{HistorySize: MaxHistorySize + 1},
+		{HistorySize: -1, BrokerURL: "redis://localhost:6379", Broker: newMemoryBroker(1, time.Minute)},
 		{BrokerURL: "redis://localhost:6379"}, // with no Broker built for it
 		{BrokerURL: "nats://localhost:4222"},
 	} {
