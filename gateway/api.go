@@ -1,32 +1,28 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The HTTP API lets backends publish and read history without a
 // WebSocket (docs/protocol.md):
 //
 //	POST /api/publish  {"channel":C,"data":D}  → 200 {"offset":N}
-//	GET  /api/history?channel=C&since=N        → 200 {"messages":[...],"recovered":B,"offset":N}
+//	GET  /api/history?channel=C&since=N&limit=L → 200 {"messages":[...],"recovered":B,"offset":N,"next":N,"more":B}
 //
 // Both need "Authorization: Bearer" with Options.APIKey, and answer 404
 // when no key is configured. Errors are {"error":"..."} with 400 (bad
 // request), 401 (no or wrong key), 413 (body over MaxMessageSize) or 503
-// (broker unavailable).
-
-// apiMessage is a message as the API returns it.
-type apiMessage struct {
-	Channel string          `json:"channel"`
-	Offset  uint64          `json:"offset"`
-	Data    json.RawMessage `json:"data"`
-}
+// (broker unavailable, or "channel limit reached": MaxChannels).
 
 // servePublish handles POST /api/publish.
 func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
@@ -74,8 +70,15 @@ func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
 	}{off})
 }
 
-// serveHistory handles GET /api/history. Without since it returns every
-// message held ("from the start", since=0).
+// serveHistory handles GET /api/history: one page of the messages held
+// after since (default 0, from the start), at most limit of them and
+// HistoryPageBytes of data (but at least one message), and where the
+// next page starts.
+//
+// The answer is written message by message: the data the broker holds is
+// copied to the connection, never into a buffer of the whole answer, so
+// concurrent reads of a large history cost little beyond the history
+// itself (issue 15).
 func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 	if !g.apiAuthorized(w, r) {
 		return
@@ -95,21 +98,117 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	msgs, recovered, latest, err := g.channels.broker.History(r.Context(), channel, since)
+	limit := defaultHistoryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryLimit {
+			apiError(w, http.StatusBadRequest, "limit: want an integer from 1 to "+strconv.Itoa(maxHistoryLimit))
+			return
+		}
+		limit = n
+	}
+	var (
+		msgs      []Message
+		recovered bool
+		latest    uint64
+		err       error
+	)
+	if hl, ok := g.channels.broker.(historyLimiter); ok {
+		// One more than the page: whether it comes says "more".
+		msgs, recovered, latest, err = hl.HistoryLimit(r.Context(), channel, since, limit+1)
+	} else {
+		msgs, recovered, latest, err = g.channels.broker.History(r.Context(), channel, since)
+	}
 	if err != nil {
 		g.log.Warn("broker history failed", "channel", channel, "error", err)
 		apiError(w, http.StatusServiceUnavailable, errBrokerUnavailable.Error())
 		return
 	}
-	out := struct {
-		Messages  []apiMessage `json:"messages"`
-		Recovered bool         `json:"recovered"`
-		Offset    uint64       `json:"offset"`
-	}{Messages: make([]apiMessage, len(msgs)), Recovered: recovered, Offset: latest}
-	for i, m := range msgs {
-		out.Messages[i] = apiMessage{m.Channel, m.Offset, m.Data}
+	page := historyPage(msgs, limit, g.opts.HistoryPageBytes)
+	more := len(page) < len(msgs)
+	// Let the messages after the page go if the broker drops them while
+	// a slow client reads this one.
+	clear(msgs[len(page):])
+	next := latest
+	if len(page) > 0 {
+		next = page[len(page)-1].Offset
 	}
-	apiJSON(w, http.StatusOK, out)
+	// A client that reads slowly holds the page's data alive: bound how
+	// long (not every ResponseWriter has a deadline to set).
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(historyWriteTimeout))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	writeHistory(w, page, recovered, latest, next, more)
+}
+
+// historyLimiter is a Broker that can read part of a channel's history:
+// HistoryLimit is History returning only the oldest limit messages after
+// since. GET /api/history uses it when the broker has it, so that a page
+// costs what it holds rather than the whole history; the memory broker
+// has it. (An optional interface, so that Broker stays as it is.)
+type historyLimiter interface {
+	HistoryLimit(ctx context.Context, channel string, since uint64, limit int) (msgs []Message, recovered bool, latest uint64, err error)
+}
+
+const (
+	// defaultHistoryLimit and maxHistoryLimit bound the messages of one
+	// GET /api/history response (its limit parameter).
+	defaultHistoryLimit = 100
+	maxHistoryLimit     = 1000
+
+	// historyWriteTimeout bounds the writing of one history response.
+	historyWriteTimeout = time.Minute
+)
+
+// historyPage returns the first messages of msgs, at most limit and as
+// many as fit in maxBytes of data, but at least one.
+func historyPage(msgs []Message, limit int, maxBytes int64) []Message {
+	n, size := 0, int64(0)
+	for n < len(msgs) && n < limit {
+		size += int64(len(msgs[n].Data))
+		if n > 0 && size > maxBytes {
+			break
+		}
+		n++
+	}
+	return msgs[:n]
+}
+
+// writeHistory writes
+// {"messages":[{"channel":C,"offset":N,"data":D},...],"recovered":B,"offset":N,"next":N,"more":B}
+// to w, one message at a time. Channel names need no escaping
+// (validChannel) and data is JSON, as in encodeMessage. It gives up at
+// the first write that fails: the client is gone.
+func writeHistory(w io.Writer, page []Message, recovered bool, latest, next uint64, more bool) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"messages":[`...)
+	for i, m := range page {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"channel":"`...)
+		b = append(b, m.Channel...)
+		b = append(b, `","offset":`...)
+		b = strconv.AppendUint(b, m.Offset, 10)
+		b = append(b, `,"data":`...)
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+		if _, err := w.Write(m.Data); err != nil {
+			return
+		}
+		b = append(b[:0], '}')
+	}
+	b = append(b, `],"recovered":`...)
+	b = strconv.AppendBool(b, recovered)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, latest, 10)
+	b = append(b, `,"next":`...)
+	b = strconv.AppendUint(b, next, 10)
+	b = append(b, `,"more":`...)
+	b = strconv.AppendBool(b, more)
+	b = append(b, "}\n"...)
+	w.Write(b)
 }
 
 // apiAuthorized checks the API key, answering 404 when the API is off,

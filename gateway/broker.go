@@ -112,4 +112,9 @@ var (
 	// ErrBrokerClosed is returned by a broker's Publish and History after
 	// Close.
 	ErrBrokerClosed = errors.New("duplex: broker closed")
+
+	// ErrTooManyChannels is returned by a broker's Publish when the
+	// channel does not exist and the broker holds as many channels as it
+	// may (the memory broker's --max-channels).
+	ErrTooManyChannels = errors.New("duplex: broker channel limit reached")
 )

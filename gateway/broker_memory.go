@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,22 +14,77 @@ import (
 // process. Each channel keeps its last size messages, each for at most
 // ttl; a channel with no message left and no subscriber is forgotten.
 //
-// Lock order: mu, then a channel's mu. A channel's subscribers are called
-// under its mu, which keeps deliveries in offset order.
+// All channels together keep at most memory bytes of history (issue 15):
+// beyond it the oldest messages of the whole broker go first, whatever
+// their channel, and a client that asks for them later is told it cannot
+// recover. The cost of a message is its data plus a fixed overhead for
+// its bookkeeping; a channel costs a fixed overhead plus its name, so that
+// many tiny channels are bounded too.
+//
+// At most maxChannels channels exist at once. A publish that would create
+// one more first forgets, with its history, the channel with no
+// subscriber that was published to least recently (idle); if every
+// channel has a subscriber, it fails with ErrTooManyChannels. Subscribe is
+// never refused: the gateway bounds subscriptions.
+//
+// Lock order: mu, then a channel's mu, then qmu. A channel's subscribers
+// are called under its mu, which keeps deliveries in offset order.
 type memoryBroker struct {
-	size int
-	ttl  time.Duration
+	cfg memoryConfig
 
 	mu     sync.Mutex
 	chans  map[string]*memChannel // guarded by mu
 	floor  uint64                 // guarded by mu; highest offset of any forgotten channel
 	sweep  *time.Timer            // guarded by mu; nil until the first publish
 	closed bool                   // guarded by mu
+
+	// idle lists the channels with no subscriber, least recently
+	// published to first. It is a hint, kept under mu: whether a
+	// channel has subscribers is decided under its own mu.
+	idleHead, idleTail *memChannel // guarded by mu
+
+	qmu     sync.Mutex
+	order   []memRecord // guarded by qmu; every entry held, oldest first, with stale ones (see compact)
+	head    int         // guarded by qmu; index of the oldest record in order
+	bytes   int64       // guarded by qmu; cost of the entries and channels held
+	held    int         // guarded by qmu; entries held in all channels
+	evicted atomic.Uint64
 }
+
+// memoryConfig sets the bounds of a memoryBroker. Zero means none, except
+// for size, where zero means no history at all.
+type memoryConfig struct {
+	size        int           // messages kept per channel
+	ttl         time.Duration // age beyond which a message goes
+	memory      int64         // cost of everything held, all channels together
+	maxChannels int           // channels at once
+}
+
+const (
+	// entryOverhead approximates what holding one message costs besides
+	// its data: its ring slot (with the ring's spare room) and its record
+	// in the broker's order.
+	entryOverhead = 96
+
+	// channelOverhead approximates what a channel costs besides its name
+	// and its entries: the memChannel and its map entry. (Measured: 100000
+	// channels of one 7-byte message took 276 bytes each of live heap.)
+	channelOverhead = 192
+)
 
 // memChannel is one channel. Once dead (forgotten) it is out of the map,
 // and whoever finds it dead looks the channel up again.
 type memChannel struct {
+	name string
+
+	idlePrev, idleNext *memChannel // guarded by the broker's mu
+	inIdle             bool        // guarded by the broker's mu
+
+	// front is the offset of the oldest entry held, MaxUint64 when none
+	// is (or the channel is dead): a record in the broker's order below it
+	// is stale. Written under mu, read without it by compact.
+	front atomic.Uint64
+
 	mu   sync.Mutex
 	dead bool       // guarded by mu
 	base uint64     // guarded by mu; 0 until the first publish
@@ -44,33 +101,130 @@ type memEntry struct {
 	at     time.Time
 }
 
+// memRecord names one entry held, in the broker's publish order.
+type memRecord struct {
+	c      *memChannel
+	offset uint64
+}
+
+// tally is what changes to channels did to the broker's totals, settled
+// under qmu once the changes are made.
+type tally struct {
+	bytes int64
+	held  int
+}
+
 type memSub struct{ deliver func(Message) }
 
 func newMemoryBroker(size int, ttl time.Duration) *memoryBroker {
-	return &memoryBroker{size: size, ttl: ttl, chans: make(map[string]*memChannel)}
+	return newMemoryBrokerConfig(memoryConfig{size: size, ttl: ttl})
 }
 
-// lookup returns the channel named name, creating it if create is set (nil
-// otherwise), and the floor its first offset must exceed.
-func (b *memoryBroker) lookup(name string, create bool) (*memChannel, uint64, error) {
+func newMemoryBrokerConfig(cfg memoryConfig) *memoryBroker {
+	cfg.size = max(cfg.size, 0)
+	return &memoryBroker{cfg: cfg, chans: make(map[string]*memChannel)}
+}
+
+func entryCost(data []byte) int64 { return int64(cap(data)) + entryOverhead }
+
+func channelCost(name string) int64 { return int64(len(name)) + channelOverhead }
+
+// What lookup is for.
+const (
+	forHistory   = iota // find the channel only
+	forPublish          // create it within maxChannels; it was just published to
+	forSubscribe        // create it whatever maxChannels; it has a subscriber
+)
+
+// lookup returns the channel named name, creating it for a publish or a
+// subscribe (nil otherwise), and the floor its first offset must exceed.
+func (b *memoryBroker) lookup(name string, op int) (*memChannel, uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, 0, ErrBrokerClosed
 	}
 	c := b.chans[name]
-	if c == nil && create {
-		c = &memChannel{}
+	if c == nil && op != forHistory {
+		if op == forPublish && !b.makeRoom() {
+			return nil, 0, ErrTooManyChannels
+		}
+		c = &memChannel{name: name}
+		c.front.Store(math.MaxUint64)
 		b.chans[name] = c
+		b.settle(tally{bytes: channelCost(name)})
+		if op == forPublish {
+			b.linkIdle(c)
+		}
+		return c, b.floor, nil
+	}
+	switch {
+	case c == nil:
+	case op == forPublish && c.inIdle:
+		b.linkIdle(c) // to the back: published to now
+	case op == forSubscribe && c.inIdle:
+		b.unlinkIdle(c)
 	}
 	return c, b.floor, nil
+}
+
+// makeRoom forgets idle channels, least recently published to first,
+// until there is room for one more, and reports whether there is. Its
+// caller holds b.mu.
+func (b *memoryBroker) makeRoom() bool {
+	for b.cfg.maxChannels > 0 && len(b.chans) >= b.cfg.maxChannels {
+		c := b.idleHead
+		if c == nil {
+			return false
+		}
+		b.unlinkIdle(c)
+		c.mu.Lock()
+		if !c.dead && len(c.subs) == 0 {
+			var t tally
+			c.dropThrough(math.MaxUint64, &t)
+			b.settle(t)
+			b.evicted.Add(uint64(-t.held))
+			b.forget(c)
+		}
+		c.mu.Unlock()
+	}
+	return true
+}
+
+// linkIdle puts c at the back of the idle list.
+func (b *memoryBroker) linkIdle(c *memChannel) {
+	b.unlinkIdle(c)
+	c.inIdle, c.idlePrev, c.idleNext = true, b.idleTail, nil
+	if b.idleTail != nil {
+		b.idleTail.idleNext = c
+	} else {
+		b.idleHead = c
+	}
+	b.idleTail = c
+}
+
+func (b *memoryBroker) unlinkIdle(c *memChannel) {
+	if !c.inIdle {
+		return
+	}
+	if c.idlePrev != nil {
+		c.idlePrev.idleNext = c.idleNext
+	} else {
+		b.idleHead = c.idleNext
+	}
+	if c.idleNext != nil {
+		c.idleNext.idlePrev = c.idlePrev
+	} else {
+		b.idleTail = c.idlePrev
+	}
+	c.inIdle, c.idlePrev, c.idleNext = false, nil, nil
 }
 
 // Publish appends data to channel and delivers it to the channel's
 // subscribers before it returns.
 func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.RawMessage) (uint64, error) {
 	for {
-		c, floor, err := b.lookup(channel, true)
+		c, floor, err := b.lookup(channel, forPublish)
 		if err != nil {
 			return 0, err
 		}
@@ -91,12 +245,22 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 			m.Prev = 0
 		}
 		c.last = m.Offset
-		c.expire(now.Add(-b.ttl))
-		c.push(memEntry{offset: m.Offset, data: data, at: now}, b.size)
+		var t tally
+		c.expire(now.Add(-b.cfg.ttl), &t)
+		stored := c.push(memEntry{offset: m.Offset, data: data, at: now}, b.cfg.size, &t)
 		for _, s := range c.subs {
 			s.deliver(m)
 		}
+		over := b.settleRecord(t, c, m.Offset, stored)
+		idle := c.n == 0 && len(c.subs) == 0
 		c.mu.Unlock()
+		if over {
+			b.evict()
+		}
+		if idle {
+			// Nothing held (no history) and nobody listening.
+			b.forgetIdle(c)
+		}
 		b.startSweeping()
 		return m.Offset, nil
 	}
@@ -104,8 +268,14 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 
 // History returns the messages after since, as Broker documents.
 func (b *memoryBroker) History(ctx context.Context, channel string, since uint64) ([]Message, bool, uint64, error) {
+	return b.HistoryLimit(ctx, channel, since, -1)
+}
+
+// HistoryLimit is History returning at most limit messages (all of them
+// for a negative limit): the oldest after since (see historyLimiter).
+func (b *memoryBroker) HistoryLimit(ctx context.Context, channel string, since uint64, limit int) ([]Message, bool, uint64, error) {
 	for {
-		c, _, err := b.lookup(channel, false)
+		c, _, err := b.lookup(channel, forHistory)
 		if err != nil {
 			return nil, false, 0, err
 		}
@@ -117,7 +287,9 @@ func (b *memoryBroker) History(ctx context.Context, channel string, since uint64
 			c.mu.Unlock()
 			continue
 		}
-		c.expire(time.Now().Add(-b.ttl))
+		var t tally
+		c.expire(time.Now().Add(-b.cfg.ttl), &t)
+		b.settle(t)
 		w := Window{Base: c.base}
 		if c.base != 0 {
 			w.Latest = c.last
@@ -125,11 +297,22 @@ func (b *memoryBroker) History(ctx context.Context, channel string, since uint64
 		if c.n > 0 {
 			w.Oldest = c.at(0).offset
 		}
+		// The entries held have consecutive offsets: skip to since+1.
+		first := 0
+		if c.n > 0 && since >= w.Oldest {
+			first = int(min(since-w.Oldest+1, uint64(c.n)))
+		}
+		n := c.n - first
+		if limit >= 0 {
+			n = min(n, limit)
+		}
 		var msgs []Message
-		for i := range c.n {
-			if e := c.at(i); e.offset > since {
-				msgs = append(msgs, Message{Channel: channel, Offset: e.offset, Prev: e.offset - 1, Data: e.data})
-			}
+		if n > 0 {
+			msgs = make([]Message, n)
+		}
+		for i := range msgs {
+			e := c.at(first + i)
+			msgs[i] = Message{Channel: channel, Offset: e.offset, Prev: e.offset - 1, Data: e.data}
 		}
 		c.mu.Unlock()
 		if len(msgs) > 0 && msgs[0].Offset == w.Base+1 {
@@ -139,11 +322,12 @@ func (b *memoryBroker) History(ctx context.Context, channel string, since uint64
 	}
 }
 
-// Subscribe registers deliver with the channel; Publish calls it.
+// Subscribe registers deliver with the channel; Publish calls it. It is
+// never refused for maxChannels: the gateway bounds subscriptions.
 func (b *memoryBroker) Subscribe(channel string, deliver func(Message)) (stop func()) {
 	s := &memSub{deliver: deliver}
 	for {
-		c, _, err := b.lookup(channel, true)
+		c, _, err := b.lookup(channel, forSubscribe)
 		if err != nil {
 			return func() {} // closed: nothing will be published
 		}
@@ -155,26 +339,45 @@ func (b *memoryBroker) Subscribe(channel string, deliver func(Message)) (stop fu
 		c.subs = append(c.subs, s)
 		c.mu.Unlock()
 		var once sync.Once
-		return func() { once.Do(func() { b.unsubscribe(channel, c, s) }) }
+		return func() { once.Do(func() { b.unsubscribe(c, s) }) }
 	}
 }
 
-func (b *memoryBroker) unsubscribe(name string, c *memChannel, s *memSub) {
+func (b *memoryBroker) unsubscribe(c *memChannel, s *memSub) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.subs = slices.DeleteFunc(c.subs, func(x *memSub) bool { return x == s })
-	if len(c.subs) == 0 && c.n == 0 && !c.dead {
-		b.forget(name, c)
+	switch {
+	case c.dead || len(c.subs) > 0:
+	case c.n == 0:
+		b.forget(c)
+	default:
+		b.linkIdle(c)
+	}
+}
+
+// forgetIdle forgets c if it holds nothing and has no subscriber.
+func (b *memoryBroker) forgetIdle(c *memChannel) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dead && c.n == 0 && len(c.subs) == 0 {
+		b.forget(c)
 	}
 }
 
 // forget drops an idle channel. Its caller holds b.mu and c.mu.
-func (b *memoryBroker) forget(name string, c *memChannel) {
+func (b *memoryBroker) forget(c *memChannel) {
 	c.dead = true
+	b.unlinkIdle(c)
+	c.ring, c.head = nil, 0
+	c.front.Store(math.MaxUint64)
 	b.floor = max(b.floor, c.last)
-	delete(b.chans, name)
+	delete(b.chans, c.name)
+	b.settle(tally{bytes: -channelCost(c.name)})
 }
 
 // Healthy is always nil: memory does not go away.
@@ -195,7 +398,7 @@ func (b *memoryBroker) Close() error {
 // dropped: often enough that memory follows the TTL, rarely enough to cost
 // nothing.
 func (b *memoryBroker) sweepInterval() time.Duration {
-	return min(max(b.ttl/2, time.Second), time.Minute)
+	return min(max(b.cfg.ttl/2, time.Second), time.Minute)
 }
 
 // startSweeping arms the sweeper, once. It is a timer, not a goroutine, so
@@ -216,45 +419,16 @@ func (b *memoryBroker) sweepNow() {
 	if b.closed {
 		return
 	}
-	cutoff := time.Now().Add(-b.ttl)
-	for name, c := range b.chans {
+	cutoff := time.Now().Add(-b.cfg.ttl)
+	for _, c := range b.chans {
 		c.mu.Lock()
-		c.expire(cutoff)
+		var t tally
+		c.expire(cutoff, &t)
+		b.settle(t)
 		if c.n == 0 && len(c.subs) == 0 {
-			b.forget(name, c)
+			b.forget(c)
 		}
 		c.mu.Unlock()
 	}
 	b.sweep.Reset(b.sweepInterval())
-}
-
-// at returns the i-th oldest entry held.
-func (c *memChannel) at(i int) *memEntry { return &c.ring[(c.head+i)%len(c.ring)] }
-
-// push appends e, dropping the oldest entry once size are held. The ring
-// grows by doubling, so a channel with few messages takes little memory.
-func (c *memChannel) push(e memEntry, size int) {
-	if c.n == len(c.ring) {
-		if c.n >= size {
-			*c.at(0) = e
-			c.head = (c.head + 1) % len(c.ring)
-			return
-		}
-		grown := make([]memEntry, min(max(2*c.n, 8), size))
-		for i := range c.n {
-			grown[i] = *c.at(i)
-		}
-		c.ring, c.head = grown, 0
-	}
-	*c.at(c.n) = e
-	c.n++
-}
-
-// expire drops the entries published before cutoff.
-func (c *memChannel) expire(cutoff time.Time) {
-	for c.n > 0 && c.at(0).at.Before(cutoff) {
-		*c.at(0) = memEntry{}
-		c.head = (c.head + 1) % len(c.ring)
-		c.n--
-	}
 }

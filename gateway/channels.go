@@ -32,13 +32,15 @@ import (
 // then session.mu. The broker calls deliver with its locks held, so
 // nothing may call the broker while holding a channel's mu.
 type channels struct {
-	g      *Gateway
-	broker Broker
-	m      *channelMetrics
+	g       *Gateway
+	broker  Broker
+	m       *channelMetrics
+	limiter *publishLimiter
 
 	mu        sync.Mutex
 	byName    map[string]*channel           // guarded by mu; channels with subscribers here
 	bySession map[*session]*sessionChannels // guarded by mu
+	total     int                           // guarded by mu; subscriptions of all sessions
 }
 
 // channel is one channel that sessions of this gateway subscribe to.
@@ -73,9 +75,6 @@ type sessionChannels struct {
 }
 
 const (
-	// maxSubscriptions bounds the channels one connection may subscribe to.
-	maxSubscriptions = 1000
-
 	// historyTimeout bounds one read of a broker's history.
 	historyTimeout = 5 * time.Second
 )
@@ -90,13 +89,18 @@ var (
 )
 
 func newChannels(g *Gateway, b Broker) *channels {
-	return &channels{
+	cs := &channels{
 		g:         g,
 		broker:    b,
 		m:         newChannelMetrics(g.metrics.reg),
+		limiter:   newPublishLimiter(&g.opts),
 		byName:    make(map[string]*channel),
 		bySession: make(map[*session]*sessionChannels),
 	}
+	if mb, ok := b.(*memoryBroker); ok {
+		registerMemoryBroker(g.metrics.reg, mb)
+	}
+	return cs
 }
 
 // subscribe subscribes s to name, starting after offset *since, or at the
@@ -162,8 +166,11 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 		return nil, nil, errConnectionEnding
 	case sc.subs[name] != nil:
 		return nil, nil, errAlreadySubscribed
-	case len(sc.subs) >= maxSubscriptions:
+	case len(sc.subs) >= cs.g.opts.MaxConnectionSubscriptions:
 		return nil, nil, errTooManyChannels
+	case cs.g.opts.MaxSubscriptions > 0 && cs.total >= cs.g.opts.MaxSubscriptions:
+		cs.m.limited.WithLabelValues("subscriptions").Inc()
+		return nil, nil, errSubscriptionLimit
 	}
 	ch := cs.byName[name]
 	if ch == nil {
@@ -177,6 +184,7 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 	ch.subs[s] = sub
 	ch.mu.Unlock()
 	sc.subs[name] = ch
+	cs.total++
 	cs.m.subscriptions.Inc()
 	return ch, sub, nil
 }
@@ -225,6 +233,7 @@ func (cs *channels) drop(s *session, ch *channel) {
 	delete(ch.subs, s)
 	empty := len(ch.subs) == 0
 	ch.mu.Unlock()
+	cs.total--
 	cs.m.subscriptions.Dec()
 	if empty {
 		delete(cs.byName, ch.name)
@@ -319,13 +328,18 @@ func (ch *channel) fill(sub *subscriber) {
 	ch.release(sub, true)
 }
 
-// sendHistory sends the messages after sub.last, which continue it.
+// sendHistory sends the messages after sub.last, which continue it. It
+// stops at the first that does not fit the send queue: the session is
+// closing then, and encoding the rest of a long history for it would
+// only make garbage (issue 15).
 func (ch *channel) sendHistory(sub *subscriber, msgs []Message) {
 	for _, m := range msgs {
 		if m.Offset <= sub.last {
 			continue
 		}
-		sub.s.send(duplex.MessageText, encodeMessage(m))
+		if !sub.s.send(duplex.MessageText, encodeMessage(m)) {
+			return
+		}
 		sub.last = m.Offset
 	}
 }

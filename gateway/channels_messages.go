@@ -63,6 +63,11 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 			err = errForbidden
 			break
 		}
+		if !g.channels.limiter.allow(s, len(req.Data), time.Now()) {
+			g.channels.m.limited.WithLabelValues("publish_rate").Inc()
+			err = errPublishRate
+			break
+		}
 		err = g.publish(s.ctx, "ws", req.Channel, req.Data)
 	}
 	if err != nil {
@@ -71,7 +76,8 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 }
 
 // publish validates data and hands it to the broker. Its errors are
-// errMissingData or errBrokerUnavailable, both fit for clients.
+// errMissingData, errChannelLimit or errBrokerUnavailable, all fit for
+// clients.
 func (g *Gateway) publish(ctx context.Context, source, channel string, data json.RawMessage) error {
 	_, err := g.publishOffset(ctx, source, channel, data)
 	return err
@@ -84,6 +90,10 @@ func (g *Gateway) publishOffset(ctx context.Context, source, channel string, dat
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	off, err := g.channels.broker.Publish(ctx, channel, data)
+	if errors.Is(err, ErrTooManyChannels) {
+		g.channels.m.limited.WithLabelValues("channels").Inc()
+		return 0, errChannelLimit
+	}
 	if err != nil {
 		g.channels.m.publishFailures.Inc()
 		g.log.Warn("publish failed", "channel", channel, "source", source, "error", err)

@@ -417,8 +417,8 @@ func TestHTTPAPI(t *testing.T) {
 	}
 
 	code, body := ts.do(t, "GET", fmt.Sprintf("/api/history?channel=orders&since=%d", offsets[0]), "Bearer "+key, "")
-	want := fmt.Sprintf(`{"messages":[{"channel":"orders","offset":%d,"data":{"n":1}},{"channel":"orders","offset":%d,"data":{"n":2}}],"recovered":true,"offset":%d}`+"\n",
-		offsets[1], offsets[2], offsets[2])
+	want := fmt.Sprintf(`{"messages":[{"channel":"orders","offset":%d,"data":{"n":1}},{"channel":"orders","offset":%d,"data":{"n":2}}],"recovered":true,"offset":%d,"next":%d,"more":false}`+"\n",
+		offsets[1], offsets[2], offsets[2], offsets[2])
 	if code != 200 || body != want {
 		t.Errorf("history = %d %s; want 200 %s", code, body, want)
 	}
@@ -427,7 +427,7 @@ func TestHTTPAPI(t *testing.T) {
 		t.Errorf("history from the start = %d %s", code, body)
 	}
 	code, body = ts.do(t, "GET", "/api/history?channel=nothing", "Bearer "+key, "")
-	if want := `{"messages":[],"recovered":true,"offset":0}` + "\n"; code != 200 || body != want {
+	if want := `{"messages":[],"recovered":true,"offset":0,"next":0,"more":false}` + "\n"; code != 200 || body != want {
 		t.Errorf("history of an empty channel = %d %s; want %s", code, body, want)
 	}
 	for _, q := range []string{"channel=a*", "channel=orders&since=-1", "channel=orders&since=x"} {

@@ -43,7 +43,7 @@ func (o *Options) settings() []setting {
 		{"log-format", "DUPLEX_LOG_FORMAT", "log `format`: text or json", (*stringValue)(&o.LogFormat)},
 		{"compress", "DUPLEX_COMPRESS", "offer permessage-deflate compression; --compress=false turns it off", &boolValue{p: &o.DisableCompression, invert: true}},
 		{"broker", "DUPLEX_BROKER", "carry channels through `url`: memory (one process) or redis://host:port[/db] (several nodes share channels, offsets and history)", (*secretValue)(&o.BrokerURL)},
-		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect", (*intValue)(&o.HistorySize)},
+		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect; 0: no history; at most 10000", (*historySizeValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
 		{"http-idle-timeout", "DUPLEX_HTTP_IDLE_TIMEOUT", "close a keep-alive HTTP connection idle for `duration`", (*durationValue)(&o.HTTPIdleTimeout)},
@@ -60,6 +60,13 @@ func (o *Options) settings() []setting {
 		{"jwt-jwks-refresh", "DUPLEX_JWT_JWKS_REFRESH", "fetch the --jwt-jwks key set again when it is older than `duration` (and at once for an unknown kid, at most every 10s)", (*durationValue)(&o.JWKSRefresh)},
 		{"jwt-jwks-timeout", "DUPLEX_JWT_JWKS_TIMEOUT", "give up a --jwt-jwks fetch after `duration`", (*durationValue)(&o.JWKSTimeout)},
 		{"jwt-jwks-max-size", "DUPLEX_JWT_JWKS_MAX_SIZE", "refuse a --jwt-jwks key set larger than `bytes`", (*sizeValue)(&o.JWKSMaxSize)},
+		{"history-memory", "DUPLEX_HISTORY_MEMORY", "bound the memory the history of all channels takes to `bytes`, the garbage collector's room included (half of it holds messages at GOGC=100); beyond, the oldest messages go first (memory broker; Redis is bounded by --history-size); negative: no limit", (*sizeValue)(&o.HistoryMemory)},
+		{"max-channels", "DUPLEX_MAX_CHANNELS", "allow `n` channels at once (memory broker); beyond, a new channel replaces the least recently published one nobody subscribes to, or fails if there is none; negative: no limit", (*intValue)(&o.MaxChannels)},
+		{"max-subscriptions", "DUPLEX_MAX_SUBSCRIPTIONS", "allow `n` channel subscriptions, all connections together; beyond, subscribe fails; negative: no limit", (*intValue)(&o.MaxSubscriptions)},
+		{"max-connection-subscriptions", "DUPLEX_MAX_CONNECTION_SUBSCRIPTIONS", "allow each connection `n` channel subscriptions; beyond, subscribe fails", (*intValue)(&o.MaxConnectionSubscriptions)},
+		{"publish-rate", "DUPLEX_PUBLISH_RATE", "allow each connection `n` publishes per second; beyond, a publish gets \"publish rate exceeded\"; negative: no limit", (*intValue)(&o.PublishRate)},
+		{"publish-bytes-rate", "DUPLEX_PUBLISH_BYTES_RATE", "allow each connection to publish `bytes` of data per second; negative: no limit", (*sizeValue)(&o.PublishBytesRate)},
+		{"history-page-bytes", "DUPLEX_HISTORY_PAGE_BYTES", "bound the data of one GET /api/history response to `bytes` (at least one message)", (*sizeValue)(&o.HistoryPageBytes)},
 	}
 }
 

@@ -110,7 +110,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	}
 	broker := opts.Broker
 	if broker == nil {
-		broker = newMemoryBroker(opts.HistorySize, opts.HistoryTTL)
+		broker = newMemoryBrokerConfig(opts.memoryConfig())
 		g.ownBroker = true
 	}
 	g.channels = newChannels(g, broker)

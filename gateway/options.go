@@ -113,7 +113,8 @@ type Options struct {
 	LogFormat string
 
 	// HistorySize is how many of its latest messages each channel keeps
-	// for clients that reconnect (docs/protocol.md). Default 100. A
+	// for clients that reconnect (docs/protocol.md). Default 100, at most
+	// MaxHistorySize; negative keeps no history (--history-size 0). A
 	// replay goes through the client's send queue at once, so keep
 	// SendQueue (and SendQueueBytes) above what HistorySize messages take,
 	// or clients that resume from far behind are closed with 1013.
@@ -216,6 +217,53 @@ type Options struct {
 
 	// JWKSMaxSize bounds the size of the key set. Default 1 MiB.
 	JWKSMaxSize int64
+	// Bounds on channels, history and publishing (issue 15; README,
+	// "Security"). For each, zero means the default; negative means no
+	// limit, except for MaxConnectionSubscriptions and HistoryPageBytes,
+	// which always apply.
+
+	// HistoryMemory bounds the memory the in-memory broker's history
+	// takes, all channels together: message data plus bookkeeping, and a
+	// fixed cost per channel, and the garbage collector's room for the
+	// data it drops (so with GOGC=100 the messages held cost at most half
+	// of it). Beyond it the oldest messages go first, whatever their
+	// channel; a client resuming from them gets "recovered":false.
+	// Default 256 MiB. The Redis broker bounds history with HistorySize
+	// (stream MAXLEN) and HistoryTTL instead.
+	HistoryMemory int64
+
+	// MaxChannels bounds the channels the in-memory broker holds at once
+	// (with messages or subscribers). A publish to a new channel beyond
+	// it forgets, with its history, the channel with no subscriber that
+	// was published to least recently, or, when every channel has a
+	// subscriber, gets the error "channel limit reached". Default 100000.
+	MaxChannels int
+
+	// MaxSubscriptions bounds the channel subscriptions of all
+	// connections together; a subscribe beyond it gets the error
+	// "subscription limit reached". Default 100000.
+	MaxSubscriptions int
+
+	// MaxConnectionSubscriptions bounds the channels one connection may
+	// subscribe to; a subscribe beyond it gets the error "too many
+	// subscriptions". Default 1000; it cannot be turned off.
+	MaxConnectionSubscriptions int
+
+	// PublishRate bounds the publishes of one WebSocket connection, per
+	// second, in bursts of as many; a publish beyond it is refused with
+	// the error "publish rate exceeded". Default 100. The HTTP API, whose
+	// callers hold the API key, is not limited.
+	PublishRate int
+
+	// PublishBytesRate bounds the data one WebSocket connection publishes,
+	// in bytes per second, in bursts of as many or of one message of
+	// MaxMessageSize, whichever is larger. Default 1 MiB.
+	PublishBytesRate int64
+
+	// HistoryPageBytes bounds the data of one GET /api/history response;
+	// a response holds at least one message whatever its size. Default
+	// 4 MiB, also for a negative value.
+	HistoryPageBytes int64
 }
 
 // Defaults of Options.
@@ -289,6 +337,7 @@ func (o Options) withDefaults() Options {
 	if o.LogRefusalRate == 0 {
 		o.LogRefusalRate = DefaultLogRefusalRate
 	}
+	o.limitDefaults()
 	return o
 }
 
@@ -306,9 +355,7 @@ func (o *Options) Validate() error {
 	if o.PongTimeout < 0 {
 		errs = append(errs, errors.New("--pong-timeout must not be negative"))
 	}
-	if o.HistorySize < 0 {
-		errs = append(errs, errors.New("--history-size must not be negative"))
-	}
+	errs = append(errs, o.validateLimits()...)
 	if o.HistoryTTL < 0 {
 		errs = append(errs, errors.New("--history-ttl must not be negative"))
 	}

@@ -40,7 +40,7 @@ Serve runs the duplex gateway on one port:
                 API key; with --metrics-addr, only on that address)
   /api/auth-check  204 if the request's credentials are valid, else 401
   /api/publish  POST {"channel":C,"data":D} publishes (with --api-key)
-  /api/history  GET ?channel=C&since=N returns what C holds (with --api-key)
+  /api/history  GET ?channel=C&since=N[&limit=L] returns a page of what C holds (with --api-key)
   /api/health   /healthz with the broker's error (with --api-key)
 
 Channels keep their last --history-size messages for --history-ttl, so a
