@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# duplex serve in a small image: one static binary, no shell, no package
-# manager, running as an unprivileged user.
+# duplex serve in a small image: one static binary, no package manager,
+# running as an unprivileged user.
 #
 #   docker build -t duplex .
 #   docker run --rm -p 8080:8080 -e DUPLEX_TOKENS=change-me duplex
@@ -54,10 +54,10 @@ ENV HOME=/home/duplex \
 USER 65532:65532
 EXPOSE 8080
 
-# The image has no curl and no shell. duplex has no plain-HTTP probe
-# command (`duplex connect` needs a WebSocket and credentials), so the
-# check is busybox's wget, a static binary of about 1 MiB, run without a
-# shell: 200 from /healthz is healthy; 503 (shutting down, or the broker
+# The image has no curl and no shell on its path. duplex has no
+# plain-HTTP probe command (`duplex connect` needs a WebSocket and
+# credentials), so the check is busybox's wget, a static binary of about
+# 1 MiB, run without a shell: 200 from /healthz is healthy; 503 (shutting down, or the broker
 # unavailable) and no answer are not, and --timeout bounds a check that
 # hangs. It probes the DUPLEX_ADDR set above: change both together. With
 # --tls-cert inside the container, probe from outside instead: this wget
