@@ -57,11 +57,11 @@ EXPOSE 8080
 # The image has no curl and no shell on its path. duplex has no
 # plain-HTTP probe command (`duplex connect` needs a WebSocket and
 # credentials), so the check is busybox's wget, a static binary of about
-# 1 MiB, run without a shell: 200 from /healthz is healthy; 503 (shutting down, or the broker
-# unavailable) and no answer are not, and --timeout bounds a check that
-# hangs. It probes the DUPLEX_ADDR set above: change both together. With
-# --tls-cert inside the container, probe from outside instead: this wget
-# has no TLS.
+# 1 MiB, run without a shell: 200 from /healthz is healthy; 503 (shutting
+# down, or the broker unavailable) and no answer are not, and --timeout
+# bounds a check that hangs. It probes the DUPLEX_ADDR set above: change
+# both together. With --tls-cert inside the container, probe from
+# outside instead: this wget has no TLS.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
 
