@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # duplex serve in a small image: one static binary, no package manager,
 # running as an unprivileged user.
 #
