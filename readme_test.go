@@ -258,3 +258,28 @@ func TestGoBlocks(t *testing.T) {
 		t.Error("goBlocks accepted a block that is never closed")
 	}
 }
+
+// The README's install line names the Go version go.mod requires, so that
+// the two cannot drift apart when go.mod moves on.
+func TestREADMEGoVersion(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"go install github.com/duplexws/duplex/cmd/duplex@latest",
+		fmt.Sprintf("Go %s or newer", m[1]),
+	} {
+		if !bytes.Contains(readme, []byte(want)) {
+			t.Errorf("README.md does not say %q (go.mod: go %s)", want, m[1])
+		}
+	}
+}
