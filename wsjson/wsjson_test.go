@@ -17,7 +17,7 @@ import (
 )
 
 // pair returns the two ends of a WebSocket connection over loopback.
-func pair(t *testing.T) (client, server *duplex.Conn) {
+func pair(t testing.TB) (client, server *duplex.Conn) {
 	t.Helper()
 	accepted := make(chan *duplex.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
