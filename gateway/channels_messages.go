@@ -55,9 +55,16 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 			err = errForbidden
 			break
 		}
-		err = g.channels.subscribe(s, req.Channel, req.Since)
+		if err = g.hooks.allowSubscribe(s, req.Channel); err != nil {
+			break
+		}
+		if err = g.channels.subscribe(s, req.Channel, req.Since); err == nil {
+			g.presence.joined(s, req.Channel) // presence.go
+		}
 	case "unsubscribe":
-		err = g.channels.unsubscribe(s, req.Channel)
+		if err = g.channels.unsubscribe(s, req.Channel); err == nil {
+			g.presence.left(s, req.Channel)
+		}
 	case "publish":
 		if !s.ident.ChannelAllowed(req.Channel, true) {
 			err = errForbidden
@@ -66,6 +73,9 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 		if !g.channels.limiter.allow(s, len(req.Data), time.Now()) {
 			g.channels.m.limited.WithLabelValues("publish_rate").Inc()
 			err = errPublishRate
+			break
+		}
+		if req.Data, err = g.hooks.checkPublish(s, req.Channel, req.Data); err != nil {
 			break
 		}
 		err = g.publish(s.ctx, "ws", req.Channel, req.Data)

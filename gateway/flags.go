@@ -67,6 +67,15 @@ func (o *Options) settings() []setting {
 		{"publish-rate", "DUPLEX_PUBLISH_RATE", "allow each connection `n` publishes per second; beyond, a publish gets \"publish rate exceeded\"; negative: no limit", (*intValue)(&o.PublishRate)},
 		{"publish-bytes-rate", "DUPLEX_PUBLISH_BYTES_RATE", "allow each connection to publish `bytes` of data per second; negative: no limit", (*sizeValue)(&o.PublishBytesRate)},
 		{"history-page-bytes", "DUPLEX_HISTORY_PAGE_BYTES", "bound the data of one GET /api/history response to `bytes` (at least one message)", (*sizeValue)(&o.HistoryPageBytes)},
+		{"presence", "DUPLEX_PRESENCE", "let subscribers of channels matching `pattern` list who is subscribed (repeatable)", &listValue{p: &o.Presence}},
+		{"join-leave", "DUPLEX_JOIN_LEAVE", "tell subscribers of channels matching `pattern` when others subscribe and leave (repeatable)", &listValue{p: &o.JoinLeave}},
+		{"presence-ttl", "DUPLEX_PRESENCE_TTL", "drop the members of a node that stopped from presence after `duration`", (*durationValue)(&o.PresenceTTL)},
+		{"connect-hook", "DUPLEX_CONNECT_HOOK", "POST each WebSocket upgrade without a valid credential to `url`, which says who the client is", (*stringValue)(&o.ConnectHook)},
+		{"connect-hook-always", "DUPLEX_CONNECT_HOOK_ALWAYS", "call --connect-hook for every upgrade, with credentials or not", &boolValue{p: &o.ConnectHookAlways}},
+		{"subscribe-hook", "DUPLEX_SUBSCRIBE_HOOK", "ask `url` to allow each subscribe", (*stringValue)(&o.SubscribeHook)},
+		{"publish-hook", "DUPLEX_PUBLISH_HOOK", "ask `url` to allow (and maybe rewrite) each WebSocket publish", (*stringValue)(&o.PublishHook)},
+		{"rpc-hook", "DUPLEX_RPC_HOOK", "answer {\"type\":\"rpc\"} messages by POSTing them to `url`", (*stringValue)(&o.RPCHook)},
+		{"hook-timeout", "DUPLEX_HOOK_TIMEOUT", "give up a hook call after `duration`", (*durationValue)(&o.HookTimeout)},
 	}
 }
 

@@ -97,9 +97,15 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 // before the handshake: 401 here, 503 for a full or closing gateway, and
 // 400, 403, 405 or 426 from duplex.Accept.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
-	id, status := g.authenticate(w, r)
+	id, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
 	if status != 0 {
 		g.metrics.refused(status)
+		return
+	}
+	since, err := parseSince(r)
+	if err != nil {
+		g.metrics.refused(http.StatusBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if status, reason := g.hub.reserve(); status != 0 {
@@ -121,5 +127,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle 
 		}
 		return
 	}
-	g.newSession(conn, r, id, handle).run()
+	s := g.newSession(conn, r, id, handle)
+	g.atConnect(s, since) // server-side subscriptions resume after since (control.go)
+	s.run()
 }

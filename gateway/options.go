@@ -264,6 +264,38 @@ type Options struct {
 	// a response holds at least one message whatever its size. Default
 	// 4 MiB, also for a negative value.
 	HistoryPageBytes int64
+
+	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
+	// and checks are in options_presence.go.
+
+	// Presence lists path.Match patterns of the channels whose
+	// subscribers may ask who else is subscribed ({"type":"presence"}).
+	Presence []string
+
+	// JoinLeave lists path.Match patterns of the channels whose
+	// subscribers are told when others subscribe and leave.
+	JoinLeave []string
+
+	// PresenceTTL is how long the members of a node that stopped (it
+	// died, or lost the broker) stay listed. Default 30s.
+	PresenceTTL time.Duration
+
+	// ConnectHook is a URL the gateway POSTs each WebSocket upgrade to
+	// that brings no valid credential (or every upgrade, with
+	// ConnectHookAlways); its answer says who the client is and what it
+	// may do.
+	ConnectHook       string
+	ConnectHookAlways bool
+
+	// SubscribeHook and PublishHook are URLs asked to allow each
+	// subscribe and publish of a WebSocket client; PublishHook may
+	// replace the data. RPCHook answers {"type":"rpc"} messages.
+	SubscribeHook string
+	PublishHook   string
+	RPCHook       string
+
+	// HookTimeout bounds one call of a hook. Default 5s.
+	HookTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -338,6 +370,7 @@ func (o Options) withDefaults() Options {
 		o.LogRefusalRate = DefaultLogRefusalRate
 	}
 	o.limitDefaults()
+	o.presenceDefaults() // options_presence.go
 	return o
 }
 
@@ -356,6 +389,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--pong-timeout must not be negative"))
 	}
 	errs = append(errs, o.validateLimits()...)
+	errs = append(errs, o.validatePresence()...) // options_presence.go
 	if o.HistoryTTL < 0 {
 		errs = append(errs, errors.New("--history-ttl must not be negative"))
 	}

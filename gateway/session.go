@@ -114,6 +114,7 @@ func (s *session) run() {
 	var wg sync.WaitGroup
 	wg.Go(s.writeLoop)
 	wg.Go(s.keep)
+	g.startSession(s) // server-side subscriptions (control.go)
 	err := s.readLoop()
 	s.closeWith(0, "") // stop the others if the client or the network ended it
 	wg.Wait()

@@ -1,0 +1,377 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/duplexws/duplex"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// presence keeps who is subscribed to what on this node, shares it with
+// the other nodes through the broker's PresenceStore, and carries
+// join/leave events and the server API's commands over its ControlBus
+// (broker_presence.go; issue 16). With a broker that has neither, it
+// serves this node alone.
+//
+// It learns of subscriptions from the gateway's message handlers (joined,
+// left), not from the channels' own bookkeeping, and of a session's end
+// from the session's context, so channels.go stays as it is.
+//
+// Lock order: a member's mu, then presence.mu, then (delivering) a
+// session's send. The store is called under a member's mu only, so the
+// store writes of one session happen in the order they were decided.
+type presence struct {
+	g     *Gateway
+	node  string
+	store PresenceStore // nil: this node only
+	bus   ControlBus    // nil: this node only
+
+	mu       sync.Mutex
+	sessions map[*session]*member              // guarded by mu
+	byChan   map[string]map[*session]struct{} // guarded by mu
+	pending  map[*session]map[string]uint64    // guarded by mu; since offsets for startSession
+
+	ctrl    chan []byte   // control messages for run
+	done    chan struct{} // closed by stop
+	stopBus func()
+	wg      sync.WaitGroup
+
+	dropped prometheus.Counter
+}
+
+// member is one session's subscriptions, as presence knows them.
+type member struct {
+	mu    sync.Mutex          // held while the session's store writes are made
+	chans map[string]struct{} // guarded by presence.mu
+	ended bool                // guarded by presence.mu
+}
+
+const (
+	// controlQueue bounds the control messages waiting for this node;
+	// beyond, they are dropped and counted.
+	controlQueue = 4096
+
+	// storeTimeout bounds one call of the presence store.
+	storeTimeout = 5 * time.Second
+)
+
+// Errors sent to clients for presence requests.
+var errPresenceOff = errors.New("presence not enabled for this channel")
+
+func newPresence(g *Gateway, b Broker) *presence {
+	var id [4]byte
+	rand.Read(id[:])
+	p := &presence{
+		g:        g,
+		node:     hex.EncodeToString(id[:]),
+		sessions: make(map[*session]*member),
+		byChan:   make(map[string]map[*session]struct{}),
+		pending:  make(map[*session]map[string]uint64),
+		ctrl:     make(chan []byte, controlQueue),
+		done:     make(chan struct{}),
+		dropped: newCounter("duplex_control_dropped_total",
+			"Control messages (join/leave events, API commands) dropped because this node's queue was full."),
+	}
+	g.metrics.reg.MustRegister(p.dropped)
+	p.store, _ = b.(PresenceStore)
+	p.bus, _ = b.(ControlBus)
+	if p.bus != nil {
+		p.stopBus = p.bus.SubscribeControl(p.enqueue)
+	}
+	p.wg.Go(p.run)
+	return p
+}
+
+// clientID names s across nodes: the node's ID and s's number.
+func (g *Gateway) clientID(s *session) string {
+	return g.presence.node + "." + strconv.FormatUint(s.id, 10)
+}
+
+func (p *presence) memberOf(s *session) Member {
+	return Member{Client: p.g.clientID(s), User: s.ident.User, Node: p.node}
+}
+
+// run keeps this node live in the store and handles control messages,
+// until stop.
+func (p *presence) run() {
+	var tick <-chan time.Time
+	if p.store != nil {
+		p.keepNode()
+		t := time.NewTicker(p.g.opts.PresenceTTL / 3)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tick:
+			p.keepNode()
+		case msg := <-p.ctrl:
+			p.handleControl(msg)
+		}
+	}
+}
+
+func (p *presence) keepNode() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := p.store.KeepNode(ctx, p.node, p.g.opts.PresenceTTL); err != nil {
+		p.g.logs.warn("presence keep-alive failed", "node", p.node, "error", err)
+	}
+}
+
+// stop ends run and the bus subscription, and takes this node's members
+// out of the store. Shutdown calls it once the sessions are gone.
+func (p *presence) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	close(p.done)
+	if p.stopBus != nil {
+		p.stopBus()
+	}
+	p.wg.Wait()
+	if p.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		p.store.DropNode(ctx, p.node)
+	}
+}
+
+// enqueue takes a control message for run without blocking: it is the
+// bus's deliver.
+func (p *presence) enqueue(msg []byte) {
+	select {
+	case p.ctrl <- msg:
+	default:
+		p.dropped.Inc()
+		p.g.logs.warn("control queue full, message dropped", "node", p.node)
+	}
+}
+
+// joined records that s subscribed to channel, in the store too, and
+// announces it if the channel has join/leave events.
+func (p *presence) joined(s *session, channel string) {
+	p.mu.Lock()
+	if s.ctx.Err() != nil {
+		p.mu.Unlock()
+		return
+	}
+	m := p.sessions[s]
+	if m == nil {
+		m = &member{chans: make(map[string]struct{})}
+		p.sessions[s] = m
+		context.AfterFunc(s.ctx, func() { p.leftAll(s) })
+	}
+	p.mu.Unlock()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.mu.Lock()
+	_, dup := m.chans[channel]
+	if m.ended || dup {
+		p.mu.Unlock()
+		return
+	}
+	m.chans[channel] = struct{}{}
+	subs := p.byChan[channel]
+	if subs == nil {
+		subs = make(map[*session]struct{})
+		p.byChan[channel] = subs
+	}
+	subs[s] = struct{}{}
+	p.mu.Unlock()
+	p.changed("join", channel, p.memberOf(s))
+}
+
+// left records that s is no longer subscribed to channel.
+func (p *presence) left(s *session, channel string) {
+	p.mu.Lock()
+	m := p.sessions[s]
+	p.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.mu.Lock()
+	_, ok := m.chans[channel]
+	if ok {
+		delete(m.chans, channel)
+		p.dropLocked(s, channel)
+	}
+	p.mu.Unlock()
+	if ok {
+		p.changed("leave", channel, p.memberOf(s))
+	}
+}
+
+// leftAll forgets every subscription of s, once s has started to close.
+func (p *presence) leftAll(s *session) {
+	p.mu.Lock()
+	m := p.sessions[s]
+	delete(p.sessions, s)
+	delete(p.pending, s)
+	p.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.mu.Lock()
+	m.ended = true
+	chans := m.chans
+	m.chans = nil
+	for ch := range chans {
+		p.dropLocked(s, ch)
+	}
+	p.mu.Unlock()
+	who := p.memberOf(s)
+	for ch := range chans {
+		p.changed("leave", ch, who)
+	}
+}
+
+// dropLocked removes s from byChan[channel]. Its caller holds p.mu.
+func (p *presence) dropLocked(s *session, channel string) {
+	if subs := p.byChan[channel]; subs != nil {
+		delete(subs, s)
+		if len(subs) == 0 {
+			delete(p.byChan, channel)
+		}
+	}
+}
+
+// changed writes a join or leave to the store and announces it to the
+// subscribers of channel on every node, if the channel has events.
+func (p *presence) changed(op, channel string, m Member) {
+	if p.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		var err error
+		if op == "join" {
+			err = p.store.AddMember(ctx, channel, m)
+		} else {
+			err = p.store.RemoveMember(ctx, channel, m)
+		}
+		cancel()
+		if err != nil {
+			p.g.logs.warn("presence store failed", "op", op, "channel", channel, "error", err)
+		}
+	}
+	if matchAny(p.g.opts.JoinLeave, channel) {
+		p.command(controlMsg{Op: op, Channel: channel, Client: m.Client, User: m.User, Node: m.Node})
+	}
+}
+
+// subscribed reports whether s is subscribed to channel, as far as
+// presence knows.
+func (p *presence) subscribed(s *session, channel string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.byChan[channel][s]
+	return ok
+}
+
+// members lists the members of channel on every node (this one alone
+// without a store).
+func (p *presence) members(ctx context.Context, channel string) ([]Member, error) {
+	var out []Member
+	if p.store != nil {
+		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		var err error
+		if out, err = p.store.Members(ctx, channel); err != nil {
+			p.g.logs.warn("presence store failed", "op", "members", "channel", channel, "error", err)
+			return nil, errBrokerUnavailable
+		}
+	} else {
+		p.mu.Lock()
+		for s := range p.byChan[channel] {
+			out = append(out, p.memberOf(s))
+		}
+		p.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	return out, nil
+}
+
+// channelCounts returns the channels with subscribers on every node (this
+// one alone without a store), with how many.
+func (p *presence) channelCounts(ctx context.Context) (map[string]int, error) {
+	if p.store != nil {
+		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		out, err := p.store.ChannelCounts(ctx)
+		if err != nil {
+			p.g.logs.warn("presence store failed", "op", "channels", "error", err)
+			return nil, errBrokerUnavailable
+		}
+		return out, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.byChan))
+	for ch, subs := range p.byChan {
+		out[ch] = len(subs)
+	}
+	return out, nil
+}
+
+// presenceRequest is {"type":"presence","channel":C}.
+type presenceRequest struct {
+	Channel string `json:"channel"`
+}
+
+// presenceClient is one entry of a presence reply.
+type presenceClient struct {
+	Client string `json:"client"`
+	User   string `json:"user"`
+}
+
+// onPresence answers {"type":"presence","channel":C} with
+// {"type":"presence","channel":C,"clients":[{"client":ID,"user":U},...]}.
+// The channel must match --presence and s must be subscribed to it.
+func (g *Gateway) onPresence(s *session, p []byte) {
+	var req presenceRequest
+	if err := json.Unmarshal(p, &req); err != nil {
+		g.replyError(s, "", errors.New("bad request: "+jsonProblem(err)))
+		return
+	}
+	switch {
+	case !validChannel(req.Channel):
+		g.replyError(s, "", errInvalidChannel)
+		return
+	case !matchAny(g.opts.Presence, req.Channel):
+		g.replyError(s, req.Channel, errPresenceOff)
+		return
+	case !g.presence.subscribed(s, req.Channel):
+		g.replyError(s, req.Channel, errNotSubscribed)
+		return
+	}
+	ms, err := g.presence.members(s.ctx, req.Channel)
+	if err != nil {
+		g.replyError(s, req.Channel, err)
+		return
+	}
+	clients := make([]presenceClient, len(ms))
+	for i, m := range ms {
+		clients[i] = presenceClient{Client: m.Client, User: m.User}
+	}
+	b, _ := json.Marshal(struct {
+		Type    string           `json:"type"`
+		Channel string           `json:"channel"`
+		Clients []presenceClient `json:"clients"`
+	}{"presence", req.Channel, clients})
+	s.send(duplex.MessageText, b)
+}
