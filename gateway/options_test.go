@@ -58,6 +58,8 @@ func TestOptionsDefaults(t *testing.T) {
 		JWKSRefresh:          5 * time.Minute,
 		JWKSTimeout:          10 * time.Second,
 		JWKSMaxSize:          1 << 20,
+		PresenceTTL:          30 * time.Second,
+		HookTimeout:          5 * time.Second,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
