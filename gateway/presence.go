@@ -35,9 +35,9 @@ type presence struct {
 	bus   ControlBus    // nil: this node only
 
 	mu       sync.Mutex
-	sessions map[*session]*member              // guarded by mu
+	sessions map[*session]*member             // guarded by mu
 	byChan   map[string]map[*session]struct{} // guarded by mu
-	pending  map[*session]map[string]uint64    // guarded by mu; since offsets for startSession
+	pending  map[*session]map[string]uint64   // guarded by mu; since offsets for startSession
 
 	ctrl    chan []byte   // control messages for run
 	done    chan struct{} // closed by stop
