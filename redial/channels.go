@@ -32,6 +32,14 @@ type Channels struct {
 
 	mu   sync.Mutex
 	subs map[string]*channelState // guarded by mu
+
+	// Issue 16 (presence.go): server-side subscriptions of this
+	// connection and of the one before, and requests waiting for answers.
+	server       map[string]*channelState         // guarded by mu
+	prevServer   map[string]*channelState         // guarded by mu
+	presenceWait map[string][]chan presenceResult // guarded by mu
+	rpcWait      map[uint64]chan rpcResult        // guarded by mu
+	rpcID        uint64                           // guarded by mu
 }
 
 // ChannelOptions configures Channels. A nil *ChannelOptions means no
@@ -52,6 +60,17 @@ type ChannelOptions struct {
 	// OnError receives every {"type":"error"}; channel is empty when the
 	// error is not about one.
 	OnError func(channel, err string)
+
+	// OnJoin and OnLeave receive the {"type":"join"} and
+	// {"type":"leave"} events of channels with join/leave events
+	// (--join-leave): another client subscribed or left.
+	OnJoin  func(PresenceEvent)
+	OnLeave func(PresenceEvent)
+
+	// OnUnsubscribed receives the channel of a {"type":"unsubscribed"}:
+	// the server (its /api/unsubscribe) ended a subscription. Channels
+	// forgets the channel.
+	OnUnsubscribed func(channel string)
 }
 
 // ChannelMessage is a message of a channel.
@@ -68,7 +87,12 @@ type channelState struct {
 
 // NewChannels returns a Channels with no subscriptions.
 func NewChannels(opts *ChannelOptions) *Channels {
-	cs := &Channels{subs: make(map[string]*channelState)}
+	cs := &Channels{
+		subs:         make(map[string]*channelState),
+		server:       make(map[string]*channelState),
+		presenceWait: make(map[string][]chan presenceResult),
+		rpcWait:      make(map[uint64]chan rpcResult),
+	}
 	if opts != nil {
 		cs.opts = *opts
 	}
@@ -109,6 +133,12 @@ func (cs *Channels) Offset(channel string) (uint64, bool) {
 // known. Use it as Options.OnConnect, or call it from yours.
 func (cs *Channels) OnConnect(ctx context.Context, conn *duplex.Conn) error {
 	cs.mu.Lock()
+	// The server subscribes again on its own, and says so: keep the
+	// offsets of the last connection's until it has (Query).
+	if len(cs.server) > 0 {
+		cs.prevServer = cs.server
+	}
+	cs.server = make(map[string]*channelState)
 	msgs := make([][]byte, 0, len(cs.subs))
 	for name, st := range cs.subs {
 		msgs = append(msgs, subscribeMessage(name, st.offset, st.known))
@@ -159,7 +189,11 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 	switch m.Type {
 	case "message":
 		cs.mu.Lock()
-		if st := cs.subs[m.Channel]; st != nil && (!st.known || m.Offset > st.offset) {
+		st := cs.subs[m.Channel]
+		if st == nil {
+			st = cs.server[m.Channel]
+		}
+		if st != nil && (!st.known || m.Offset > st.offset) {
 			st.offset, st.known = m.Offset, true
 		}
 		cs.mu.Unlock()
@@ -168,10 +202,21 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 		}
 	case "subscribed":
 		cs.mu.Lock()
+		st := cs.subs[m.Channel]
+		if st == nil {
+			// Not asked for: a server-side subscription (presence.go).
+			if st = cs.server[m.Channel]; st == nil {
+				st = &channelState{}
+				if prev := cs.prevServer[m.Channel]; prev != nil {
+					*st = *prev
+				}
+				cs.server[m.Channel] = st
+			}
+		}
 		// When recovered, the replay that follows moves the offset on.
 		// When not, the client starts over at the server's latest offset,
 		// which may be lower than ours if the channel was reset.
-		if st := cs.subs[m.Channel]; st != nil && (!st.known || !m.Recovered) {
+		if !st.known || !m.Recovered {
 			st.offset, st.known = m.Offset, true
 		}
 		cs.mu.Unlock()
@@ -179,11 +224,12 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 			cs.opts.OnSubscribed(m.Channel, m.Offset, m.Recovered)
 		}
 	case "error":
+		cs.presenceRefused(m.Channel, m.Error)
 		if cs.opts.OnError != nil {
 			cs.opts.OnError(m.Channel, m.Error)
 		}
 	default:
-		return false
+		return cs.handleExtra(m.Type, m.Channel, p)
 	}
 	return true
 }
