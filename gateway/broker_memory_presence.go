@@ -107,19 +107,20 @@ func (b *memoryBroker) ChannelCounts(_ context.Context) (map[string]int, error) 
 // KeepNode implements PresenceStore. Dead nodes are swept here, with
 // their members: a process whose gateways come and go keeps nothing of
 // the gone ones.
-func (b *memoryBroker) KeepNode(_ context.Context, node string, ttl time.Duration) error {
+func (b *memoryBroker) KeepNode(_ context.Context, node string, ttl time.Duration) (bool, error) {
 	p := &b.pres
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.init()
 	now := time.Now()
+	renewed := p.live(node, now)
 	p.nodes[node] = now.Add(ttl)
 	for n := range p.nodes {
 		if !p.live(n, now) {
 			p.dropLocked(n)
 		}
 	}
-	return nil
+	return renewed, nil
 }
 
 // DropNode implements PresenceStore.

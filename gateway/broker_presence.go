@@ -52,8 +52,11 @@ type PresenceStore interface {
 	// and how many.
 	ChannelCounts(ctx context.Context) (map[string]int, error)
 
-	// KeepNode marks node live for ttl from now.
-	KeepNode(ctx context.Context, node string, ttl time.Duration) error
+	// KeepNode marks node live for ttl from now. renewed is false when
+	// node was not live before the call (its first call, or its ttl
+	// passed meanwhile, and its members may be gone): the gateway then
+	// adds its members again.
+	KeepNode(ctx context.Context, node string, ttl time.Duration) (renewed bool, err error)
 
 	// DropNode forgets node and its members.
 	DropNode(ctx context.Context, node string) error

@@ -124,8 +124,43 @@ func (p *presence) run() {
 func (p *presence) keepNode() {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := p.store.KeepNode(ctx, p.node, p.g.opts.PresenceTTL); err != nil {
+	renewed, err := p.store.KeepNode(ctx, p.node, p.g.opts.PresenceTTL)
+	if err != nil {
 		p.g.logs.warn("presence keep-alive failed", "node", p.node, "error", err)
+		return
+	}
+	if !renewed {
+		p.restore(ctx)
+	}
+}
+
+// restore adds every member of this node to the store again, after the
+// store took the node for dead (it could not renew it in time: the
+// broker was unreachable longer than PresenceTTL). Each session's writes
+// are made under its member's mu, so a leave cannot be overtaken.
+func (p *presence) restore(ctx context.Context) {
+	p.mu.Lock()
+	sessions := make(map[*session]*member, len(p.sessions))
+	for s, m := range p.sessions {
+		sessions[s] = m
+	}
+	p.mu.Unlock()
+	for s, m := range sessions {
+		m.mu.Lock()
+		p.mu.Lock()
+		chans := make([]string, 0, len(m.chans))
+		for ch := range m.chans {
+			chans = append(chans, ch)
+		}
+		p.mu.Unlock()
+		for _, ch := range chans {
+			if err := p.store.AddMember(ctx, ch, p.memberOf(s)); err != nil {
+				m.mu.Unlock()
+				p.g.logs.warn("presence store failed", "op", "restore", "error", err)
+				return
+			}
+		}
+		m.mu.Unlock()
 	}
 }
 

@@ -288,6 +288,12 @@ func TestPresenceDeadNodeExpires(t *testing.T) {
 	if d := time.Since(killed); d > ttl+ttl/3+time.Second {
 		t.Logf("expired after %v (bound %v): a busy machine", d, ttl)
 	}
+	// The node comes back (it was cut from the broker, not dead): its
+	// first renewal finds it expired and adds its members again.
+	b.g.presence.keepNode()
+	if ms := a.presenceOf(t, "room/1"); len(ms) != 2 {
+		t.Fatalf("presence after node B came back = %+v; want ada and bob", ms)
+	}
 }
 
 // Without a PresenceStore and ControlBus, each node sees its own.
