@@ -34,7 +34,7 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 // on the upgrade would look like a network error and be retried forever.
 func (g *Gateway) serveAuthCheck(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if _, status := g.authenticate(w, r); status != 0 {
+	if _, status := g.admit(w, r); status != 0 { // the connect hook too
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

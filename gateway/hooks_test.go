@@ -175,8 +175,15 @@ func TestConnectHook(t *testing.T) {
 	if len(be.connects) != n {
 		t.Errorf("the hook was called for a valid token")
 	}
-	if v := ts.metric(t, `duplex_hook_requests_total{hook="connect",result="denied"}`); v != 2 {
-		t.Errorf("denied connect hooks = %v; want 2", v)
+	// The page's auth check asks the hook as the upgrade does.
+	if resp, _ := ts.get(t, "/api/auth-check", http.Header{"Cookie": {"session=ada"}}); resp.StatusCode != 204 {
+		t.Errorf("auth check with the ada cookie: %d; want 204", resp.StatusCode)
+	}
+	if resp, _ := ts.get(t, "/api/auth-check", http.Header{"Cookie": {"session=banned"}}); resp.StatusCode != 403 {
+		t.Errorf("auth check with the banned cookie: %d; want 403", resp.StatusCode)
+	}
+	if v := ts.metric(t, `duplex_hook_requests_total{hook="connect",result="denied"}`); v != 3 {
+		t.Errorf("denied connect hooks = %v; want 3", v)
 	}
 }
 

@@ -181,7 +181,7 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 		Offset    uint64          `json:"offset"`
 		Data      json.RawMessage `json:"data"`
 		Recovered bool            `json:"recovered"`
-		Error     string          `json:"error"`
+		Error     json.RawMessage `json:"error"` // a string, except in some rpc answers
 	}
 	if json.Unmarshal(p, &m) != nil {
 		return false
@@ -224,9 +224,11 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 			cs.opts.OnSubscribed(m.Channel, m.Offset, m.Recovered)
 		}
 	case "error":
-		cs.presenceRefused(m.Channel, m.Error)
+		var msg string
+		json.Unmarshal(m.Error, &msg)
+		cs.presenceRefused(m.Channel, msg)
 		if cs.opts.OnError != nil {
-			cs.opts.OnError(m.Channel, m.Error)
+			cs.opts.OnError(m.Channel, msg)
 		}
 	default:
 		return cs.handleExtra(m.Type, m.Channel, p)

@@ -624,9 +624,9 @@ function withSince(url, offsets) {
   const known = [...offsets].filter(([, off]) => off !== undefined && off !== null);
   if (known.length === 0) return url;
   let u;
-  try { u = new URL(url); } catch { return url; }
+  try { u = new URL(url, 'http://base.invalid'); } catch { return url; }
   for (const [ch, off] of known) u.searchParams.append('since', ch + ':' + off);
-  return u.toString();
+  return u.origin === 'http://base.invalid' ? u.pathname + u.search + u.hash : u.toString();
 }
 
 /** Copies the defined fields of src onto dst, so undefined keeps a default. */
