@@ -21,13 +21,14 @@ type connectHookRequest struct {
 }
 
 // connectHookReply is the connect hook's 200 answer: the same permissions
-// as a JWT's claims. An absent Channels allows every subscription, an
-// absent Publish no publishing.
+// as a JWT's claims, each a list of names or patterns or one as a string.
+// An absent Channels allows every subscription, an absent Publish no
+// publishing.
 type connectHookReply struct {
-	User     string    `json:"user"`
-	Subs     []string  `json:"subs"`
-	Channels *[]string `json:"channels"`
-	Publish  *[]string `json:"publish"`
+	User     string `json:"user"`
+	Subs     any    `json:"subs"`
+	Channels any    `json:"channels"`
+	Publish  any    `json:"publish"`
 }
 
 // admit authenticates an upgrade, asking the connect hook when there is
@@ -81,14 +82,10 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (Identity, int) 
 // (Identity.ChannelAllowed), and it does not expire.
 func (rep connectHookReply) identity() Identity {
 	claims := map[string]any{}
-	if rep.Channels != nil {
-		claims["channels"] = *rep.Channels
-	}
-	if rep.Publish != nil {
-		claims["publish"] = *rep.Publish
-	}
-	if rep.Subs != nil {
-		claims["subs"] = rep.Subs
+	for k, v := range map[string]any{"channels": rep.Channels, "publish": rep.Publish, "subs": rep.Subs} {
+		if v != nil {
+			claims[k] = v
+		}
 	}
 	return Identity{User: rep.User, Method: "hook", Claims: claims}
 }

@@ -36,7 +36,7 @@ func startBackend(t *testing.T) *backend {
 		be.mu.Unlock()
 		switch {
 		case req.Headers.Get("Cookie") == "session=ada":
-			io.WriteString(w, `{"user":"ada","subs":["user/ada"],"channels":["room/*","user/ada"],"publish":["room/*"]}`)
+			io.WriteString(w, `{"user":"ada","subs":["user/ada"],"channels":["room/*","user/ada"],"publish":"room/*"}`)
 		case req.Headers.Get("Cookie") == "session=banned":
 			w.WriteHeader(http.StatusForbidden)
 		case req.User != "":

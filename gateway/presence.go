@@ -61,6 +61,10 @@ const (
 
 	// storeTimeout bounds one call of the presence store.
 	storeTimeout = 5 * time.Second
+
+	// keepNodeTimeout bounds a node's renewal, the first one in New
+	// included: a broker that is down must not hold the start for long.
+	keepNodeTimeout = 2 * time.Second
 )
 
 // Errors sent to clients for presence requests.
@@ -86,6 +90,12 @@ func newPresence(g *Gateway, b Broker) *presence {
 	if p.bus != nil {
 		p.stopBus = p.bus.SubscribeControl(p.enqueue)
 	}
+	if p.store != nil {
+		// Live before any session can subscribe: a reader of the store
+		// deletes the members of nodes that are not. (If the broker is
+		// down, members written meanwhile are restored once it is back.)
+		p.keepNode()
+	}
 	p.wg.Go(p.run)
 	return p
 }
@@ -104,7 +114,6 @@ func (p *presence) memberOf(s *session) Member {
 func (p *presence) run() {
 	var tick <-chan time.Time
 	if p.store != nil {
-		p.keepNode()
 		t := time.NewTicker(p.g.opts.PresenceTTL / 3)
 		defer t.Stop()
 		tick = t.C
@@ -122,7 +131,7 @@ func (p *presence) run() {
 }
 
 func (p *presence) keepNode() {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), keepNodeTimeout)
 	defer cancel()
 	renewed, err := p.store.KeepNode(ctx, p.node, p.g.opts.PresenceTTL)
 	if err != nil {

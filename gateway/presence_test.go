@@ -163,6 +163,7 @@ func TestPresenceJoinLeaveAcrossNodes(t *testing.T) {
 	}
 	ada.sendJSON(`{"type":"subscribe","channel":"other"}`)
 	ada.expectMsg("subscribed")
+	ada.expectNothing() // the barrier: the membership is written
 	if code := a.api(t, "GET", "/api/channels?pattern=room/*", "", &chans); code != 200 || len(chans.Channels) != 1 || chans.Channels[0] != (channelCount{"room/1", 2}) {
 		t.Fatalf("GET /api/channels?pattern=room/* = %d %+v; want room/1 with 2", code, chans)
 	}
@@ -273,9 +274,10 @@ func TestPresenceDeadNodeExpires(t *testing.T) {
 		c.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
 		c.expectMsg("subscribed")
 	}
-	if ms := a.presenceOf(t, "room/1"); len(ms) != 2 {
-		t.Fatalf("presence = %+v; want 2", ms)
-	}
+	// A member is written just after its subscribed reply is queued.
+	waitFor(t, 10*time.Second, "ada and bob in the presence list", func() bool {
+		return len(a.presenceOf(t, "room/1")) == 2
+	})
 	// Node B stops keeping itself alive, as if its process died: its
 	// session stays open, but nothing refreshes it in the store.
 	killed := time.Now()
@@ -312,6 +314,7 @@ func TestPresenceWithoutSharedStoreIsLocal(t *testing.T) {
 		t.Fatalf("join = %+v; want ada2 (bob is on the other node)", m)
 	}
 	bob.expectNothing()
+	ada2.expectNothing() // the barrier: ada2's membership is written
 	if ms := a.presenceOf(t, "room/1"); len(ms) != 2 {
 		t.Fatalf("presence on A = %+v; want ada and ada2 only", ms)
 	}

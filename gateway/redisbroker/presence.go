@@ -47,10 +47,15 @@ func (b *Broker) controlKey() string               { return b.prefix + "control"
 // AddMember implements gateway.PresenceStore.
 func (b *Broker) AddMember(ctx context.Context, channel string, m gateway.Member) error {
 	v, _ := json.Marshal(m)
-	if err := b.rdb.HSet(ctx, b.membersKey(channel), m.Client, v).Err(); err != nil {
-		return err
-	}
-	return b.rdb.SAdd(ctx, b.presenceChannelsKey(), channel).Err()
+	// One round trip (go-redis splits a pipeline by shard on a cluster);
+	// HSET goes first, so a channel in the set may be empty, never the
+	// other way round for long (see forgetEmpty).
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, b.membersKey(channel), m.Client, v)
+		p.SAdd(ctx, b.presenceChannelsKey(), channel)
+		return nil
+	})
+	return err
 }
 
 // RemoveMember implements gateway.PresenceStore. The channel stays in the
