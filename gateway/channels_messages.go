@@ -58,9 +58,7 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 		if err = g.hooks.allowSubscribe(s, req.Channel); err != nil {
 			break
 		}
-		if err = g.channels.subscribe(s, req.Channel, req.Since); err == nil {
-			g.presence.joined(s, req.Channel) // presence.go
-		}
+		err = g.presence.subscribe(s, req.Channel, req.Since) // channels.subscribe, recorded for presence
 	case "unsubscribe":
 		if err = g.channels.unsubscribe(s, req.Channel); err == nil {
 			g.presence.left(s, req.Channel)

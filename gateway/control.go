@@ -25,6 +25,11 @@ type controlMsg struct {
 	Client  string `json:"client,omitempty"`
 	User    string `json:"user,omitempty"`
 	Node    string `json:"node,omitempty"`
+
+	// At is when a join or leave happened, in Unix microseconds on its
+	// node's clock: subscribers that joined later are not told of it
+	// (they see it in presence already, or never saw the client).
+	At int64 `json:"at,omitempty"`
 }
 
 // command sends m to every node: over the bus, or to this node alone
@@ -104,8 +109,10 @@ func (p *presence) deliverEvent(m controlMsg) {
 	}{m.Op, m.Channel, m.Client, m.User})
 	p.mu.Lock()
 	targets := make([]*session, 0, len(p.byChan[m.Channel]))
-	for s := range p.byChan[m.Channel] {
-		targets = append(targets, s)
+	for s, since := range p.byChan[m.Channel] {
+		if m.At == 0 || since <= m.At {
+			targets = append(targets, s)
+		}
 	}
 	p.mu.Unlock()
 	for _, s := range targets {
@@ -120,10 +127,9 @@ func (p *presence) deliverEvent(m controlMsg) {
 // subscribe hook or checking the channels claim: the backend decided. The
 // client gets "subscribed", or an error.
 func (g *Gateway) serverSubscribe(s *session, channel string, since *uint64) {
-	err := g.channels.subscribe(s, channel, since)
+	err := g.presence.subscribe(s, channel, since)
 	switch {
 	case err == nil:
-		g.presence.joined(s, channel)
 	case errors.Is(err, errAlreadySubscribed), errors.Is(err, errConnectionEnding):
 	default:
 		g.replyError(s, channel, err)

@@ -21,8 +21,8 @@ import (
 // (broker_presence.go; issue 16). With a broker that has neither, it
 // serves this node alone.
 //
-// It learns of subscriptions from the gateway's message handlers (joined,
-// left), not from the channels' own bookkeeping, and of a session's end
+// It learns of subscriptions from the gateway's message handlers
+// (subscribe, left), not from the channels' own bookkeeping, and of a session's end
 // from the session's context, so channels.go stays as it is.
 //
 // Lock order: a member's mu, then presence.mu, then (delivering) a
@@ -35,9 +35,9 @@ type presence struct {
 	bus   ControlBus    // nil: this node only
 
 	mu       sync.Mutex
-	sessions map[*session]*member             // guarded by mu
-	byChan   map[string]map[*session]struct{} // guarded by mu
-	pending  map[*session]map[string]uint64   // guarded by mu; since offsets for startSession
+	sessions map[*session]*member           // guarded by mu
+	byChan   map[string]map[*session]int64  // guarded by mu; when each subscribed, Unix µs
+	pending  map[*session]map[string]uint64 // guarded by mu; since offsets for startSession
 
 	ctrl    chan []byte   // control messages for run
 	done    chan struct{} // closed by stop
@@ -49,9 +49,9 @@ type presence struct {
 
 // member is one session's subscriptions, as presence knows them.
 type member struct {
-	mu    sync.Mutex          // held while the session's store writes are made
-	chans map[string]struct{} // guarded by presence.mu
-	ended bool                // guarded by presence.mu
+	mu    sync.Mutex      // held while the session's store writes are made
+	chans map[string]bool // guarded by presence.mu; channel → announced (in the store)
+	ended bool            // guarded by presence.mu
 }
 
 const (
@@ -77,7 +77,7 @@ func newPresence(g *Gateway, b Broker) *presence {
 		g:        g,
 		node:     hex.EncodeToString(id[:]),
 		sessions: make(map[*session]*member),
-		byChan:   make(map[string]map[*session]struct{}),
+		byChan:   make(map[string]map[*session]int64),
 		pending:  make(map[*session]map[string]uint64),
 		ctrl:     make(chan []byte, controlQueue),
 		done:     make(chan struct{}),
@@ -158,8 +158,10 @@ func (p *presence) restore(ctx context.Context) {
 		m.mu.Lock()
 		p.mu.Lock()
 		chans := make([]string, 0, len(m.chans))
-		for ch := range m.chans {
-			chans = append(chans, ch)
+		for ch, announced := range m.chans {
+			if announced {
+				chans = append(chans, ch)
+			}
 		}
 		p.mu.Unlock()
 		for _, ch := range chans {
@@ -204,39 +206,83 @@ func (p *presence) enqueue(msg []byte) {
 	}
 }
 
-// joined records that s subscribed to channel, in the store too, and
-// announces it if the channel has join/leave events.
-func (p *presence) joined(s *session, channel string) {
+// subscribe subscribes s to channel (channels.subscribe) and records it.
+// The session is counted a subscriber of the channel from before its
+// "subscribed" reply goes out, so that it misses no join or leave
+// announced after that reply; the store write and the session's own join
+// event follow the subscription.
+func (p *presence) subscribe(s *session, channel string, since *uint64) error {
+	at := time.Now().UnixMicro()
+	reserved := p.reserve(s, channel, at)
+	err := p.g.channels.subscribe(s, channel, since)
+	switch {
+	case err != nil && reserved:
+		p.unreserve(s, channel)
+	case err == nil && reserved:
+		p.announce(s, channel, at)
+	}
+	return err
+}
+
+// reserve records s as a subscriber of channel since at (Unix µs), not
+// announced yet. It returns false if s is ending or recorded already.
+func (p *presence) reserve(s *session, channel string, at int64) bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if s.ctx.Err() != nil {
-		p.mu.Unlock()
-		return
+		return false
 	}
 	m := p.sessions[s]
 	if m == nil {
-		m = &member{chans: make(map[string]struct{})}
+		m = &member{chans: make(map[string]bool)}
 		p.sessions[s] = m
 		context.AfterFunc(s.ctx, func() { p.leftAll(s) })
 	}
-	p.mu.Unlock()
+	if _, dup := m.chans[channel]; m.ended || dup {
+		return false
+	}
+	m.chans[channel] = false
+	subs := p.byChan[channel]
+	if subs == nil {
+		subs = make(map[*session]int64)
+		p.byChan[channel] = subs
+	}
+	subs[s] = at
+	return true
+}
 
+// unreserve forgets a reservation whose subscribe failed.
+func (p *presence) unreserve(s *session, channel string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m := p.sessions[s]; m != nil {
+		if announced, ok := m.chans[channel]; ok && !announced {
+			delete(m.chans, channel)
+			p.dropLocked(s, channel)
+		}
+	}
+}
+
+// announce writes a reserved subscription to the store and announces its
+// join, unless s left meanwhile.
+func (p *presence) announce(s *session, channel string, at int64) {
+	p.mu.Lock()
+	m := p.sessions[s]
+	p.mu.Unlock()
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.mu.Lock()
-	_, dup := m.chans[channel]
-	if m.ended || dup {
+	announced, ok := m.chans[channel]
+	if !ok || announced || m.ended {
 		p.mu.Unlock()
 		return
 	}
-	m.chans[channel] = struct{}{}
-	subs := p.byChan[channel]
-	if subs == nil {
-		subs = make(map[*session]struct{})
-		p.byChan[channel] = subs
-	}
-	subs[s] = struct{}{}
+	m.chans[channel] = true
 	p.mu.Unlock()
-	p.changed("join", channel, p.memberOf(s))
+	p.changed("join", channel, p.memberOf(s), at)
 }
 
 // left records that s is no longer subscribed to channel.
@@ -250,14 +296,14 @@ func (p *presence) left(s *session, channel string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.mu.Lock()
-	_, ok := m.chans[channel]
+	announced, ok := m.chans[channel]
 	if ok {
 		delete(m.chans, channel)
 		p.dropLocked(s, channel)
 	}
 	p.mu.Unlock()
-	if ok {
-		p.changed("leave", channel, p.memberOf(s))
+	if announced {
+		p.changed("leave", channel, p.memberOf(s), time.Now().UnixMicro())
 	}
 }
 
@@ -281,9 +327,11 @@ func (p *presence) leftAll(s *session) {
 		p.dropLocked(s, ch)
 	}
 	p.mu.Unlock()
-	who := p.memberOf(s)
-	for ch := range chans {
-		p.changed("leave", ch, who)
+	who, at := p.memberOf(s), time.Now().UnixMicro()
+	for ch, announced := range chans {
+		if announced {
+			p.changed("leave", ch, who, at)
+		}
 	}
 }
 
@@ -297,9 +345,10 @@ func (p *presence) dropLocked(s *session, channel string) {
 	}
 }
 
-// changed writes a join or leave to the store and announces it to the
-// subscribers of channel on every node, if the channel has events.
-func (p *presence) changed(op, channel string, m Member) {
+// changed writes a join or leave, which happened at (Unix µs), to the
+// store and announces it to the subscribers of channel on every node, if
+// the channel has events.
+func (p *presence) changed(op, channel string, m Member, at int64) {
 	if p.store != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		var err error
@@ -314,7 +363,7 @@ func (p *presence) changed(op, channel string, m Member) {
 		}
 	}
 	if matchAny(p.g.opts.JoinLeave, channel) {
-		p.command(controlMsg{Op: op, Channel: channel, Client: m.Client, User: m.User, Node: m.Node})
+		p.command(controlMsg{Op: op, Channel: channel, Client: m.Client, User: m.User, Node: m.Node, At: at})
 	}
 }
 

@@ -211,6 +211,9 @@ func TestAPICommandsAcrossNodes(t *testing.T) {
 	bob := b.connect(t, userToken(t, "bob", nil))
 	bob2 := b.connect(t, userToken(t, "bob", nil))
 	ada := b.connect(t, userToken(t, "ada", nil))
+	for _, c := range []*chanClient{bob, bob2, ada} {
+		c.expectNothing() // the session runs: commands find it
+	}
 
 	// Through node A, on sessions of node B.
 	if code := a.api(t, "POST", "/api/subscribe", `{"user":"bob","channel":"news"}`, nil); code != 200 {
@@ -314,7 +317,7 @@ func TestPresenceWithoutSharedStoreIsLocal(t *testing.T) {
 		t.Fatalf("join = %+v; want ada2 (bob is on the other node)", m)
 	}
 	bob.expectNothing()
-	ada2.expectNothing() // the barrier: ada2's membership is written
+	ada2.expectNothing() // the barrier: ada2's membership is written; no join of ada, who came first
 	if ms := a.presenceOf(t, "room/1"); len(ms) != 2 {
 		t.Fatalf("presence on A = %+v; want ada and ada2 only", ms)
 	}

@@ -117,15 +117,9 @@ func (pc *pclient) read() (pmsg, error) {
 	return m, nil
 }
 
-// expect reads the next message, which must be of type typ. A join
-// before a subscribed is skipped: the join of a client that subscribed
-// just before this one may reach it once it is subscribed.
 func (pc *pclient) expect(typ string) pmsg {
 	pc.t.Helper()
 	m, err := pc.read()
-	for err == nil && typ == "subscribed" && m.Type == "join" {
-		m, err = pc.read()
-	}
 	if err != nil {
 		pc.t.Fatalf("Read: %v", err)
 	}
