@@ -150,7 +150,7 @@ func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
 		unlock(c.readSem)
 		return nil, err
 	}
-	if !c.msgDone || c.msgOp != 0 {
+	if !c.msgDone || !c.ps.idle() {
 		return fail(errors.New("duplex: Detach in the middle of a message"))
 	}
 	if err := c.writeAllowed(); err != nil {
