@@ -273,6 +273,8 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 	if n == 0 {
 		c.rs = nil
 		freeEventRead(rs)
+	} else {
+		rs.ps = c.newParser()
 	}
 	c.state.And(^int64(stHandshake))
 	if c.h.OnOpen != nil {
