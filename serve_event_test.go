@@ -60,7 +60,7 @@ func TestServeEventsHandshake(t *testing.T) {
 			if tt.originHost != "" {
 				edits = append(edits, "+Origin: http://"+tt.originHost)
 			}
-			req := editRequest(host, edits)
+			req := editRequest(host, edits) + tt.body
 			status, header, body := testkit.RawRequest(t, host, req)
 			if status != tt.status {
 				t.Fatalf("status %d (%q); want %d\nrequest:\n%s", status, body, tt.status, req)
