@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -124,21 +125,19 @@ func TestDetachHoldsNoGoroutinePerConnection(t *testing.T) {
 	}
 }
 
-// Every conformance case of the goroutine mode holds for a detached
-// connection too, in both roles: the same frames back, the same close
-// codes, the same CloseError from OnClose and from a Write after the end.
-func TestConformanceDetached(t *testing.T) {
-	for _, tt := range conformanceCases {
-		for _, r := range []role{asServer, asClient} {
-			if tt.roles&r == 0 {
-				continue
-			}
-			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
-				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
-				playCase(t, r, peer, detachedEcho(t, c), tt.script, tt.close, tt.peerCode)
-			})
-		}
-	}
+// Every conformance case holds for a detached connection too, in both
+// roles: the same frames back, the same close codes, the same CloseError
+// from OnClose and from a Write after the end.
+func init() {
+	confDrivers = append(confDrivers, confDriver{
+		name:   "detach",
+		roles:  asBoth,
+		shared: true,
+		start: func(t *testing.T, r role, o confOptions) (*testkit.RawPeer, <-chan ending) {
+			c, peer := confPair(t, r, o)
+			return peer, detachedEcho(t, c)
+		},
+	})
 }
 
 // detachedEcho detaches c with a handler that echoes every message, and

@@ -231,6 +231,13 @@ func FuzzReadFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, client bool, chunk uint16) {
 		want := readFramesRef(stream, client, fuzzReadLimit)
 
+		// The engine alone, then driven by Conn (and, in FuzzEventFrames,
+		// by the event loop): the same messages and ending.
+		if got, gotEnd := readThroughEngine(stream, client, int(chunk), fuzzReadLimit); !slices.Equal(got, want.msgs) || gotEnd != want.end {
+			t.Fatalf("stream % x (client %v, pieces of %d):\nengine gave %q, then %v (sent %v)\nwant        %q, then %v (sent %v)",
+				stream, client, chunk, got, gotEnd.code, gotEnd.sent, want.msgs, want.end.code, want.end.sent)
+		}
+
 		c := newConn(connConfig{
 			tr:        byteTransport{bytes.NewReader(stream), int(chunk)},
 			client:    client,
