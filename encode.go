@@ -72,6 +72,24 @@ func encodeFrame(h wire.Header, p []byte, emit func(a, b []byte) error) error {
 	}
 }
 
+// closePayload is the payload of a close frame the program asked for,
+// or why it may not be sent.
+func closePayload(code StatusCode, reason string) ([]byte, error) {
+	if !wire.ValidCloseCode(uint16(code)) {
+		return nil, fmt.Errorf("duplex: close code %d may not be sent", code)
+	}
+	if len(reason) > wire.MaxControlPayload-2 {
+		return nil, fmt.Errorf("duplex: close reason longer than %d bytes", wire.MaxControlPayload-2)
+	}
+	return wire.AppendClose(nil, uint16(code), reason), nil
+}
+
+// wantCompress says whether Write compresses a message of n bytes: when
+// permessage-deflate was negotiated and n is at least the threshold.
+func wantCompress(comp *deflate.Compressor, threshold, n int) bool {
+	return comp != nil && n >= threshold
+}
+
 // compressPayload compresses the message p into the pool buffer bp
 // (RFC 7692 §7.2.1); the frame that carries it has RSV1 set.
 func compressPayload(comp *deflate.Compressor, bp *[]byte, p []byte) ([]byte, error) {
@@ -88,7 +106,7 @@ func compressPayload(comp *deflate.Compressor, bp *[]byte, p []byte) ([]byte, er
 // every frame, and with context takeover the compressed bytes depend on
 // the connection's history.
 func (pm *PreparedMessage) encodedFor(client bool, comp *deflate.Compressor, threshold int) (frame []byte, compress bool, err error) {
-	compress = comp != nil && len(pm.data) >= threshold
+	compress = wantCompress(comp, threshold, len(pm.data))
 	if client || (compress && !comp.Stateless()) {
 		return nil, compress, checkType(pm.typ)
 	}

@@ -220,7 +220,8 @@ func (p *parser) fail(code StatusCode, err error) event {
 }
 
 // closeReply is the payload of our answer to the peer's close frame with
-// code: the same code (§5.5.1), or nothing when the peer sent none.
+// code: the same code (§5.5.1), or nothing when the peer sent none. It is
+// also the payload of the close frame we fail a connection with.
 func closeReply(code StatusCode) []byte {
 	if uint16(code) == wire.NoStatus {
 		return nil

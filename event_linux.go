@@ -5,7 +5,6 @@ package duplex
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,15 +16,15 @@ import (
 )
 
 // EventConn is a WebSocket connection served by the event loop (epoll on
-// Linux) instead of a goroutine: see Conn.Detach. While idle it holds a
-// few dozen bytes: no goroutine, no buffer and no Go network descriptor,
-// only its socket's file descriptor. Its messages arrive in
-// EventHandler.OnMessage, with the same checks and close codes as Read,
-// with two differences for compressed messages, which the loop inflates
-// once they are whole, where Read inflates as bytes arrive: corrupt data
-// or an inflated size past the read limit is found at the message's end
-// (if the peer stops before it, the ending is that, not 1007 or 1009),
-// and a message longer on the wire than the read limit plus deflate's
+// Linux) instead of a goroutine: see Conn.Detach and ServeEvents. While
+// idle it holds a few dozen bytes: no goroutine, no buffer and no Go
+// network descriptor, only its socket's file descriptor. Its messages
+// arrive in EventHandler.OnMessage, checked by the same engine as Read,
+// with the same close codes. A compressed message is inflated once it is
+// whole, where Read inflates as bytes arrive, so corrupt data or an
+// inflated size past the read limit is found at the message's end (if
+// the peer stops before it, the ending is that, not 1007 or 1009); in
+// both, a message longer on the wire than the read limit plus deflate's
 // worst expansion (limit/64 + 1 KiB) is refused with 1009 at once.
 //
 // Write, Ping and Close may be called from any goroutine, including from
@@ -262,7 +261,7 @@ func (c *EventConn) closeTimeout() time.Duration {
 // dropped, as the message was cut.
 func (c *EventConn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	x := c.x.Load()
-	return c.write(ctx, typ, p, x != nil && x.comp != nil && len(p) >= x.threshold)
+	return c.write(ctx, typ, p, x != nil && wantCompress(x.comp, x.threshold, len(p)))
 }
 
 // WriteCompressed is Conn.WriteCompressed.
@@ -278,8 +277,9 @@ func (c *EventConn) write(ctx context.Context, typ MessageType, p []byte, compre
 	return c.transmit(ctx, wire.Opcode(typ), p, compress, nil, false)
 }
 
-// Ping sends a ping with payload (at most 125 bytes); the answer reaches
-// EventHandler.OnPong.
+// Ping sends a ping with payload (at most 125 bytes) and returns once it
+// is sent; the answer reaches EventHandler.OnPong. (Conn.Ping, which has a
+// goroutine to block, waits for the pong instead.)
 func (c *EventConn) Ping(ctx context.Context, payload []byte) error {
 	if len(payload) > wire.MaxControlPayload {
 		return errors.New("duplex: ping payload longer than 125 bytes")
@@ -292,14 +292,12 @@ func (c *EventConn) Ping(ctx context.Context, payload []byte) error {
 // messages that arrive before the answer still reach OnMessage, and
 // OnClose reports the end. Calling Close again does nothing.
 func (c *EventConn) Close(code StatusCode, reason string) error {
-	if !wire.ValidCloseCode(uint16(code)) {
-		return fmt.Errorf("duplex: close code %d may not be sent", code)
-	}
-	if len(reason) > wire.MaxControlPayload-2 {
-		return fmt.Errorf("duplex: close reason longer than %d bytes", wire.MaxControlPayload-2)
+	payload, err := closePayload(code, reason)
+	if err != nil {
+		return err
 	}
 	c.end.CompareAndSwap(nil, &CloseError{Code: code, Reason: reason, Sent: true, Err: net.ErrClosed})
-	if c.sendClose(wire.AppendClose(nil, uint16(code), reason)) {
+	if c.sendClose(payload) {
 		time.AfterFunc(c.closeTimeout(), func() {
 			c.kill(&CloseError{Code: code, Reason: reason, Sent: true, Err: ErrCloseTimeout})
 		})

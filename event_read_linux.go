@@ -213,7 +213,7 @@ func (c *EventConn) fail(code StatusCode, cause error) bool {
 		c.rs = nil
 		freeEventRead(rs)
 	}
-	if !c.sendClose(wire.AppendClose(nil, uint16(code), "")) && c.state.Load()&stClosing != 0 {
+	if !c.sendClose(closeReply(code)) && c.state.Load()&stClosing != 0 {
 		return false
 	}
 	return c.endRead(e, endStepFor(c.flags&evClient != 0, false))

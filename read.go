@@ -261,7 +261,7 @@ func (c *Conn) handleClose(code StatusCode, reason string) error {
 func (c *Conn) fail(code StatusCode, cause error) error {
 	e := c.setErr(&CloseError{Code: code, Sent: true, Err: cause})
 	c.readOver.Store(true)
-	c.sendClose(wire.AppendClose(nil, uint16(code), ""))
+	c.sendClose(closeReply(code))
 	// The read state is abandoned.
 	c.rd.release()
 	c.endTransport(endStepFor(c.client, false))

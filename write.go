@@ -20,7 +20,7 @@ var errCloseSent = errors.New("duplex: close frame already sent")
 // permessage-deflate negotiated, messages of at least the compression
 // threshold are compressed. See Conn for what cancelling ctx does.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
-	return c.write(ctx, typ, p, c.comp != nil && len(p) >= c.threshold)
+	return c.write(ctx, typ, p, wantCompress(c.comp, c.threshold, len(p)))
 }
 
 // WriteCompressed is Write with the compression decided for this message
