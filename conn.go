@@ -76,7 +76,7 @@ type Conn struct {
 	mr        msgReader
 	pr        payloadReader
 	decomp    *deflate.Decompressor // nil without permessage-deflate
-	readOver  atomic.Bool           // the connection failed; nothing more is read
+	readOver  atomic.Bool           // the read side is over: failed, closed by the peer, or transport closed
 	readEver  atomic.Bool           // the program has read: Close leaves reading to it
 
 	// Write side. msgSem is held for a whole data message, frameSem while
@@ -207,6 +207,7 @@ func (c *Conn) err() *CloseError {
 func (c *Conn) closeTransport() {
 	c.closeOnce.Do(func() {
 		c.tr.Close()
+		c.readOver.Store(true)
 		close(c.done)
 	})
 }

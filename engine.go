@@ -30,7 +30,8 @@ const (
 	// of a message, which also gives its type and compression.
 	evFrame
 	// evData: payload of the data frame in progress, unmasked in place.
-	// ev.end when these are the last bytes of the message on the wire.
+	// ev.end when these are the last bytes of the message on the wire;
+	// ev.first too when they are the whole message (parser.whole).
 	evData
 	evPing  // ev.p is the payload to send back in a pong
 	evPong  // ev.p is the payload
@@ -38,18 +39,25 @@ const (
 	evFail  // the peer broke a rule: fail with ev.code, ev.err
 )
 
-// event is one thing a parser found. p points into the bytes fed.
+// event is one thing a parser found. p points into the bytes fed. It is
+// returned by value for every frame, so what only a close or a failure
+// needs is behind a pointer.
 type event struct {
+	p          []byte
+	need       int32
+	code       StatusCode
 	kind       evKind
+	op         wire.Opcode // the message's type, for evFrame and evData
 	first      bool
 	end        bool
 	compressed bool
-	op         wire.Opcode // the message's type, for evFrame and evData
-	need       int
-	p          []byte
-	code       StatusCode
-	reason     string
-	err        error
+	*eventDetail
+}
+
+// eventDetail is the rest of an evClose or evFail.
+type eventDetail struct {
+	reason string // the peer's close reason
+	err    error  // why we fail
 }
 
 // parser is the state of the read side of one connection. Between
@@ -59,6 +67,10 @@ type parser struct {
 	client  bool          // we are the client: frames must be unmasked
 	deflate bool          // permessage-deflate was negotiated
 	limit   *atomic.Int64 // the read limit; 0 or less for none
+	// whole: a message that is all in the bytes fed comes as one evData
+	// with first and end set, and no evFrame, for a driver that delivers
+	// whole messages from its buffer.
+	whole bool
 
 	hdr     wire.Header // the data frame in progress
 	inFrame bool        // hdr's payload is being read
@@ -74,44 +86,68 @@ type parser struct {
 // idle reports whether p is between messages, holding no state.
 func (p *parser) idle() bool { return !p.inFrame && p.msg.op == 0 }
 
-// next parses the start of in and reports the first thing found there,
-// with how many bytes of in it used. Inside the payload of a data frame
+// next parses the start of in, puts the first thing found there in ev
+// (the caller's, so nothing is copied per frame) and returns how many
+// bytes of in it used. Inside the payload of a data frame
 // it returns that payload, as much as in holds of it; otherwise it
 // returns a whole header, or a whole control frame, or evMore.
-func (p *parser) next(in []byte) (event, int) {
+func (p *parser) next(in []byte, ev *event) int {
 	if p.inFrame {
 		k := min(int64(len(in)), p.left)
 		if k == 0 && p.left > 0 {
-			return event{kind: evMore, need: 1}, 0
+			*ev = event{kind: evMore, need: 1}
+			return 0
 		}
-		return p.payload(in[:k]), int(k)
+		*ev = p.payload(in[:k])
+		return int(k)
 	}
 	if len(in) < 2 {
-		return event{kind: evMore, need: 2}, 0
+		*ev = event{kind: evMore, need: 2}
+		return 0
 	}
 	hn := wire.HeaderSize(in[1])
 	if len(in) < hn {
-		return event{kind: evMore, need: hn}, 0
+		*ev = event{kind: evMore, need: int32(hn)}
+		return 0
 	}
 	h, n, err := wire.Parse(in)
 	if err != nil {
-		return p.fail(StatusProtocolError, err), 0
+		*ev = p.fail(StatusProtocolError, err)
+		return 0
 	}
 	if code, err := checkFrame(&h, p.client, p.deflate, p.msg, p.limit.Load()); err != nil {
-		return p.fail(code, err), 0
+		*ev = p.fail(code, err)
+		return 0
 	}
 	if h.Opcode.IsControl() {
 		total := n + int(h.Length)
 		if len(in) < total {
-			return event{kind: evMore, need: total}, 0
+			*ev = event{kind: evMore, need: int32(total)}
+			return 0
 		}
 		b := in[n:total]
 		if h.Masked {
 			wire.Mask(h.Key, 0, b)
 		}
-		return p.control(h.Opcode, b), total
+		*ev = p.control(h.Opcode, b)
+		return total
 	}
 	first := h.Opcode != wire.OpContinuation
+	if p.whole && first && h.Fin && h.RSV == 0 && int64(len(in)-n) >= h.Length {
+		// A whole unfragmented, uncompressed message: one event, and no
+		// state to keep.
+		end := n + int(h.Length)
+		b := in[n:end]
+		if h.Masked {
+			wire.Mask(h.Key, 0, b)
+		}
+		if h.Opcode == wire.OpText && !utf8.Valid(b) {
+			*ev = p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
+			return 0
+		}
+		*ev = event{kind: evData, p: b, op: h.Opcode, first: true, end: true}
+		return end
+	}
 	if first {
 		p.msg = msgState{op: h.Opcode, rsv1: h.RSV&wire.RSV1 != 0}
 		p.text.Reset()
@@ -126,10 +162,12 @@ func (p *parser) next(in []byte) (event, int) {
 		// Deflate expands incompressible data by a few bytes in a
 		// thousand: a compressed message this long inflates past the
 		// limit, so it is refused before its payload is read.
-		return p.fail(StatusMessageTooBig, ErrReadLimit), 0
+		*ev = p.fail(StatusMessageTooBig, ErrReadLimit)
+		return 0
 	}
 	p.hdr, p.inFrame, p.left, p.maskPos = h, true, h.Length, 0
-	return event{kind: evFrame, first: first, compressed: p.msg.rsv1, op: p.msg.op}, n
+	*ev = event{kind: evFrame, first: first, compressed: p.msg.rsv1, op: p.msg.op}
+	return n
 }
 
 // payload takes the next bytes of the data frame in progress, at most
@@ -210,13 +248,13 @@ func (p *parser) control(op wire.Opcode, b []byte) event {
 		return p.fail(failCode, err)
 	}
 	p.done = true
-	return event{kind: evClose, code: StatusCode(code), reason: reason}
+	return event{kind: evClose, code: StatusCode(code), eventDetail: &eventDetail{reason: reason}}
 }
 
 // fail ends the input: nothing after a violation is parsed.
 func (p *parser) fail(code StatusCode, err error) event {
 	p.done = true
-	return event{kind: evFail, code: code, err: err}
+	return event{kind: evFail, code: code, eventDetail: &eventDetail{err: err}}
 }
 
 // closeReply is the payload of our answer to the peer's close frame with

@@ -82,8 +82,8 @@ func engineEvents(wire []byte, client bool, limit int64, piece int) string {
 		data, inData = nil, false
 	}
 	for !p.done {
-		ev, n := p.next(buf)
-		buf = buf[n:]
+		var ev event
+		buf = buf[p.next(buf, &ev):]
 		if ev.kind == evFail {
 			// The part of a frame before a failure is void.
 			data, inData = nil, false
@@ -141,8 +141,8 @@ func readThroughEngine(stream []byte, client bool, chunk int, limit int64) ([]re
 	var buf, msg []byte
 	var msgs []refMessage
 	for {
-		ev, n := p.next(buf)
-		buf = buf[n:]
+		var ev event
+		buf = buf[p.next(buf, &ev):]
 		switch ev.kind {
 		case evMore:
 			if len(rest) == 0 {

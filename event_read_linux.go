@@ -43,7 +43,7 @@ func freeEventRead(rs *eventRead) {
 
 // newParser returns the engine's read state for c between messages.
 func (c *EventConn) newParser() parser {
-	return parser{client: c.flags&evClient != 0, deflate: c.flags&evDeflate != 0, limit: &c.limit}
+	return parser{client: c.flags&evClient != 0, deflate: c.flags&evDeflate != 0, limit: &c.limit, whole: true}
 }
 
 // readState returns c.rs, making it, with the parser state ps, if c has
@@ -68,34 +68,28 @@ func (c *EventConn) handle(in []byte) bool {
 	} else {
 		local = c.newParser()
 	}
+	var ev event
 loop:
 	for {
-		ev, n := ps.next(in)
-		in = in[n:]
+		in = in[ps.next(in, &ev):]
 		switch ev.kind {
 		case evMore:
 			break loop
 		case evFrame:
-			if c.rs == nil && ev.first && ps.hdr.Fin && !ev.compressed && int64(len(in)) >= ps.left {
-				// The common case: a whole unfragmented message,
-				// delivered from the read buffer.
-				k := ps.left
-				ev = ps.payload(in[:k])
-				in = in[k:]
-				if ev.kind == evFail {
-					return c.fail(ev.code, ev.err)
-				}
-				if !c.deliver(MessageType(ev.op), ev.p) {
-					return false
-				}
-				continue
-			}
 			rs := c.readState(ps)
 			ps = &rs.ps
 			if ev.first {
 				rs.data = rs.data[:0]
 			}
 		case evData:
+			if ev.first {
+				// The common case: a whole message, delivered from the
+				// read buffer.
+				if !c.deliver(MessageType(ev.op), ev.p) {
+					return false
+				}
+				continue
+			}
 			if !c.onPayload(ev, false) {
 				return false
 			}

@@ -150,18 +150,13 @@ func (c *Conn) closing() bool {
 }
 
 // readClosed returns the end of the connection if the read side is over.
+// It runs before every read, so it is one atomic load: readOver is set
+// before peerClose or done is closed.
 func (c *Conn) readClosed() error {
 	if c.readOver.Load() {
 		return c.err()
 	}
-	select {
-	case <-c.peerClose:
-		return c.err()
-	case <-c.done:
-		return c.err()
-	default:
-		return nil
-	}
+	return nil
 }
 
 // readError turns an error met while reading into what the caller sees,
@@ -198,8 +193,8 @@ func (c *Conn) readError(err error) error {
 func (c *Conn) nextEvent() (event, error) {
 	rd := &c.rd
 	for {
-		ev, n := c.ps.next(rd.buf[rd.r:rd.w])
-		rd.discard(n)
+		var ev event
+		rd.discard(c.ps.next(rd.buf[rd.r:rd.w], &ev))
 		if ev.kind != evMore {
 			return ev, nil
 		}
@@ -210,7 +205,7 @@ func (c *Conn) nextEvent() (event, error) {
 			}
 			continue
 		}
-		if err := rd.fill(ev.need); err != nil {
+		if err := rd.fill(int(ev.need)); err != nil {
 			return ev, err
 		}
 	}
@@ -249,6 +244,7 @@ func (c *Conn) nextDataFrame() error {
 func (c *Conn) handleClose(code StatusCode, reason string) error {
 	e := c.setErr(&CloseError{Code: code, Reason: reason})
 	c.sendClose(closeReply(code))
+	c.readOver.Store(true)
 	close(c.peerClose)
 	c.rd.release()
 	c.endTransport(endStepFor(c.client, true))
