@@ -4,7 +4,6 @@ package duplex
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -15,7 +14,9 @@ import (
 	"github.com/duplexws/duplex/internal/wire"
 )
 
-var errCloseSentEvent = errors.New("duplex: close frame already sent")
+// An EventConn's socket I/O: frames out, in one hold of wmu each, and
+// bytes in, read by a worker into a pool buffer (or straight into a long
+// message) and handed to the engine's driver (event_read_linux.go).
 
 // transmit puts one frame on the wire, unless our close frame has gone
 // out already (§5.5.1): encoded, when it is not nil, is the whole frame
@@ -32,7 +33,7 @@ func (c *EventConn) transmit(ctx context.Context, op wire.Opcode, p []byte, comp
 	defer c.wmu.Unlock()
 	if c.state.Load()&stCloseSent != 0 {
 		if isClose {
-			return errCloseSentEvent
+			return errCloseSent
 		}
 		return c.endErr()
 	}

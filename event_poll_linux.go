@@ -10,6 +10,10 @@ import (
 	"github.com/duplexws/duplex/internal/netpoll"
 )
 
+// The event loop's glue: the poller shared by every EventConn, the state
+// word that says who uses a connection's descriptor and what has happened
+// to it, and the hand-off of readable sockets to workers.
+
 // The state word: the count of goroutines using the file descriptor in
 // its low 32 bits, then flags. The descriptor is closed when stClosing is
 // set and the count drops to zero, so no number is used after it is
@@ -19,7 +23,7 @@ const (
 	stClosing   = 1 << 32 // no new users; the last one out closes
 	stReading   = 1 << 33 // a worker is reading
 	stCloseSent = 1 << 34 // our close frame went out; set under wmu
-	stReadOver  = 1 << 35 // the peer failed: input is dropped until EOF
+	stReadOver  = 1 << 35 // the read side ended: input is dropped until EOF (endStep.linger)
 	stNotified  = 1 << 36 // OnClose has been called
 	stHandshake = 1 << 37 // ServeEvents is reading the HTTP request
 	stEdge      = 1 << 38 // the poller reports every arrival (netpoll Follow)

@@ -386,3 +386,59 @@ func pipelineEcho(ctx context.Context, url string, seed uint64) error {
 	}
 	return <-werr
 }
+
+// With context takeover each compressed message refers to the ones sent
+// before it, so they must leave in the order they were compressed in.
+// Writers on many goroutines at once must not interleave compressing and
+// sending: the client inflates every message, or fails with 1007.
+func TestDetachConcurrentCompressedWrites(t *testing.T) {
+	const writers, each = 8, 50
+	comp := &duplex.CompressionOptions{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, &duplex.AcceptOptions{Compression: comp})
+		if err != nil {
+			return
+		}
+		ec, err := c.Detach(nil)
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+			return
+		}
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Go(func() {
+				for i := range each {
+					msg := fmt.Sprintf("writer %d message %d: %s", g, i, strings.Repeat("similar text compresses well ", 20))
+					if ec.Write(context.Background(), duplex.MessageText, []byte(msg)) != nil {
+						return // the client has failed the test, or will miss the rest
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &duplex.DialOptions{Compression: comp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if !strings.HasPrefix(c.Extensions(), "permessage-deflate") {
+		t.Fatalf("Extensions() = %q; want permessage-deflate", c.Extensions())
+	}
+	next := make([]int, writers)
+	for range writers * each {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read after %v messages: %v", next, err)
+		}
+		var g, i int
+		if _, err := fmt.Sscanf(string(p), "writer %d message %d:", &g, &i); err != nil || g < 0 || g >= writers || i != next[g] {
+			t.Fatalf("message %.40q out of place (next per writer %v)", p, next)
+		}
+		next[g]++
+	}
+	c.Close(duplex.StatusNormalClosure, "")
+}
