@@ -39,9 +39,9 @@ const (
 	evFail  // the peer broke a rule: fail with ev.code, ev.err
 )
 
-// event is one thing a parser found. p points into the bytes fed. It is
-// returned by value for every frame, so what only a close or a failure
-// needs is behind a pointer.
+// event is one thing a parser found. p points into the bytes fed. One is
+// made for every frame, so what only a close or a failure needs is behind
+// a pointer.
 type event struct {
 	p          []byte
 	need       int32
@@ -77,8 +77,8 @@ type parser struct {
 	left    int64       // payload bytes of hdr still to come
 	maskPos int
 	msg     msgState // the data message in progress on the wire
-	zop     wire.Opcode
-	out     int64 // decompressed bytes of the message being inflated
+	zop     wire.Opcode // type of the compressed message being inflated
+	out     int64       // decompressed bytes of that message so far
 	text    utf8.Validator
 	done    bool // a close frame or a failure ended the input
 }
@@ -88,9 +88,9 @@ func (p *parser) idle() bool { return !p.inFrame && p.msg.op == 0 }
 
 // next parses the start of in, puts the first thing found there in ev
 // (the caller's, so nothing is copied per frame) and returns how many
-// bytes of in it used. Inside the payload of a data frame
-// it returns that payload, as much as in holds of it; otherwise it
-// returns a whole header, or a whole control frame, or evMore.
+// bytes of in it used. Inside the payload of a data frame it gives that
+// payload, as much as in holds of it; otherwise a whole header, a whole
+// control frame (or with whole set, a whole message), or evMore.
 func (p *parser) next(in []byte, ev *event) int {
 	if p.inFrame {
 		k := min(int64(len(in)), p.left)
