@@ -76,7 +76,7 @@ type parser struct {
 	inFrame bool        // hdr's payload is being read
 	left    int64       // payload bytes of hdr still to come
 	maskPos int
-	msg     msgState // the data message in progress on the wire
+	msg     msgState    // the data message in progress on the wire
 	zop     wire.Opcode // type of the compressed message being inflated
 	out     int64       // decompressed bytes of that message so far
 	text    utf8.Validator
