@@ -296,6 +296,11 @@ var conformanceCases = []struct {
 	{name: "RSV2 with deflate on", roles: asBoth, deflate: true, script: []string{"> a1 05 48656c6c6f"}, close: 1002},
 	// BFINAL 1, BTYPE 11: a reserved block type.
 	{name: "corrupt deflate data", roles: asBoth, deflate: true, script: []string{"> c1 01 07"}, close: 1007},
+	// Deflate's worst expansion is under limit/64 + 1 KiB: a compressed
+	// message longer than the limit plus that on the wire is refused at
+	// its header, before its payload, by every driver (issue 12).
+	{name: "compressed frame too long to fit the limit, refused at its header", roles: asServer, deflate: true, limit: 1024, script: []string{"! c2 fe 0811 00000000"}, close: 1009},
+	{name: "compressed frame too long to fit the limit, refused at its header (client)", roles: asClient, deflate: true, limit: 1024, script: []string{"! c2 7e 0811"}, close: 1009},
 	{name: "compressed text inflating to invalid UTF-8", roles: asBoth, deflate: true, script: []string{"> c1 03 fa0f00"}, close: 1007},
 	// 2048 zeros deflate to 13 bytes; the limit counts inflated bytes.
 	{name: "compressed message inflating past the limit", roles: asBoth, deflate: true, limit: 1024, script: []string{"> c2 " + deflateHex(make([]byte, 2048))}, close: 1009},
