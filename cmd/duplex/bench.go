@@ -56,9 +56,11 @@ Example:
 
 // benchFlags are the parsed command line of duplex bench.
 type benchFlags struct {
-	cfg  loadgen.Config
-	json bool
-	html string
+	cfg     loadgen.Config
+	json    bool
+	html    string
+	headers listFlag
+	tls     tlsFlags
 }
 
 // parseBenchFlags returns the parsed flags, or the exit status to return
@@ -80,6 +82,11 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	fs.IntVar(&bf.cfg.ServerPID, "server-pid", 0, "the server's process `ID`, to read its CPU time and memory")
 	fs.BoolVar(&bf.json, "json", false, "print the result as JSON")
 	fs.StringVar(&bf.html, "html", "", "also write a self-contained HTML report with charts to `file`")
+	fs.Var(&bf.headers, "H", "add a request `header` \"Name: value\" to every handshake; repeatable")
+	fs.BoolVar(&bf.tls.insecure, "insecure", false, "wss: skip TLS certificate verification (self-signed servers)")
+	fs.StringVar(&bf.tls.ca, "ca", "", "wss: trust the CA certificates in PEM `file` instead of the system's")
+	fs.StringVar(&bf.tls.cert, "cert", "", "wss: present the client certificate in PEM `file` (with --key)")
+	fs.StringVar(&bf.tls.key, "key", "", "wss: the private key of --cert, a PEM `file`")
 
 	pos, code, done := cmd.parse(fs, args, stderr)
 	if done {
@@ -88,7 +95,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	if len(pos) != 1 {
 		return nil, cmd.usageError(stderr, "want one URL, got %d arguments", len(pos)), true
 	}
-	bf.cfg.URL = pos[0]
+	bf.cfg.URL = withScheme(pos[0])
 	bf.cfg.Size = int(size)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -109,6 +116,14 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	}
 	if problem != "" {
 		return nil, cmd.usageError(stderr, "%s", problem), true
+	}
+	header, err := parseHeaders(bf.headers)
+	if err != nil {
+		return nil, cmd.usageError(stderr, "%v", err), true
+	}
+	bf.cfg.Header = header
+	if bf.cfg.TLS, err = bf.tls.config(); err != nil {
+		return nil, cmd.usageError(stderr, "%v", err), true
 	}
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -137,9 +152,10 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	res, err := loadgen.Run(ctx, bf.cfg)
 	pp.clear()
 	if err != nil {
-		fmt.Fprintf(stderr, "duplex bench: %v\n", err)
+		fmt.Fprintf(stderr, "duplex bench: %v\n", strings.TrimPrefix(err.Error(), "loadgen: "))
 		return exitError
 	}
+	res.URL = redactURL(res.URL) // the text, the JSON and the HTML title
 	if bf.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -210,18 +210,15 @@ func (f *connectFlags) dialOptions() (*duplex.DialOptions, error) {
 		Subprotocols: f.subprotocols,
 		Proxy:        proxyFromEnv,
 	}
-	for _, h := range f.headers {
-		name, value, ok := strings.Cut(h, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n") {
-			return nil, fmt.Errorf(`-H %q: want "Name: value"`, h)
-		}
-		if strings.EqualFold(name, "Host") {
-			o.Host = value // in HTTPHeader it would go out twice: a 400
-			continue
-		}
-		o.HTTPHeader.Add(name, value)
+	header, err := parseHeaders(f.headers)
+	if err != nil {
+		return nil, err
 	}
+	if h := header.Get("Host"); h != "" {
+		o.Host = h // in HTTPHeader it would go out twice: a 400
+		header.Del("Host")
+	}
+	o.HTTPHeader = header
 	if f.compress {
 		o.Compression = &duplex.CompressionOptions{}
 	}
@@ -261,6 +258,20 @@ func (s *schemeSwitch) RoundTrip(r *http.Request) (*http.Response, error) {
 		return s.h2c.RoundTrip(r)
 	}
 	return s.tls.RoundTrip(r)
+}
+
+// parseHeaders parses -H flags, "Name: value" each.
+func parseHeaders(list []string) (http.Header, error) {
+	h := make(http.Header)
+	for _, line := range list {
+		name, value, ok := strings.Cut(line, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf(`-H %q: want "Name: value"`, line)
+		}
+		h.Add(name, value)
+	}
+	return h, nil
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

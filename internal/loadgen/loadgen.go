@@ -17,9 +17,11 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,8 +30,16 @@ import (
 
 // Config describes one run. Zero fields take the defaults noted.
 type Config struct {
-	// URL is the server's ws:// URL.
+	// URL is the server's ws:// or wss:// URL.
 	URL string
+
+	// Header holds more request headers for every handshake, such as
+	// Authorization. A Host header replaces the URL's host.
+	Header http.Header
+
+	// TLS configures wss:// connections. Default: the system's roots,
+	// the URL's host as the server name.
+	TLS *tls.Config
 
 	// Conns is the number of echo connections. Default: 1.
 	Conns int
@@ -138,6 +148,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.header = cfg.Header.Clone()
+	if h := t.header.Get("Host"); h != "" {
+		t.host = h
+		t.header.Del("Host")
+	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg, t)
 	}
@@ -147,12 +162,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // dialer opens connections, spread round-robin over the source addresses.
 type dialer struct {
 	t       target
+	tls     *tls.Config // for wss
 	dialers []net.Dialer
 	next    atomic.Uint64
 }
 
-func newDialer(t target, sources []net.IP) *dialer {
+func newDialer(t target, sources []net.IP, tlsConfig *tls.Config) *dialer {
 	d := &dialer{t: t}
+	if t.tls {
+		d.tls = tlsConfig.Clone()
+		if d.tls == nil {
+			d.tls = &tls.Config{}
+		}
+		if d.tls.ServerName == "" {
+			host, _, _ := net.SplitHostPort(t.addr)
+			d.tls.ServerName = host
+		}
+		d.tls.NextProtos = []string{"http/1.1"} // the handshake is HTTP/1.1
+		d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
 	for _, ip := range sources {
 		d.dialers = append(d.dialers, net.Dialer{
 			Timeout:   dialTimeout,
@@ -178,6 +206,14 @@ func (d *dialer) dial(ctx context.Context, fr *frameReader, compress bool) (net.
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if d.tls != nil {
+		tc := tls.Client(nc, d.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, false, fmt.Errorf("loadgen: TLS: %w", err)
+		}
+		nc = tc
 	}
 	fr.reset(nc)
 	deflate, err := handshake(ctx, nc, fr, d.t, compress)
