@@ -68,6 +68,21 @@ type Config struct {
 	// Idle selects idle mode with this many connections.
 	Idle int
 
+	// PubSub selects pub/sub mode, for the gateway's /ws endpoint: Conns
+	// subscribers spread over Channels channels (bench/0, bench/1, …;
+	// default 1, all on one), Rate publishes a second in all (0: none,
+	// the subscribers stay idle for Duration) of Size bytes of data each,
+	// sent through PublishVia: "api" (POST /api/publish with APIKey) or
+	// "ws" (publish messages on connections of their own); default "api"
+	// with an APIKey, else "ws". Publishers is the number of concurrent
+	// publishers (default 4).
+	PubSub     bool
+	Channels   int
+	Rate       float64
+	PublishVia string
+	APIKey     string
+	Publishers int
+
 	// SourceAddrs are local IP addresses that connections are spread
 	// across, such as 127.0.0.1 and 127.0.0.2, so that tens of thousands of
 	// connections to one server port do not run out of ephemeral ports.
@@ -120,6 +135,18 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Duration == 0 {
 		cfg.Duration = 10 * time.Second
 	}
+	if cfg.Channels == 0 {
+		cfg.Channels = 1
+	}
+	if cfg.Publishers == 0 {
+		cfg.Publishers = 4
+	}
+	if cfg.PublishVia == "" {
+		cfg.PublishVia = "ws"
+		if cfg.APIKey != "" {
+			cfg.PublishVia = "api"
+		}
+	}
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = time.Second
 	}
@@ -132,6 +159,14 @@ func (cfg *Config) setDefaults() error {
 		return errors.New("loadgen: negative pipeline depth")
 	case cfg.Duration < 0:
 		return errors.New("loadgen: negative duration")
+	case cfg.Channels < 0 || cfg.Publishers < 0 || cfg.Rate < 0:
+		return errors.New("loadgen: negative channels, publishers or rate")
+	case cfg.PubSub && cfg.Channels > cfg.Conns:
+		return fmt.Errorf("loadgen: %d channels for %d subscribers: some would have none", cfg.Channels, cfg.Conns)
+	case cfg.PubSub && cfg.PublishVia != "api" && cfg.PublishVia != "ws":
+		return fmt.Errorf("loadgen: publish via %q: want api or ws", cfg.PublishVia)
+	case cfg.PubSub && cfg.Rate > 0 && cfg.PublishVia == "api" && cfg.APIKey == "":
+		return errors.New("loadgen: publishing through the HTTP API needs its key (the server's --api-key)")
 	}
 	return nil
 }
@@ -152,6 +187,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if h := t.header.Get("Host"); h != "" {
 		t.host = h
 		t.header.Del("Host")
+	}
+	if cfg.PubSub {
+		return runPubSub(ctx, &cfg, t)
 	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg, t)
