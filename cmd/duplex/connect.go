@@ -41,11 +41,11 @@ text as it is, binary in hex or base64 (--binary-format). When stdout is a
 terminal, received lines start with "< ", and lines sent start with "> "
 when stdin is not a terminal too; otherwise lines are printed bare, for
 pipes. At the end of stdin, connect waits until the server has read
-every message sent (a ping answered: servers read in order), sends a
-normal close (1000), prints whatever still arrives until the server
-answers, and exits; if the server closed the connection instead, say
-because a message was over its size limit (1009), connect reports its
-code and exits 4. --no-close keeps the connection open after the end of
+every message sent (a ping answered, for at most --timeout: servers read
+in order), sends a normal close (1000), prints whatever still arrives
+until the server answers, and exits; if the server closed the connection
+instead, say because a message was over its size limit (1009), connect
+reports its code and exits 4. --no-close keeps the connection open after the end of
 stdin, to listen: "duplex connect --no-close URL </dev/null".
 
 When stdin and stdout are both a terminal, connect shows a prompt ("> ")
