@@ -148,6 +148,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 		problem = "-n selects idle mode, not " + bf.mode
 	case bf.mode != "pubsub" && (set["channels"] || set["rate"] || set["publish"] || set["api-key"] || set["publishers"]):
 		problem = "--channels, --rate, --publish, --api-key and --publishers are for --mode pubsub"
+	case bf.cfg.PubSub && (set["p"] || set["compress"] || set["text"]):
+		problem = "-p, --compress and --text are for echo mode"
 	case bf.cfg.PubSub && (bf.cfg.Channels <= 0 || bf.cfg.Channels > bf.cfg.Conns):
 		problem = "--channels must be between 1 and -c"
 	case bf.cfg.PubSub && (bf.cfg.Rate < 0 || bf.cfg.Publishers <= 0):

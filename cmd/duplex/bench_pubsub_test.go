@@ -96,6 +96,7 @@ func TestBenchPubSubErrors(t *testing.T) {
 	}{
 		{[]string{"--publish", "api", ws}, exitUsage, "needs --api-key"},
 		{[]string{"--channels", "0", ws}, exitUsage, "--channels"},
+		{[]string{"-p", "4", ws}, exitUsage, "echo mode"},
 		{[]string{"--publish", "carrier-pigeon", ws}, exitUsage, "api or ws"},
 		{[]string{"--api-key", "wrong", ws + "?token=T"}, exitError, "401"},
 		{[]string{"--api-key", "K", ws + "?token=bad"}, exitError, "401"},

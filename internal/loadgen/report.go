@@ -77,7 +77,11 @@ func (r *Result) rows() [][2]string {
 		if r.Mode == "echo" {
 			row("server CPU/msg", "%.2f µs (%.0f%% of one core)", s.CPUPerMsg, 100*s.Util)
 		} else {
-			if r.Mode != "pubsub" || r.Rate <= 0 {
+			switch {
+			case r.Mode == "pubsub" && r.Rate <= 0:
+				// Idle subscribers cost CPU only for heartbeats.
+				row("server CPU", "%.2fs (%.1f%% of one core)", s.CPU, 100*s.Util)
+			case r.Mode != "pubsub":
 				row("server CPU", "%.2fs", s.CPU)
 			}
 			row("server mem/conn", "%s B anonymous (heap, stacks); %s B of RSS", group(int64(s.MemPerConn+0.5)), group(int64(s.MemPerConnRSS+0.5)))
