@@ -21,6 +21,10 @@ func WriteText(w io.Writer, r *Result) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", row[0], row[1])
 	}
 	tw.Flush()
+	if r.Mode == "pubsub" && r.Rate > 0 && r.Seconds > 0 && float64(r.Publishes) < 0.9*r.Rate*r.Hold {
+		fmt.Fprintf(&b, "\npublishes fell behind the rate asked (%s/s): each waited for the server; more --publishers send more at once\n",
+			strconv.FormatFloat(r.Rate, 'f', -1, 64))
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(&b, "\nfirst error: %s\n", r.FirstError)
 	}
