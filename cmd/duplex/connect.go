@@ -127,7 +127,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.StringVar(&f.origin, "origin", "", "send an Origin header, as a browser page at `URL` would")
 	fs.BoolVar(&f.compress, "compress", true, "offer permessage-deflate; --compress=false turns it off")
 	fs.DurationVar(&f.pingInterval, "ping-interval", 0, "ping the server every `duration`; a pong missing for --timeout ends the\nconnection (or reconnects, with --reconnect); 0 turns pings off")
-	fs.BoolVar(&f.reconnect, "reconnect", false, "reconnect after the connection ends, with exponential backoff (0.5s to\n30s, with jitter); stdin lines are queued while disconnected")
+	fs.BoolVar(&f.reconnect, "reconnect", false, "reconnect after the connection ends, with exponential backoff (0.5s to\n30s, with jitter); stdin lines are queued while disconnected; once\nstdin has ended, 5 failed attempts in a row give up (exit 1)")
 	fs.BoolVar(&f.echo, "echo", false, "send every message received back, with its type, until the peer closes;\nstdin is not read")
 	fs.BoolVar(&f.binary, "binary", false, "send stdin lines as binary messages instead of text")
 	fs.StringVar(&f.binaryFormat, "binary-format", "hex", "print binary messages as `hex|base64`")
