@@ -67,8 +67,9 @@ and a line per second otherwise.
 
 %FLAGS%
 
-Exit status: 0 when every echo was verified, 1 when any error was
-counted or the run could not start, 2 for bad usage, 130 when
+Exit status: 0 when every echo (pong, delivery) was verified, 1 when any
+error was counted or the run could not start (a server that does not
+echo stops the run at its first answer), 2 for bad usage, 130 when
 interrupted (the result so far is still printed).
 
 Examples:
