@@ -176,6 +176,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if restore, err := makeRaw(stdin.(*os.File)); err == nil {
 			defer restore()
 			in.interactive(out)
+			in.edit.width = func() int { return termWidth(stdout.(*os.File)) }
 			defer out.stopEditing()
 		}
 	}

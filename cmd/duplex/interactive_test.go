@@ -136,3 +136,27 @@ func TestConnectSlashCommands(t *testing.T) {
 	default:
 	}
 }
+
+// A line longer than the terminal is wide takes several rows: all of them
+// are erased before a message is printed in its place.
+func TestLineEditorWrappedLine(t *testing.T) {
+	var out bytes.Buffer
+	p := &printer{stdout: &out, stderr: &out, marks: true}
+	in := &input{}
+	in.interactive(p)
+	in.edit.width = func() int { return 10 }
+	for _, b := range []byte("0123456789ab") { // 14 characters with "> ": 2 rows
+		in.edit.key(b)
+	}
+	out.Reset()
+	p.received(duplex.MessageText, []byte("news"))
+	if want := "\x1b[1A\r\x1b[J< news\n> 0123456789ab"; out.String() != want {
+		t.Errorf("message over a wrapped line wrote %q; want %q", out.String(), want)
+	}
+	out.Reset()
+	in.edit.key(0x15) // Ctrl-U: back to one row
+	p.received(duplex.MessageText, []byte("more"))
+	if want := "\x1b[1A\r\x1b[J> \r\x1b[K< more\n> "; out.String() != want {
+		t.Errorf("after Ctrl-U wrote %q; want %q", out.String(), want)
+	}
+}

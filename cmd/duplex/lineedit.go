@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"unicode/utf8"
 )
@@ -13,16 +14,35 @@ import (
 // line (end of input). Escape sequences (arrows, function keys) are
 // skipped; Ctrl-C stays a signal.
 type lineEditor struct {
-	p      *printer // its mu guards line
+	p      *printer // its mu guards line and drawn
 	prompt string
 	line   []byte
-	esc    int // 0; 1 after ESC; 2 inside a CSI or SS3 sequence
+	esc    int        // 0; 1 after ESC; 2 inside a CSI or SS3 sequence
+	width  func() int // the terminal's columns, 0 if unknown; may be nil
+	drawn  int        // characters on screen since the last draw
 }
 
 // draw writes the prompt and the line typed so far. The caller holds p.mu.
 func (e *lineEditor) draw() {
 	io.WriteString(e.p.stdout, e.prompt)
 	e.p.stdout.Write(e.line)
+	e.drawn = utf8.RuneCountInString(e.prompt) + utf8.RuneCount(e.line)
+}
+
+// clear erases what draw wrote, every row of it when the line was longer
+// than the terminal is wide, and leaves the cursor where the prompt
+// starts. The caller holds p.mu.
+func (e *lineEditor) clear() {
+	if e.width != nil {
+		if w := e.width(); w > 0 && e.drawn > w {
+			// The cursor is on the last row the line took.
+			fmt.Fprintf(e.p.stdout, "\x1b[%dA\r\x1b[J", (e.drawn-1)/w)
+			e.drawn = 0
+			return
+		}
+	}
+	io.WriteString(e.p.stdout, "\r\x1b[K")
+	e.drawn = 0
 }
 
 // run reads keys from r and sends every line entered on lines until r
@@ -76,11 +96,11 @@ func (e *lineEditor) key(b byte) (line []byte, entered, eof bool) {
 	switch b {
 	case '\r', '\n':
 		line = e.line
-		e.line = nil
 		// The line stays on screen, as sent, and a fresh prompt follows.
-		io.WriteString(e.p.stdout, "\r\x1b[K"+e.prompt)
-		e.p.stdout.Write(line)
+		e.clear()
+		e.draw()
 		io.WriteString(e.p.stdout, "\n")
+		e.line = nil
 		e.draw()
 		if line == nil {
 			line = []byte{}
@@ -88,7 +108,7 @@ func (e *lineEditor) key(b byte) (line []byte, entered, eof bool) {
 		return line, true, false
 	case 0x04: // Ctrl-D
 		if len(e.line) == 0 {
-			io.WriteString(e.p.stdout, "\r\x1b[K")
+			e.clear()
 			e.p.edit = nil
 			return nil, false, true
 		}
@@ -121,7 +141,7 @@ func (e *lineEditor) key(b byte) (line []byte, entered, eof bool) {
 			return nil, false, false // wait for the rest of the character
 		}
 	}
-	io.WriteString(e.p.stdout, "\r\x1b[K")
+	e.clear()
 	e.draw()
 	return nil, false, false
 }
@@ -140,7 +160,7 @@ func (e *lineEditor) tailRune() []byte {
 func (p *printer) stopEditing() {
 	p.mu.Lock()
 	if p.edit != nil {
-		io.WriteString(p.stdout, "\r\x1b[K")
+		p.edit.clear()
 		p.edit = nil
 	}
 	p.mu.Unlock()

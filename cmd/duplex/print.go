@@ -64,7 +64,7 @@ func (p *printer) above(w io.Writer, s string) {
 		io.WriteString(w, s)
 		return
 	}
-	io.WriteString(p.stdout, "\r\x1b[K")
+	p.edit.clear()
 	io.WriteString(w, s)
 	p.edit.draw()
 }

@@ -12,3 +12,6 @@ import (
 func makeRaw(f *os.File) (restore func(), err error) {
 	return nil, errors.New("no line editor on this system")
 }
+
+// termWidth is unknown here.
+func termWidth(f *os.File) int { return 0 }
