@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/duplexws/duplex/internal/loadgen"
 )
@@ -15,8 +16,19 @@ func startGateway(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	base, _, done := startServe(t, ctx, append([]string{"--addr", "127.0.0.1:0", "--token", "T", "--api-key", "K"}, args...)...)
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); waitServe(t, done) })
 	return "ws" + strings.TrimPrefix(base, "http") + "/ws"
+}
+
+// waitServe waits, boundedly, for runServe to return after its context
+// ended.
+func waitServe(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Error("duplex serve did not stop within 20s of its context ending")
+	}
 }
 
 func benchJSON(t *testing.T, args ...string) *loadgen.Result {

@@ -237,5 +237,5 @@ func TestConnectReportsRefusedMessageByServe(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want %d and 1009", res.code, res.stderr, exitPeerClosed)
 	}
 	cancel()
-	<-done
+	waitServe(t, done)
 }

@@ -160,7 +160,7 @@ func TestServeKeepsDevToken(t *testing.T) {
 			t.Errorf("the printed URL's token: auth-check says %d; want 204", resp.StatusCode)
 		}
 		cancel()
-		<-done
+		waitServe(t, done)
 		return m[1], m[2], stderr.String()
 	}
 	_, first, logs := serveOnce()
