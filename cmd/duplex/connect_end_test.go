@@ -118,8 +118,13 @@ func TestConnectNoClose(t *testing.T) {
 		c.Close(duplex.StatusNormalClosure, "")
 	})
 	res := runDuplex(t, strings.NewReader("hi\n"), "connect", "--no-close", url)
-	if <-clientClosed {
-		t.Fatal("the client closed at the end of stdin despite --no-close")
+	select {
+	case closed := <-clientClosed:
+		if closed {
+			t.Fatal("the client closed at the end of stdin despite --no-close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the server never got to wait for a close; exit %d, stderr %q", res.code, res.stderr)
 	}
 	if res.code != exitOK || !strings.Contains(res.stdout, "still here") {
 		t.Errorf("exit %d, stdout %q; want 0 and the late message (stderr %q)", res.code, res.stdout, res.stderr)
