@@ -124,8 +124,13 @@ func TestConnectSlashCommands(t *testing.T) {
 		t.Errorf("stderr = %q; want /close 999 refused", stderr)
 	}
 	var ce *duplex.CloseError
-	if err := <-closed; duplex.CloseStatus(err) != 4001 || !errors.As(err, &ce) || ce.Reason != "see you" {
-		t.Errorf("the server saw %v; want close 4001 \"see you\"", err)
+	select {
+	case err := <-closed:
+		if duplex.CloseStatus(err) != 4001 || !errors.As(err, &ce) || ce.Reason != "see you" {
+			t.Errorf("the server saw %v; want close 4001 \"see you\"", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the server never saw the connection end")
 	}
 	if !strings.Contains(stdout.String(), "> /ping\n") {
 		t.Errorf("stdout = %q; want the typed lines kept", stdout)
