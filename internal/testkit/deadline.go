@@ -1,0 +1,86 @@
+package testkit
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A test waits for two reasons: to catch a hang, and to let slow work
+// finish. A fixed deadline does both badly: long enough for a 16 MiB
+// compressed echo under the race detector on a loaded machine, it makes a
+// hang on a ping wait for minutes; short enough for the ping, it fails the
+// echo whenever the machine is busy (issue 17). So a wait is given a base
+// for the round trips plus time for the bytes it moves, at a rate far
+// below what any machine does, and never more than what is left before
+// go test's own -timeout, so that a failure is reported, not lost in the
+// panic of a timed-out test binary.
+
+const (
+	// baseTimeout covers the round trips of one step: a dial, a ping, a
+	// small echo, a close handshake.
+	baseTimeout = 15 * time.Second
+
+	// slowRate is the rate, in bytes a second, at which Timeout expects
+	// work to go at worst: the race detector, compression and a machine
+	// busy with other builds. An idle laptop compresses and echoes a
+	// 16 MiB message under -race at about 5 MB/s (interop's TestGWS), 20
+	// times this.
+	slowRate = 256 << 10
+
+	// reportGrace is kept free before go test's -timeout so that a test
+	// that gave up can still print its failure and clean up.
+	reportGrace = 30 * time.Second
+)
+
+// slowdown multiplies every timeout; DUPLEX_TEST_SLOWDOWN sets it (a
+// number >= 1) for machines slower than slowRate assumes.
+func slowdown() float64 {
+	f, err := strconv.ParseFloat(os.Getenv("DUPLEX_TEST_SLOWDOWN"), 64)
+	if err != nil || f < 1 {
+		return 1
+	}
+	return f
+}
+
+// Timeout is how long a test should wait for a step that moves n bytes
+// (count both directions of an echo, and what a compressor reads as well
+// as what it writes if the step is mostly compression): baseTimeout plus
+// n at slowRate, times DUPLEX_TEST_SLOWDOWN.
+func Timeout(n int) time.Duration {
+	d := baseTimeout + time.Duration(float64(n)/slowRate*float64(time.Second))
+	return time.Duration(float64(d) * slowdown())
+}
+
+// Deadline is when a step of n bytes that starts now should be over:
+// now plus Timeout(n), but no later than reportGrace before t's deadline
+// (go test -timeout), so that the step fails with its own message while
+// there is time to print it.
+func Deadline(t testing.TB, n int) time.Time {
+	d := time.Now().Add(Timeout(n))
+	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := td.Deadline(); ok {
+			grace := min(reportGrace, time.Until(end)/4)
+			if end = end.Add(-grace); end.Before(d) {
+				d = end
+			}
+		}
+	}
+	return d
+}
+
+// Wait is Timeout(n), cut to end at Deadline(t, n): the duration to give
+// a select's time.After for a step of n bytes.
+func Wait(t testing.TB, n int) time.Duration {
+	return time.Until(Deadline(t, n))
+}
+
+// Context returns a context for a step of n bytes that ends at
+// Deadline(t, n). It is cancelled, at the latest, when the test ends.
+func Context(t testing.TB, n int) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithDeadline(context.Background(), Deadline(t, n))
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
