@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -21,7 +22,7 @@ import (
 const (
 	// baseTimeout covers the round trips of one step: a dial, a ping, a
 	// small echo, a close handshake.
-	baseTimeout = 15 * time.Second
+	baseTimeout = 20 * time.Second
 
 	// slowRate is the rate, in bytes a second, at which Timeout expects
 	// work to go at worst: the race detector, compression and a machine
@@ -54,19 +55,29 @@ func Timeout(n int) time.Duration {
 	return time.Duration(float64(d) * slowdown())
 }
 
+// Cutoff is the time by which a test must have given up, to have time
+// left to report and clean up: reportGrace (or a quarter of what is left,
+// if less) before go test's -timeout. Without a -timeout it is a day away.
+// A run of many steps, each with its own Deadline, is bounded by Cutoff
+// alone: its steps catch a hang, and the sum of their worst cases would
+// be no bound at all.
+func Cutoff(t testing.TB) time.Time {
+	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := td.Deadline(); ok {
+			return end.Add(-min(reportGrace, time.Until(end)/4))
+		}
+	}
+	return time.Now().Add(24 * time.Hour)
+}
+
 // Deadline is when a step of n bytes that starts now should be over:
 // now plus Timeout(n), but no later than reportGrace before t's deadline
 // (go test -timeout), so that the step fails with its own message while
 // there is time to print it.
 func Deadline(t testing.TB, n int) time.Time {
 	d := time.Now().Add(Timeout(n))
-	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if end, ok := td.Deadline(); ok {
-			grace := min(reportGrace, time.Until(end)/4)
-			if end = end.Add(-grace); end.Before(d) {
-				d = end
-			}
-		}
+	if end := Cutoff(t); end.Before(d) {
+		return end
 	}
 	return d
 }
@@ -83,4 +94,23 @@ func Context(t testing.TB, n int) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithDeadline(context.Background(), Deadline(t, n))
 	t.Cleanup(cancel)
 	return ctx, cancel
+}
+
+// ScriptEnv returns the environment variables that give a peer script
+// (interop/node, interop/python) the same waits as Timeout, and the time
+// its whole run must end by, Cutoff(t):
+//
+//	DUPLEX_TEST_WAIT_MS  a step's base wait, in milliseconds
+//	DUPLEX_TEST_RATE     bytes a second to allow for a step's bytes
+//	DUPLEX_TEST_RUN_MS   how long the script may run in all
+//
+// A script waits DUPLEX_TEST_WAIT_MS + n*1000/DUPLEX_TEST_RATE for a step
+// of n bytes.
+func ScriptEnv(t testing.TB) []string {
+	f := slowdown()
+	return []string{
+		fmt.Sprintf("DUPLEX_TEST_WAIT_MS=%d", int64(float64(baseTimeout.Milliseconds())*f)),
+		fmt.Sprintf("DUPLEX_TEST_RATE=%d", int64(slowRate/f)),
+		fmt.Sprintf("DUPLEX_TEST_RUN_MS=%d", time.Until(Cutoff(t)).Milliseconds()),
+	}
 }

@@ -84,8 +84,12 @@ func TestCloseServer(t *testing.T) {
 			close(in)
 			h(r)
 		}))
+		// The client keeps the response open until the test ends.
+		end := make(chan struct{})
+		t.Cleanup(func() { close(end) })
 		go func() {
 			if resp, err := http.Get(srv.URL); err == nil {
+				<-end
 				resp.Body.Close()
 			}
 		}()
@@ -106,8 +110,8 @@ func TestCloseServer(t *testing.T) {
 		if len(r.errs) > 0 {
 			t.Errorf("CloseServer failed the test: %q", r.errs)
 		}
-		if d := time.Since(begin); d > Timeout(0) {
-			t.Errorf("CloseServer took %v", d)
+		if d := time.Since(begin); d < closeGrace || d > Timeout(0) {
+			t.Errorf("CloseServer took %v; want the grace of %v and then the end of the dropped request", d, closeGrace)
 		}
 	})
 
