@@ -51,7 +51,19 @@ func slowdown() float64 {
 // as what it writes if the step is mostly compression): baseTimeout plus
 // n at slowRate, times DUPLEX_TEST_SLOWDOWN.
 func Timeout(n int) time.Duration {
-	d := baseTimeout + time.Duration(float64(n)/slowRate*float64(time.Second))
+	return Scale(baseTimeout) + ForBytes(n)
+}
+
+// ForBytes is the part of Timeout(n) that pays for the bytes: n at
+// slowRate, times DUPLEX_TEST_SLOWDOWN. Add it to a wait whose fixed part
+// is not a round trip (a browser starting, a page loading).
+func ForBytes(n int) time.Duration {
+	return Scale(time.Duration(float64(n) / slowRate * float64(time.Second)))
+}
+
+// Scale multiplies d by DUPLEX_TEST_SLOWDOWN, for a wait that has its own
+// base.
+func Scale(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * slowdown())
 }
 
