@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -44,14 +45,14 @@ func detachedEchoServer(t *testing.T, closed chan<- error) string {
 			t.Errorf("Detach: %v", err)
 		}
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 func TestDetachEcho(t *testing.T) {
 	closed := make(chan error, 1)
 	url := detachedEchoServer(t, closed)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 2*200000)
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, url, nil)
 	if err != nil {
@@ -282,7 +283,7 @@ func TestDetachClose(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != duplex.StatusGoingAway || !ce.Sent || ce.Reason != "restart" {
 			t.Fatalf("OnClose got %v; want our 1001", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testkit.Wait(t, 0)):
 		t.Fatal("OnClose was not called after the peer's answer")
 	}
 	// The socket is closed: the peer reads EOF.
