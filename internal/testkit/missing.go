@@ -68,6 +68,10 @@ func Missing(t testing.TB, peer, install string) {
 // in a run of several packages, so Main writes the lines to the terminal
 // too (/dev/tty), when there is one and stderr is not it: the person who
 // typed go test ./... sees what was left out.
+//
+// With DUPLEX_SKIP_LOG set to a file name, Main appends the lines to that
+// file as well, for a script that runs many packages without a terminal
+// (.ci/run, scripts/stress-tests.sh) to print at the end.
 func Main(m *testing.M) int {
 	code := m.Run()
 	if s := Summary(); s != "" {
@@ -75,6 +79,12 @@ func Main(m *testing.M) int {
 		if tty := terminal(); tty != nil {
 			io.WriteString(tty, s)
 			tty.Close()
+		}
+		if name := os.Getenv("DUPLEX_SKIP_LOG"); name != "" {
+			if f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+				io.WriteString(f, s) // one write: packages run in parallel
+				f.Close()
+			}
 		}
 	}
 	return code
