@@ -43,8 +43,10 @@ const modulePath = "github.com/duplexws/duplex"
 // CheckNoGoroutineLeak fails the test if a goroutine started during it
 // that runs code of this module is still alive at the end. Call it first,
 // so that its check runs after every other cleanup (servers, peers,
-// connections). It waits up to 5 s for goroutines that are on their way
-// out. Do not use it in parallel tests: their goroutines would be counted.
+// connections). It waits up to Timeout(0) (cut to end by Cutoff) for
+// goroutines that are on their way out, which on a busy machine can take
+// seconds. Do not use it in parallel tests: their goroutines would be
+// counted.
 func CheckNoGoroutineLeak(t testing.TB) {
 	t.Helper()
 	before := make(map[string]bool)
@@ -52,7 +54,7 @@ func CheckNoGoroutineLeak(t testing.TB) {
 		before[g.id] = true
 	}
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := Deadline(t, 0)
 		for {
 			var leaked []string
 			for _, g := range goroutines()[1:] { // [0] is this one

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +159,39 @@ func TestMissing(t *testing.T) {
 		"SKIP ./internal/testkit: node is missing, 1 tests skipped (TestMissing); install: apt-get install nodejs\n"
 	if got := Summary(); got != want {
 		t.Errorf("Summary() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestScriptEnv(t *testing.T) {
+	t.Setenv("DUPLEX_TEST_SLOWDOWN", "2")
+	r := &recorder{T: t, deadline: time.Now().Add(10 * time.Minute)}
+	env := ScriptEnv(r)
+	want := []string{"DUPLEX_TEST_WAIT_MS=40000", "DUPLEX_TEST_RATE=131072"}
+	if len(env) != 3 || env[0] != want[0] || env[1] != want[1] {
+		t.Fatalf("ScriptEnv = %q; want %q and DUPLEX_TEST_RUN_MS", env, want)
+	}
+	// The run ends 30 s before the test's deadline.
+	ms, err := strconv.Atoi(strings.TrimPrefix(env[2], "DUPLEX_TEST_RUN_MS="))
+	if err != nil || ms < 565_000 || ms > 570_000 {
+		t.Errorf("%s; want about 570000 (10 minutes less 30 s)", env[2])
+	}
+}
+
+func TestMainReportsToSkipLog(t *testing.T) {
+	defer func() {
+		missing.mu.Lock()
+		missing.peers, missing.order = nil, nil
+		missing.mu.Unlock()
+	}()
+	log := filepath.Join(t.TempDir(), "skips")
+	t.Setenv("DUPLEX_SKIP_LOG", log)
+	t.Setenv("DUPLEX_REQUIRE_ALL", "")
+	Missing(&recorder{T: t}, "redis-server", "apt-get install redis-server")
+	report(Summary())
+	report(Summary()) // appends: packages share the file
+	b, err := os.ReadFile(log)
+	want := "SKIP ./internal/testkit: redis-server is missing, 1 tests skipped (TestMainReportsToSkipLog); install: apt-get install redis-server\n"
+	if err != nil || string(b) != want+want {
+		t.Errorf("skip log %q, %v; want %q twice", b, err, want)
 	}
 }

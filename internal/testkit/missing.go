@@ -74,20 +74,26 @@ func Missing(t testing.TB, peer, install string) {
 // (.ci/run, scripts/stress-tests.sh) to print at the end.
 func Main(m *testing.M) int {
 	code := m.Run()
-	if s := Summary(); s != "" {
-		fmt.Fprint(os.Stderr, s)
-		if tty := terminal(); tty != nil {
-			io.WriteString(tty, s)
-			tty.Close()
-		}
-		if name := os.Getenv("DUPLEX_SKIP_LOG"); name != "" {
-			if f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
-				io.WriteString(f, s) // one write: packages run in parallel
-				f.Close()
-			}
+	report(Summary())
+	return code
+}
+
+// report writes the summary s where Main says.
+func report(s string) {
+	if s == "" {
+		return
+	}
+	fmt.Fprint(os.Stderr, s)
+	if tty := terminal(); tty != nil {
+		io.WriteString(tty, s)
+		tty.Close()
+	}
+	if name := os.Getenv("DUPLEX_SKIP_LOG"); name != "" {
+		if f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			io.WriteString(f, s) // one write: packages run in parallel
+			f.Close()
 		}
 	}
-	return code
 }
 
 // Summary returns the lines Main prints: one per peer that Missing
