@@ -78,11 +78,11 @@ func newTab(t *testing.T, extra ...chromedp.ExecAllocatorOption) *tab {
 	)
 	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc) // waits for the browser process to exit
+	boundedCleanup(t, "the browser process to exit", cancelAlloc)
 
 	quiet := func(string, ...any) {} // cdproto's notes on events it does not know
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(quiet), chromedp.WithLogf(quiet))
-	t.Cleanup(cancel)
+	boundedCleanup(t, "the browser to close", cancel)
 
 	// The first action starts the browser and opens the tab. It must run on
 	// ctx itself: the browser lives as long as the context of that action.
@@ -116,6 +116,25 @@ func (tb *tab) within(d time.Duration) (context.Context, context.CancelFunc) {
 		end = cut
 	}
 	return context.WithDeadline(tb.ctx, end)
+}
+
+// boundedCleanup registers f, which waits for something to end, as a
+// cleanup of t that gives up after testkit.Timeout(0) with an error
+// naming what, so that a browser that does not exit cannot hang the test
+// and hide its failures (issue 17).
+func boundedCleanup(t *testing.T, what string, f func()) {
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() {
+			f()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(testkit.Timeout(0)):
+			t.Errorf("gave up waiting %v for %s", testkit.Timeout(0), what)
+		}
+	})
 }
 
 // do runs actions, failing the test on error.
