@@ -26,9 +26,9 @@ const (
 
 	// slowRate is the rate, in bytes a second, at which Timeout expects
 	// work to go at worst: the race detector, compression and a machine
-	// busy with other builds. An idle laptop compresses and echoes a
-	// 16 MiB message under -race at about 5 MB/s (interop's TestGWS), 20
-	// times this.
+	// busy with other builds. Lightly loaded, a 2-core machine compresses
+	// and echoes a 16 MiB message under -race (32 MiB moved) in about 7 s
+	// (interop's TestGWS): near 20 times this rate.
 	slowRate = 256 << 10
 
 	// reportGrace is kept free before go test's -timeout so that a test

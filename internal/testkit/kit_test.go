@@ -145,7 +145,9 @@ func TestMissing(t *testing.T) {
 	Missing(a, "chromium", "apt-get install chromium")
 	Missing(a, "chromium", "apt-get install chromium")
 	Missing(&recorder{T: t}, "node", "apt-get install nodejs")
-	if len(a.skips) != 2 || len(a.fatals) != 0 || !strings.Contains(a.skips[0], "chromium is missing (apt-get install chromium)") {
+	Missing(named{a, "TestOther"}, "chromium", "apt-get install chromium")
+	Missing(a, "chromium", "apt-get install chromium") // not consecutive: still counted once
+	if len(a.skips) != 4 || len(a.fatals) != 0 || !strings.Contains(a.skips[0], "chromium is missing (apt-get install chromium)") {
 		t.Errorf("Missing skipped with %q and failed with %q; want two skips naming chromium", a.skips, a.fatals)
 	}
 	t.Setenv("DUPLEX_REQUIRE_ALL", "1")
@@ -155,7 +157,7 @@ func TestMissing(t *testing.T) {
 		t.Errorf("under DUPLEX_REQUIRE_ALL=1, Missing skipped with %q and failed with %q; want one failure", b.skips, b.fatals)
 	}
 
-	want := "SKIP ./internal/testkit: chromium is missing, 1 tests skipped (TestMissing); install: apt-get install chromium\n" +
+	want := "SKIP ./internal/testkit: chromium is missing, 2 tests skipped (TestMissing and 1 more); install: apt-get install chromium\n" +
 		"SKIP ./internal/testkit: node is missing, 1 tests skipped (TestMissing); install: apt-get install nodejs\n"
 	if got := Summary(); got != want {
 		t.Errorf("Summary() =\n%s\nwant\n%s", got, want)
@@ -195,3 +197,11 @@ func TestMainReportsToSkipLog(t *testing.T) {
 		t.Errorf("skip log %q, %v; want %q twice", b, err, want)
 	}
 }
+
+// named is a recorder under another test name.
+type named struct {
+	*recorder
+	name string
+}
+
+func (n named) Name() string { return n.name }

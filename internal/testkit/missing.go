@@ -106,7 +106,12 @@ func Summary() string {
 	var b strings.Builder
 	for _, name := range missing.order {
 		p := missing.peers[name]
-		tests := slices.Compact(slices.Clone(p.tests))
+		var tests []string // once each, in the order they skipped
+		for _, name := range p.tests {
+			if !slices.Contains(tests, name) {
+				tests = append(tests, name)
+			}
+		}
 		first := tests[0]
 		if len(tests) > 1 {
 			first += fmt.Sprintf(" and %d more", len(tests)-1)
