@@ -70,7 +70,7 @@ func TestWriterAfterEventWrites(t *testing.T) {
 			}
 		}
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 
 	// Event-mode client writes, plain (masked into a pool buffer) and

@@ -172,7 +172,7 @@ func TestDetachFrameRightAfterRequest(t *testing.T) {
 		}
 		detachedEcho(t, c)
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	helloWithRequest(t, srv.Listener.Addr().String())
 }
 
@@ -210,7 +210,7 @@ func TestDetachWriteToStalledPeer(t *testing.T) {
 		}
 		conns <- ec
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -133,7 +133,7 @@ func TestAcceptHandshake(t *testing.T) {
 				}
 				accepted <- err
 			}))
-			defer srv.Close()
+			defer testkit.CloseServer(t, srv)
 			host := srv.Listener.Addr().String()
 			edits := tt.edits
 			if tt.originHost != "" {

@@ -32,7 +32,7 @@ func TestPreparedMessageBroadcast(t *testing.T) {
 		mu.Unlock()
 		ready <- struct{}{}
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
