@@ -78,20 +78,28 @@ func TestCloseServer(t *testing.T) {
 	defer func(d time.Duration) { closeGrace = d }(closeGrace)
 	closeGrace = 200 * time.Millisecond
 
-	// start serves h and returns once a request is inside it.
-	start := func(h func(r *http.Request)) *httptest.Server {
+	// start serves h (over TLS and HTTP/2 if h2, as an RFC 8441 WebSocket
+	// is) and returns once a request is inside it.
+	start := func(h func(r *http.Request), h2 bool) *httptest.Server {
 		in := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(200)
 			w.(http.Flusher).Flush()
 			close(in)
 			h(r)
 		}))
+		if h2 {
+			srv.EnableHTTP2 = true
+			srv.StartTLS()
+		} else {
+			srv.Start()
+		}
 		// The client keeps the response open until the test ends.
 		end := make(chan struct{})
 		t.Cleanup(func() { close(end) })
+		client := srv.Client()
 		go func() {
-			if resp, err := http.Get(srv.URL); err == nil {
+			if resp, err := client.Get(srv.URL); err == nil {
 				<-end
 				resp.Body.Close()
 			}
@@ -104,23 +112,25 @@ func TestCloseServer(t *testing.T) {
 		return srv
 	}
 
-	t.Run("handler ends with its connection", func(t *testing.T) {
-		// srv.Close alone would wait for this request for ever.
-		srv := start(func(r *http.Request) { <-r.Context().Done() })
-		r := &recorder{T: t}
-		begin := time.Now()
-		CloseServer(r, srv)
-		if len(r.errs) > 0 {
-			t.Errorf("CloseServer failed the test: %q", r.errs)
-		}
-		if d := time.Since(begin); d < closeGrace || d > Timeout(0) {
-			t.Errorf("CloseServer took %v; want the grace of %v and then the end of the dropped request", d, closeGrace)
-		}
-	})
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handler ends with its connection/h2=%v", h2), func(t *testing.T) {
+			// srv.Close alone would wait for this request for ever.
+			srv := start(func(r *http.Request) { <-r.Context().Done() }, h2)
+			r := &recorder{T: t}
+			begin := time.Now()
+			CloseServer(r, srv)
+			if len(r.errs) > 0 {
+				t.Errorf("CloseServer failed the test: %q", r.errs)
+			}
+			if d := time.Since(begin); d < closeGrace || d > Timeout(0) {
+				t.Errorf("CloseServer took %v; want the grace of %v and then the end of the dropped request", d, closeGrace)
+			}
+		})
+	}
 
 	t.Run("handler never returns", func(t *testing.T) {
 		release := make(chan struct{})
-		srv := start(func(r *http.Request) { <-release })
+		srv := start(func(r *http.Request) { <-release }, false)
 		defer func() {
 			close(release)
 			srv.Close()
