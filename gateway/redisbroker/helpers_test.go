@@ -40,6 +40,7 @@ type redisServer struct {
 
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
+	requireRedis(t, false)
 	rs := &redisServer{t: t, bin: testkit.RequireTool(t, "redis-server"), dir: t.TempDir(), port: freePort(t)}
 	rs.url = fmt.Sprintf("redis://127.0.0.1:%d/0", rs.port)
 	rs.start()
