@@ -49,7 +49,6 @@ type redisProc struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd exits
 }
 
 func (p *redisProc) addr() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }
@@ -62,8 +61,6 @@ func (p *redisProc) start() error {
 	if err := p.cmd.Start(); err != nil {
 		return fmt.Errorf("redis-server: %v", err)
 	}
-	p.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(p.cmd, p.done)
 	deadline := time.Now().Add(10 * time.Second)
 	for !(&redisServer{port: p.port}).ping() {
 		if time.Now().After(deadline) {
@@ -81,7 +78,7 @@ func (p *redisProc) kill() {
 		return
 	}
 	p.cmd.Process.Kill()
-	<-p.done
+	p.cmd.Wait()
 	p.cmd = nil
 }
 
@@ -91,11 +88,13 @@ func (p *redisProc) stop() {
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-p.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
-		<-p.done
+		<-done
 	}
 	p.cmd = nil
 }
