@@ -27,6 +27,7 @@ import (
 //	redis-cpu-µs/publish  CPU of every redis-server (INFO CPU), per publish
 //	redis-cpu-net-µs/publish  the same less what Redis spends idle, measured
 //	                      before the run (a cluster's gossip and replication)
+//	masters-cpu-µs/publish  on a cluster: the masters' share (replicas apart)
 //	node-cpu-µs/publish   CPU of both node processes, per publish
 //	p50-ms, p99-ms        from the publish call to the subscriber reading it
 //
@@ -126,6 +127,7 @@ func BenchmarkChannels(b *testing.B) {
 	idleCPU := redisCPU(b, redisAddrs) - idle0
 
 	redisCPU0 := redisCPU(b, redisAddrs)
+	masters0 := mastersCPU(redisAddrs)
 	nodeCPU0 := nodes[0].cpu(b) + nodes[1].cpu(b)
 	b.ResetTimer()
 	start := time.Now()
@@ -172,6 +174,7 @@ func BenchmarkChannels(b *testing.B) {
 	b.StopTimer()
 	nodeCPU := nodes[0].cpu(b) + nodes[1].cpu(b) - nodeCPU0
 	rCPU := redisCPU(b, redisAddrs) - redisCPU0
+	mCPU := mastersCPU(redisAddrs) - masters0
 
 	got := delivered.Load()
 	for _, s := range subs {
@@ -199,6 +202,9 @@ func BenchmarkChannels(b *testing.B) {
 	b.ReportMetric(float64(got)/float64(n), "delivered/expected")
 	b.ReportMetric(float64(rCPU.Microseconds())/float64(n), "redis-cpu-µs/publish")
 	b.ReportMetric(float64((rCPU-idleShare).Microseconds())/float64(n), "redis-cpu-net-µs/publish")
+	if useCluster {
+		b.ReportMetric(float64(mCPU.Microseconds())/float64(n), "masters-cpu-µs/publish")
+	}
 	b.ReportMetric(float64(nodeCPU.Microseconds())/float64(n), "node-cpu-µs/publish")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
 	b.ReportMetric(float64(p99)/1e6, "p99-ms")
@@ -237,6 +243,27 @@ func redisCPU(b *testing.B, addrs []string) time.Duration {
 		rc.Close()
 		if err != nil {
 			continue // a master killed on purpose
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "used_cpu_sys" || k == "used_cpu_user" {
+				s, _ := strconv.ParseFloat(v, 64)
+				total += time.Duration(s * float64(time.Second))
+			}
+		}
+	}
+	return total
+}
+
+// mastersCPU sums the CPU of the servers of addrs that are masters now.
+func mastersCPU(addrs []string) time.Duration {
+	var total time.Duration
+	for _, addr := range addrs {
+		rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		info, err := rc.Info(context.Background(), "replication", "cpu").Result()
+		rc.Close()
+		if err != nil || !strings.Contains(info, "role:master") {
+			continue
 		}
 		for _, line := range strings.Split(info, "\r\n") {
 			k, v, _ := strings.Cut(line, ":")
