@@ -27,7 +27,8 @@ import (
 //	redis-cpu-µs/publish  CPU of every redis-server (INFO CPU), per publish
 //	redis-cpu-net-µs/publish  the same less what Redis spends idle, measured
 //	                      before the run (a cluster's gossip and replication)
-//	masters-cpu-µs/publish  on a cluster: the masters' share (replicas apart)
+//	masters-cpu-µs/publish  on a cluster: the masters' share (replicas apart),
+//	masters-cpu-net-µs/publish  and the same less the masters' idle CPU
 //	node-cpu-µs/publish   CPU of both node processes, per publish
 //	p50-ms, p99-ms        from the publish call to the subscriber reading it
 //
@@ -122,9 +123,9 @@ func BenchmarkChannels(b *testing.B) {
 	// What Redis spends idle (a cluster's gossip and replication pings,
 	// the nodes' health PINGs), to tell it apart from publishing's cost.
 	idle := min(duration/2, 5*time.Second)
-	idle0 := redisCPU(b, redisAddrs)
+	idle0, idleM0 := redisCPU(b, redisAddrs), mastersCPU(redisAddrs)
 	time.Sleep(idle)
-	idleCPU := redisCPU(b, redisAddrs) - idle0
+	idleCPU, idleMasters := redisCPU(b, redisAddrs)-idle0, mastersCPU(redisAddrs)-idleM0
 
 	redisCPU0 := redisCPU(b, redisAddrs)
 	masters0 := mastersCPU(redisAddrs)
@@ -204,6 +205,8 @@ func BenchmarkChannels(b *testing.B) {
 	b.ReportMetric(float64((rCPU-idleShare).Microseconds())/float64(n), "redis-cpu-net-µs/publish")
 	if useCluster {
 		b.ReportMetric(float64(mCPU.Microseconds())/float64(n), "masters-cpu-µs/publish")
+		mIdle := time.Duration(float64(idleMasters) * float64(elapsed) / float64(idle))
+		b.ReportMetric(float64((mCPU-mIdle).Microseconds())/float64(n), "masters-cpu-net-µs/publish")
 	}
 	b.ReportMetric(float64(nodeCPU.Microseconds())/float64(n), "node-cpu-µs/publish")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
