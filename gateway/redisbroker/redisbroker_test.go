@@ -305,6 +305,23 @@ func TestRedisRestart(t *testing.T) {
 	subB.expect(offsets, 0)
 	subA.expectNothing()
 	subB.expectNothing()
+
+	// Redis kept everything (append-only file): a client resuming from
+	// before the restart recovers it all.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, a.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	late := &subscriber{t: t, c: c}
+	late.write(fmt.Sprintf(`{"type":"subscribe","channel":"r","since":%d}`, offsets[9]))
+	if m := late.next(); m.Type != "subscribed" || !m.Recovered || m.Offset != offsets[99] {
+		t.Fatalf("resubscribe after the restart: %+v; want recovered true at offset %d", m, offsets[99])
+	}
+	late.expect(offsets[10:], 10)
+	late.expectNothing()
 }
 
 // TestNoRedis: with no Redis to reach, the broker says so, the gateway's
