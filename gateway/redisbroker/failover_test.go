@@ -115,7 +115,7 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("acknowledged message %s at offset %d: delivered %q (present %v)", a.data, a.off, d, ok)
 		}
 	}
-	if err := errors.Join(a.Healthy(), b.Healthy()); err != nil {
-		t.Logf("health after the failover: %v", err)
-	}
+	waitFor(t, 30*time.Second, "both brokers healthy on the promoted replica", func() bool {
+		return errors.Join(a.Healthy(), b.Healthy()) == nil
+	})
 }

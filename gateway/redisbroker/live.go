@@ -147,6 +147,11 @@ func (s *shard) serve() error {
 					// A MOVED or CROSSSLOT answer to a subscribe: the
 					// slots moved. Route this shard's channels again.
 					b.log.Warn("redisbroker: subscribe refused; finding the channels' masters again", "addr", s.addr, "error", err)
+					// Give the cluster's state time to reload, or the
+					// channels come straight back here.
+					if !b.sleep(backoff(2)) {
+						return nil
+					}
 					s.reroute(nil)
 					continue
 				}
