@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +119,148 @@ func TestClusterFailover(t *testing.T) {
 	waitFor(t, 30*time.Second, "both brokers healthy on the promoted replica", func() bool {
 		return errors.Join(a.Healthy(), b.Healthy()) == nil
 	})
+}
+
+// TestClusterSlotMigration: the slot of a channel moves to another master
+// (resharding) in the middle of a stream of publishes. Redis ends the
+// node's sharded subscription; the node subscribes on the new master and
+// reads what it missed from the stream, so the subscriber gets every
+// acknowledged message once, in order.
+func TestClusterSlotMigration(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	c := sharedCluster(t)
+	var id [6]byte
+	rand.Read(id[:])
+	prefix := "mig" + hex.EncodeToString(id[:]) + ":"
+	newB := func() *redisbroker.Broker {
+		b, err := redisbroker.New(c.url, &redisbroker.Options{HistorySize: 10000, KeyPrefix: prefix, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		waitFor(t, 10*time.Second, "the broker to reach the cluster", func() bool { return b.Healthy() == nil })
+		return b
+	}
+	a, b := newB(), newB()
+	col := subscribeWarm(t, a, b, "mig")
+
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{c.nodes[0].addr()}})
+	defer cc.Close()
+	key := prefix + "{mig}:live"
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst *redis.Client
+	var masters []*redis.Client
+	cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return nil }) // load the state
+	for _, p := range c.nodes {
+		rc := redis.NewClient(&redis.Options{Addr: p.addr()})
+		defer rc.Close()
+		info, err := rc.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "role:master") {
+			continue
+		}
+		masters = append(masters, rc)
+		if dst == nil && p.addr() != src.Options().Addr {
+			dst = rc
+		}
+	}
+	srcID, err1 := src.ClusterMyID(ctx).Result()
+	dstID, err2 := dst.ClusterMyID(ctx).Result()
+	if err := errors.Join(err1, err2); err != nil || dst == nil {
+		t.Fatalf("cluster IDs: %v", err)
+	}
+	dstHost, dstPort, _ := strings.Cut(dst.Options().Addr, ":")
+
+	// migrate moves the slot from src to dst as redis-cli --cluster
+	// reshard does, key by key.
+	migrate := func() error {
+		if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+			return err
+		}
+		if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+			return err
+		}
+		for {
+			keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				break
+			}
+			args := []any{"MIGRATE", dstHost, dstPort, "", 0, 5000, "KEYS"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			if err := src.Do(ctx, args...).Err(); err != nil {
+				return err
+			}
+		}
+		for _, m := range append([]*redis.Client{dst, src}, masters...) {
+			if err := m.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	var acked []struct {
+		off  uint64
+		data string
+	}
+	migrated := false
+	failures := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for k := 0; len(acked) < 300; k++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d publishes acknowledged within 60 s; want 300 (%d failed)", len(acked), failures)
+		}
+		if len(acked) == 100 && !migrated {
+			if err := migrate(); err != nil {
+				t.Fatalf("migrating slot %d: %v", slot, err)
+			}
+			migrated = true
+		}
+		data := strconv.Itoa(k)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		off, err := b.Publish(ctx, "mig", json.RawMessage(data))
+		cancel()
+		if err != nil {
+			failures++
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		acked = append(acked, struct {
+			off  uint64
+			data string
+		}{off, data})
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "the cluster's state to show the slot on its new master", func() bool {
+		cc.ReloadState(ctx)
+		now, err := cc.MasterForKey(ctx, key)
+		return err == nil && now.Options().Addr == dst.Options().Addr
+	})
+	last := acked[len(acked)-1].off
+	waitFor(t, 30*time.Second, "the last acknowledged message", func() bool { return col.has(last) })
+	all := col.checkChain(t)
+	got := make(map[uint64]string, len(all))
+	for _, m := range all {
+		got[m.Offset] = string(m.Data)
+	}
+	for _, a := range acked {
+		if d, ok := got[a.off]; !ok || d != a.data {
+			t.Fatalf("acknowledged message %s at offset %d: delivered %q (present %v)", a.data, a.off, d, ok)
+		}
+	}
+	if failures > 0 {
+		t.Logf("%d publishes failed during the migration", failures)
+	}
 }
