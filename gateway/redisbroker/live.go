@@ -131,7 +131,7 @@ func (s *shard) serve() error {
 
 	done := make(chan struct{})
 	defer close(done)
-	go s.write(ps, done)
+	b.wg.Go(func() { s.write(ps, done) })
 
 	silentSince := time.Now()
 	for {
@@ -234,9 +234,15 @@ func (s *shard) reroute(channel *string) {
 	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for name, w := range b.watches {
-		if w.shard == s && (channel == nil || *channel == name) {
-			b.route(name, w)
+	if channel != nil {
+		if w := b.watches[*channel]; w != nil && w.shard == s {
+			b.route(*channel, w)
+		}
+	} else {
+		for name, w := range b.watches {
+			if w.shard == s {
+				b.route(name, w)
+			}
 		}
 	}
 	if b.cluster != nil {
