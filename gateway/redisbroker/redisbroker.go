@@ -65,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -248,14 +249,14 @@ func parseClusterURL(raw string) (*redis.ClusterOptions, error) {
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	for _, addr := range strings.Split(rest, ",") {
-		host, port, ok := strings.Cut(addr, ":")
-		if _, err := strconv.ParseUint(port, 10, 16); !ok || host == "" || err != nil {
+		host, port, err := net.SplitHostPort(addr)
+		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil {
 			return nil, errURL
 		}
 		co.Addrs = append(co.Addrs, addr)
 	}
 	if co.TLSConfig != nil {
-		co.TLSConfig.ServerName, _, _ = strings.Cut(co.Addrs[0], ":")
+		co.TLSConfig.ServerName, _, _ = net.SplitHostPort(co.Addrs[0])
 	}
 	return co, nil
 }

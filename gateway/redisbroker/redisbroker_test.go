@@ -358,3 +358,42 @@ func TestNoRedis(t *testing.T) {
 		t.Error("New with an http URL succeeded")
 	}
 }
+
+// TestNewURL: the URLs New takes, and clear errors that never quote a
+// password for the ones it does not.
+func TestNewURL(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	for _, ok := range []string{
+		"redis://127.0.0.1:1/0",
+		"redis://:s3cret@127.0.0.1:1",
+		"redis+cluster://127.0.0.1:1",
+		"redis+cluster://127.0.0.1:1,127.0.0.1:2,[::1]:3",
+		"redis+cluster://user:s3cret@127.0.0.1:1,127.0.0.1:2",
+		"rediss+cluster://127.0.0.1:1",
+	} {
+		b, err := redisbroker.New(ok, &redisbroker.Options{Logger: quietLogger()})
+		if err != nil {
+			t.Errorf("New(%q): %v", ok, err)
+			continue
+		}
+		b.Close()
+	}
+	for _, bad := range []string{
+		"http://s3cret@127.0.0.1:1",
+		"redis+cluster://",
+		"redis+cluster://:s3cret@127.0.0.1",
+		"redis+cluster://user:s3cret@127.0.0.1:1,nohost",
+		"redis+cluster://127.0.0.1:99999",
+		"redis+sentinel://127.0.0.1:1",
+	} {
+		_, err := redisbroker.New(bad, nil)
+		if err == nil {
+			t.Errorf("New(%q) succeeded; want an error", bad)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q): %v: quotes the password", bad, err)
+		}
+	}
+	if _, err := redisbroker.New("redis://127.0.0.1:1", &redisbroker.Options{KeyPrefix: "a{b}:"}); err == nil {
+		t.Error("New with a KeyPrefix holding a hash tag succeeded")
+	}
+}
