@@ -58,6 +58,7 @@ func (p *redisProc) start() error {
 	args := append([]string{"--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--dir", p.dir,
 		"--save", "", "--appendonly", "yes", "--logfile", filepath.Join(p.dir, "redis.log")}, p.args...)
 	p.cmd = exec.Command("redis-server", args...)
+	dieWithTest(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return fmt.Errorf("redis-server: %v", err)
 	}

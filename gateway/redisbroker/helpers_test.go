@@ -64,6 +64,7 @@ func (rs *redisServer) start() {
 	rs.cmd = exec.Command(rs.bin,
 		"--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1", "--dir", rs.dir,
 		"--save", "", "--appendonly", "yes", "--logfile", filepath.Join(rs.dir, "redis.log"))
+	dieWithTest(rs.cmd)
 	if err := rs.cmd.Start(); err != nil {
 		rs.t.Fatalf("redis-server: %v", err)
 	}
