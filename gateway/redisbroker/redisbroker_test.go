@@ -397,3 +397,61 @@ func TestNewURL(t *testing.T) {
 		t.Error("New with a KeyPrefix holding a hash tag succeeded")
 	}
 }
+
+// TestRedisLostData: Redis restarts with nothing (no persistence), so the
+// channel starts a new life. Its subscriber is told so once, with
+// {"type":"subscribed","recovered":false}, then gets the new messages.
+// (TestRedisRestart is the other side: Redis kept its data, and nobody is
+// told recovered false.)
+func TestRedisLostData(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	rs := startRedis(t)
+	rs.stop()
+	rs.noPersist = true
+	rs.start()
+	a, b := startNode(t, "A", rs, 100), startNode(t, "B", rs, 100)
+	sub := subscribe(t, a, "l")
+	waitFor(t, 5*time.Second, "the readers", func() bool { return a.b.Healthy() == nil && b.b.Healthy() == nil })
+	var offsets []uint64
+	for i := range 10 {
+		code, off := b.publish("l", strconv.Itoa(i))
+		if code != 200 {
+			t.Fatalf("publish %d: %d", i, code)
+		}
+		offsets = append(offsets, off)
+	}
+	sub.expect(offsets, 0)
+	rs.stop()
+	rs.start()
+	waitFor(t, 10*time.Second, "/healthz 200 on both nodes", func() bool {
+		ca, _ := a.health()
+		cb, _ := b.health()
+		return ca == 200 && cb == 200
+	})
+	var again []uint64
+	for i := range 5 {
+		code, off := b.publish("l", strconv.Itoa(10+i))
+		if code != 200 {
+			t.Fatalf("publish after the restart %d: %d", i, code)
+		}
+		again = append(again, off)
+	}
+	if again[0] <= offsets[9] {
+		t.Fatalf("first offset after the loss %d; want above %d", again[0], offsets[9])
+	}
+	// The gateway learns of the loss from the first new message, whose
+	// prev (0: a new channel) is not the last it sent: it tells the
+	// client, which goes on after the offset given.
+	m := sub.next()
+	if m.Type != "subscribed" || m.Recovered || m.Offset < again[0] {
+		t.Fatalf("after the loss: %+v; want subscribed, recovered false, at offset %d or later", m, again[0])
+	}
+	for _, off := range again {
+		if off > m.Offset {
+			if got := sub.next(); got.Type != "message" || got.Offset != off {
+				t.Fatalf("after the loss: %+v; want offset %d", got, off)
+			}
+		}
+	}
+	sub.expectNothing()
+}
