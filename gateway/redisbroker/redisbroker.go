@@ -93,7 +93,9 @@ type Options struct {
 	KeyPrefix string
 
 	// Logger receives the broker's warnings (Redis lost and found again)
-	// and the go-redis client's own log lines. Default slog.Default().
+	// and the go-redis client's own log lines, as warnings with
+	// component=go-redis. go-redis has one logger per process: its lines
+	// go to the Logger of the Broker made last. Default slog.Default().
 	Logger *slog.Logger
 }
 
