@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -50,12 +51,17 @@ func (b *Broker) ping(ctx context.Context) error {
 	if b.cluster == nil {
 		return b.rdb.Ping(ctx).Err()
 	}
-	return b.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+	err := b.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		if err := c.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("%s: %w", c.Options().Addr, err)
 		}
 		return nil
 	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		// No master answered in time, or no seed node gave the slots.
+		err = fmt.Errorf("redis cluster: no answer within %v: %w", healthEvery, err)
+	}
+	return err
 }
 
 // go-redis logs through one logger for the whole process (redis.SetLogger).
