@@ -36,9 +36,9 @@ import (
 // ends, and they must tolerate being closed twice.
 type NewFunc func(t *testing.T, historySize int, ttl time.Duration) (a, b gateway.Broker)
 
-// Channels is how many channels ManyChannels subscribes one broker to
-// (1,000 with -short).
-var Channels = 10000
+// manyChannels is how many channels ManyChannels subscribes one broker
+// to (1,000 with -short).
+const manyChannels = 10000
 
 // Run runs the contract's tests as subtests of t.
 func Run(t *testing.T, newBrokers NewFunc) {
@@ -405,12 +405,12 @@ func testStop(t *testing.T, newBrokers NewFunc) {
 	}
 }
 
-// testManyChannels: one broker subscribed to Channels channels gets one
-// message on each, published through the other.
+// testManyChannels: one broker subscribed to manyChannels channels gets
+// one message on each, published through the other.
 func testManyChannels(t *testing.T, newBrokers NewFunc) {
-	n := Channels
+	n := manyChannels
 	if testing.Short() {
-		n = min(n, 1000)
+		n = 1000
 	}
 	a, b := newBrokers(t, 10, time.Minute)
 	recs := make([]*recorder, n)
