@@ -30,7 +30,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testkit.Main(m)
 	shared.mu.Lock()
 	if shared.cluster != nil {
 		shared.cluster.stop()
