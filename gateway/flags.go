@@ -42,7 +42,7 @@ func (o *Options) settings() []setting {
 		{"tls-key", "DUPLEX_TLS_KEY", "PEM private key `file` for --tls-cert", (*stringValue)(&o.TLSKey)},
 		{"log-format", "DUPLEX_LOG_FORMAT", "log `format`: text or json", (*stringValue)(&o.LogFormat)},
 		{"compress", "DUPLEX_COMPRESS", "offer permessage-deflate compression; --compress=false turns it off", &boolValue{p: &o.DisableCompression, invert: true}},
-		{"broker", "DUPLEX_BROKER", "carry channels through `url`: memory (one process) or redis://host:port[/db] (several nodes share channels, offsets and history)", (*secretValue)(&o.BrokerURL)},
+		{"broker", "DUPLEX_BROKER", "carry channels through `url`: memory (one process), redis://host:port[/db] (several nodes share channels, offsets and history) or redis+cluster://host:port[,host:port...] (a Redis Cluster, Redis 7+); rediss:// and rediss+cluster:// for TLS", (*secretValue)(&o.BrokerURL)},
 		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect; 0: no history; at most 10000", (*historySizeValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},

@@ -131,8 +131,10 @@ type Options struct {
 
 	// BrokerURL names the broker, for "duplex serve": empty or "memory"
 	// for the default, in this process; redis://host:port[/db] (or
-	// rediss://) for Redis, which "duplex serve" builds with the
-	// redisbroker package and passes in Broker. New reads Broker only.
+	// rediss://) for Redis, redis+cluster://host:port[,host:port...] (or
+	// rediss+cluster://) for a Redis Cluster, which "duplex serve" builds
+	// with the redisbroker package and passes in Broker. New reads Broker
+	// only.
 	BrokerURL string
 
 	// Broker carries channels between gateways and keeps their history.
@@ -398,12 +400,12 @@ func (o *Options) Validate() error {
 	}
 	switch scheme, _, _ := strings.Cut(o.BrokerURL, "://"); {
 	case o.BrokerURL == "" || o.BrokerURL == "memory":
-	case scheme == "redis" || scheme == "rediss":
+	case scheme == "redis" || scheme == "rediss" || scheme == "redis+cluster" || scheme == "rediss+cluster":
 		if o.Broker == nil {
 			errs = append(errs, fmt.Errorf("--broker %s: build the broker with the redisbroker package and set Options.Broker (duplex serve does)", scheme+"://..."))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db] or rediss://..., not %q", scheme+"://..."))
+		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db], redis+cluster://host:port[,host:port...] or rediss://..., not %q", scheme+"://..."))
 	}
 	if o.HTTPIdleTimeout < 0 {
 		errs = append(errs, errors.New("--http-idle-timeout must not be negative"))

@@ -196,6 +196,10 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("New(%+v) succeeded; want an error", o)
 		}
 	}
+	// A cluster URL is a Redis broker's: duplex serve builds it (issue 14).
+	if _, err := New(Options{BrokerURL: "redis+cluster://localhost:7000"}, nil); err == nil || !strings.Contains(err.Error(), "redisbroker") {
+		t.Errorf("New with a cluster URL and no Broker: %v; want the error that says to build the broker", err)
+	}
 	if _, err := New(Options{Tokens: []string{""}}, nil); err == nil {
 		t.Error("New with an empty token succeeded")
 	}

@@ -82,7 +82,7 @@ func (s *gatewayServer) dropConnections() {
 	s.t.Helper()
 	s.srv.Listener.Close()
 	s.ln.closeAll()
-	s.srv.Close()
+	testkit.CloseServer(s.t, s.srv)
 	deadline := time.Now().Add(stepTimeout)
 	for s.gw.Connections() > 0 {
 		if time.Now().After(deadline) {
@@ -142,7 +142,7 @@ func TestPageChannelRecovery(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		pub(api.URL, i, "missed")
 	}
-	api.Close()
+	testkit.CloseServer(t, api)
 	if s := eval[string](tb, `document.getElementById('state').dataset.state`); s == "open" {
 		t.Fatalf("the page is open while the server is down")
 	}
