@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +30,13 @@ type presenceNode struct {
 	*node
 }
 
-func startPresenceNode(t *testing.T, name string, rs *redisServer) *presenceNode {
+// startPresenceNode starts a gateway with presence on the Redis at url;
+// prefix keeps the keys of a test apart on a shared cluster.
+func startPresenceNode(t *testing.T, name, url, prefix string) *presenceNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil)).With("node", name)
-	b, err := redisbroker.New(rs.url, &redisbroker.Options{Logger: logger})
+	b, err := redisbroker.New(url, &redisbroker.Options{Logger: logger, KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +159,17 @@ func (n *presenceNode) presence(t *testing.T, channel string) []gateway.Member {
 }
 
 func TestPresenceAcrossRedisNodes(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		testPresenceAcrossNodes(t, startRedis(t).url, "duplex:")
+	})
+	t.Run("cluster", func(t *testing.T) {
+		testPresenceAcrossNodes(t, sharedCluster(t).url, "presence-"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")
+	})
+}
+
+func testPresenceAcrossNodes(t *testing.T, url, prefix string) {
 	testkit.CheckNoGoroutineLeak(t)
-	rs := startRedis(t)
-	a, b := startPresenceNode(t, "a", rs), startPresenceNode(t, "b", rs)
+	a, b := startPresenceNode(t, "a", url, prefix), startPresenceNode(t, "b", url, prefix)
 	ada, bob := a.connect(t, "ada"), b.connect(t, "bob")
 
 	ada.send(`{"type":"subscribe","channel":"room/1"}`)
@@ -236,7 +247,7 @@ func TestPresenceAcrossRedisNodes(t *testing.T) {
 func TestPresenceCrashedRedisNode(t *testing.T) {
 	testkit.CheckNoGoroutineLeak(t)
 	rs := startRedis(t)
-	a, c := startPresenceNode(t, "a", rs), startPresenceNode(t, "c", rs)
+	a, c := startPresenceNode(t, "a", rs.url, "duplex:"), startPresenceNode(t, "c", rs.url, "duplex:")
 	ada, carol := a.connect(t, "ada"), c.connect(t, "carol")
 	for _, pc := range []*pclient{ada, carol} {
 		pc.send(`{"type":"subscribe","channel":"room/1"}`)
