@@ -2,8 +2,6 @@ package browser
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,17 +84,7 @@ func TestPage(t *testing.T) {
 		t.Errorf("#notice is shown with a good token: %q", eval[string](tb, `document.getElementById('notice').textContent`))
 	}
 
-	png := tb.screenshot("page.png")
-	if *update {
-		name := filepath.Join("..", "..", "docs", "screenshot.png")
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", name)
-	}
+	tb.screenshot("page.png") // docs/screenshot.png: TestPageScreenshot
 
 	// The server saw the page's socket on /ws, compressed: Chromium always
 	// offers permessage-deflate and the gateway accepts it by default.
