@@ -109,7 +109,9 @@ func subState(channel string) string {
 // TestPageChannelRecovery subscribes the demo page to a channel, drops the
 // server under it while messages keep being published, and brings it back
 // on the same address: the page must resubscribe with since and show the
-// missed messages once each, in offset order, then live ones.
+// missed messages once each, in offset order, then what its publish box
+// queued meanwhile, then live ones. The row of the channel shows where it
+// resumes from and whether it recovered.
 func TestPageChannelRecovery(t *testing.T) {
 	testkit.CheckNoGoroutineLeak(t)
 	const channel = "demo"
@@ -165,12 +167,30 @@ func TestPageChannelRecovery(t *testing.T) {
 	if s := eval[string](tb, `document.getElementById('state').dataset.state`); s == "open" {
 		t.Fatalf("the page is open while the server is down")
 	}
+	// The publish box queues what is published meanwhile; duplex.js sends
+	// it after resubscribing, so it arrives live, after the replay.
+	const queued = "published while the server was down"
+	quoted, _ := json.Marshal(queued)
+	tb.do("publishing while down", chromedp.SendKeys(chromedp.ID("pubdata"), queued+kb.Enter))
+	tb.waitFor("the queued publish in the log", entries("sent", "publish to #demo: "+string(quoted)+"  (queued until connected)")+" === 1", stepTimeout)
 	tb.screenshot("channel-reconnecting.png")
 
 	again := gs.reserve(opts)
 	tb.waitFor("state open after the restart", stateIs("open"), stepTimeout)
 	tb.waitFor("the recovery", entries("info", "#"+channel+" resumed, 3 missed")+" === 1", stepTimeout)
-	shown("the recovery")
+	tb.waitFor("the queued publish on the channel", fmt.Sprintf(`%s.some(e => e.endsWith(%s))`, chanEntries, jsString(": "+string(quoted))), stepTimeout)
+	var stored int
+	for _, m := range held(t, again.url, channel) {
+		if string(m.Data) == string(quoted) {
+			stored++
+			last = m.Offset
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("the server stored the queued publish %d times; want 1", stored)
+	}
+	want = append(want, fmt.Sprintf("#%s %d: %s", channel, last, quoted))
+	shown("the recovery and the queued publish")
 	recovered := fmt.Sprintf("recovered | resumed after reconnect: 3 missed, recovered | offset %d", last)
 	tb.waitFor("the row saying it recovered", subState(channel)+" === "+jsString(recovered), stepTimeout)
 
