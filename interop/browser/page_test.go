@@ -129,6 +129,15 @@ func noticeShown(tb *tab) string {
 	return text
 }
 
+// checkAddressHasToken fails unless the address bar carries token, so
+// that reloading the page keeps the token that worked.
+func checkAddressHasToken(tb *tab, token string) {
+	tb.t.Helper()
+	if got, want := eval[string](tb, `location.search`), "?token="+token; got != want {
+		tb.t.Errorf("location.search = %q after reconnecting; want %q", got, want)
+	}
+}
+
 // TestPageNoToken opens the page as the bare URL of "duplex serve" would,
 // without ?token=: the page must say that no token was given (not that
 // one was refused) and how to get one, then connect once it is entered.
@@ -159,6 +168,7 @@ func TestPageNoToken(t *testing.T) {
 	if hidden := eval[bool](tb, `document.getElementById('notice').hidden`); !hidden {
 		t.Errorf("#notice still shown after connecting")
 	}
+	checkAddressHasToken(tb, pageToken)
 	tb.send("hello with a token")
 	tb.acked("hello with a token")
 	checkLogsHideToken(t, gs, pageToken)
@@ -195,9 +205,14 @@ func TestPageTokenChanged(t *testing.T) {
 	tb.screenshot("token-changed.png")
 	checkOnlyAuthChecked(t, second)
 
+	// Pasted as serve prints it: the whole URL.
 	eval[chromedp.Void](tb, `document.getElementById('token').value = ''`)
-	tb.do("entering the new token", chromedp.SendKeys(chromedp.ID("token"), newToken+kb.Enter))
+	tb.do("pasting the new URL", chromedp.SendKeys(chromedp.ID("token"), second.url+"/?token="+newToken+kb.Enter))
 	tb.waitFor("state open with the new token", stateIs("open"), stepTimeout)
+	if v := eval[string](tb, `document.getElementById('token').value`); v != newToken {
+		t.Errorf("token box holds %q after pasting the URL; want the token %q", v, newToken)
+	}
+	checkAddressHasToken(tb, newToken)
 	tb.acked(queued)
 	tb.send("after the restart")
 	tb.acked("after the restart") // in order after any second ack of the queued one
