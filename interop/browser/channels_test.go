@@ -2,6 +2,9 @@ package browser
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -376,4 +379,80 @@ func TestPageChannels(t *testing.T) {
 	tb.screenshot("channels.png")
 	checkLogsHideToken(t, gs, pageToken)
 	checkLogsHideToken(t, gs, channelAPIKey)
+}
+
+// hs256 returns a JWT of claims signed with secret (RFC 7519, HS256).
+func hs256(t *testing.T, secret string, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signed := enc(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." + enc(claims)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(signed))
+	return signed + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// TestPageChannelRefused uses the page with a JWT that allows only
+// public/* channels: a refused subscription says so in its row and is not
+// retried, a refused publish is reported, and a name the protocol does
+// not allow is caught before it is sent.
+func TestPageChannelRefused(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	const secret = "browser-test-jwt-secret-Qa9v"
+	jwt := hs256(t, secret, map[string]any{
+		"sub": "ada", "channels": "public/*", "publish": "public/*",
+		"exp": time.Now().Add(time.Hour).Unix(),
+	})
+	tb := newTab(t)
+	gs := startGateway(t, "127.0.0.1:0", gateway.Options{JWTSecret: secret})
+	tb.do("loading the page", chromedp.Navigate(gs.url+"/?token="+jwt))
+	tb.waitFor("state open", stateIs("open"), stepTimeout)
+
+	subscribeTo := func(channel string) {
+		t.Helper()
+		eval[chromedp.Void](tb, `document.getElementById('channel').value = ''`)
+		tb.do("subscribing to "+channel, chromedp.SendKeys(chromedp.ID("channel"), channel+kb.Enter))
+	}
+	subscribeTo("private")
+	tb.waitFor("the refusal in the row", subState("private")+" === 'refused | refused: forbidden | '", stepTimeout)
+	if n := eval[int](tb, entries("info", "error on #private: forbidden")); n != 1 {
+		t.Errorf("%d log entries of the refusal; want 1", n)
+	}
+	subscribeTo("public/chat")
+	tb.waitFor("the subscription to public/chat", subState("public/chat")+".startsWith('live | live | offset ')", stepTimeout)
+
+	subscribeTo("no spaces allowed")
+	tb.waitFor("the bad name caught", `[...document.querySelectorAll('#log .entry.info .text')].some(e => e.textContent.startsWith('not subscribed: "no spaces allowed" is not a channel name'))`, stepTimeout)
+	if got := eval[string](tb, subState("no spaces allowed")); got != "no row" {
+		t.Errorf("a row for a bad channel name: %q", got)
+	}
+
+	publishTo := func(channel, text string) {
+		t.Helper()
+		eval[chromedp.Void](tb, `document.getElementById('pubchannel').value = `+jsString(channel))
+		tb.do("publishing to "+channel, chromedp.SendKeys(chromedp.ID("pubdata"), text+kb.Enter))
+	}
+	publishTo("private", "psst")
+	tb.waitFor("the refused publish", entries("info", "error on #private: forbidden")+" === 2", stepTimeout)
+	publishTo("public/chat", "hi all")
+	tb.waitFor("the publish", fmt.Sprintf(`%s.some(e => e.startsWith('#public/chat ') && e.endsWith(': "hi all"'))`, chanEntries), stepTimeout)
+
+	// After a reconnect the page asks again for public/chat only: the
+	// server would refuse private again.
+	gs.ln.closeAll()
+	tb.waitFor("the resubscription", entries("info", "#public/chat resumed, 0 missed")+" === 1", stepTimeout)
+	tb.send("after the reconnect")
+	tb.acked("after the reconnect")
+	if n := eval[int](tb, `[...document.querySelectorAll('#log .entry.info .text')].filter(e => e.textContent.startsWith('error')).length`); n != 2 {
+		t.Errorf("%d error entries after the reconnect; want the 2 from before", n)
+	}
+	if got := eval[string](tb, subState("private")); got != "refused | refused: forbidden | " {
+		t.Errorf("row of private after the reconnect: %q; want it still refused", got)
+	}
+	checkLogsHideToken(t, gs, jwt)
 }
