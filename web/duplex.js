@@ -220,7 +220,10 @@ export class DuplexSocket extends EventTarget {
    * @param {string} channel
    */
   unsubscribe(channel) {
-    if (!this.channels.delete(channel)) return;
+    // A server-side subscription ends the same way.
+    const server = this.serverChannels.delete(channel);
+    this._prevServer.delete(channel);
+    if (!this.channels.delete(channel) && !server) return;
     if (this._ws && this._ws.readyState === OPEN) {
       this._ws.send(JSON.stringify({ type: 'unsubscribe', channel }));
     }
