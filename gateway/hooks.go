@@ -50,7 +50,7 @@ func newHooks(g *Gateway) *hooks {
 		client: &http.Client{Timeout: g.opts.HookTimeout},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "duplex_hook_requests_total",
-			Help: "Calls of the backend hooks, by hook and result (ok, denied, timeout, error).",
+			Help: "Calls of the backend hooks, by hook and result (ok, denied, timeout, error; canceled: the client or the server went away first).",
 		}, []string{"hook", "result"}),
 	}
 	limit := g.opts.MaxMessageSize
@@ -95,6 +95,7 @@ func (h *hooks) call(ctx context.Context, name string, body, out any) (status in
 	if err != nil {
 		return 0, h.fail(name, result, err, errHookUnavailable)
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, h.g.opts.HookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url(name), bytes.NewReader(b))
@@ -104,6 +105,12 @@ func (h *hooks) call(ctx context.Context, name string, body, out any) (status in
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.client.Do(req)
 	if err != nil {
+		if parent.Err() != nil {
+			// The client went away, or the server is stopping: not
+			// the hook's failure.
+			result = "canceled"
+			return 0, errConnectionEnding
+		}
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			result = "timeout"
 			return 0, h.fail(name, result, err, errHookTimeout)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +292,38 @@ func TestSubscribePublishRPCHooks(t *testing.T) {
 	}
 	if v := ts.metric(t, `duplex_hook_requests_total{hook="rpc",result="timeout"}`); v != 1 {
 		t.Errorf("rpc timeouts = %v; want 1", v)
+	}
+}
+
+// An rpc counts against the publish rate: a client cannot make the
+// gateway call the backend without limit.
+func TestRPCRateLimited(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	be := startBackend(t)
+	opts := hookOptions(be)
+	opts.PublishRate = 1 // one a second, in bursts of one
+	ts := startGateway(t, opts)
+	c := ts.connect(t, gwToken)
+	var errs []string
+	start := time.Now()
+	for i := range 6 {
+		c.sendJSON(`{"type":"rpc","id":` + strconv.Itoa(i) + `,"method":"sum","data":[1]}`)
+		m := c.expectMsg("rpc")
+		if i == 0 && len(m.Error) > 0 {
+			t.Fatalf("the first rpc: %+v", m)
+		}
+		if len(m.Error) > 0 {
+			errs = append(errs, string(m.Error))
+		}
+	}
+	// At most one token a second comes back while the 6 are sent.
+	if most := 5 - int(time.Since(start)/time.Second); len(errs) < most {
+		t.Errorf("6 rpcs at 1/s: %d refused (%q); want at least %d", len(errs), errs, most)
+	}
+	for _, e := range errs {
+		if e != `"rpc rate exceeded"` {
+			t.Errorf("refused with %s; want rpc rate exceeded", e)
+		}
 	}
 }
 

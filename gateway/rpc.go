@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/duplexws/duplex"
 )
@@ -26,6 +27,8 @@ type rpcReply struct {
 
 // maxRPCMethod bounds the length of an RPC's method name.
 const maxRPCMethod = 128
+
+var errRPCRate = errors.New("rpc rate exceeded")
 
 // onRPC forwards an rpc to --rpc-hook and sends its answer back with the
 // same id. The hook's 200 answer is {"data":D} or {"error":E}; a 401 or
@@ -52,6 +55,11 @@ func (g *Gateway) onRPC(s *session, p []byte) {
 		reply.Error = jsonString("bad request: method: want 1 to 128 characters")
 	case g.opts.RPCHook == "":
 		reply.Error = jsonString(errRPCUnavailable.Error())
+	case !g.channels.limiter.allow(s, len(req.Data), time.Now()):
+		// Each rpc costs the backend a request: it counts as a publish
+		// for --publish-rate and --publish-bytes-rate.
+		g.channels.m.limited.WithLabelValues("publish_rate").Inc()
+		reply.Error = jsonString(errRPCRate.Error())
 	default:
 		var out struct {
 			Data  json.RawMessage `json:"data"`
