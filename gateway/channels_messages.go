@@ -55,14 +55,9 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 			err = errForbidden
 			break
 		}
-		if err = g.hooks.allowSubscribe(s, req.Channel); err != nil {
-			break
-		}
-		err = g.presence.subscribe(s, req.Channel, req.Since) // channels.subscribe, recorded for presence
+		err = g.clientSubscribe(s, req.Channel, req.Since) // hook, join rate, presence (presence.go)
 	case "unsubscribe":
-		if err = g.channels.unsubscribe(s, req.Channel); err == nil {
-			g.presence.left(s, req.Channel)
-		}
+		err = g.clientUnsubscribe(s, req.Channel)
 	case "publish":
 		if !s.ident.ChannelAllowed(req.Channel, true) {
 			err = errForbidden

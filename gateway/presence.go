@@ -421,6 +421,37 @@ func (p *presence) channelCounts(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// errJoinRate refuses a subscribe to a --join-leave channel beyond the
+// connection's publish rate.
+var errJoinRate = errors.New("subscribe rate exceeded")
+
+// clientSubscribe handles a client's subscribe, once its channels claim
+// allows it: the subscribe hook, the rate of joins, then the subscription.
+// A subscribe to a channel with join/leave events announces the client to
+// every subscriber, as a publish would: it counts as one for
+// --publish-rate, so that subscribing and unsubscribing in a loop cannot
+// flood the channel with events.
+func (g *Gateway) clientSubscribe(s *session, channel string, since *uint64) error {
+	if err := g.hooks.allowSubscribe(s, channel); err != nil {
+		return err
+	}
+	if matchAny(g.opts.JoinLeave, channel) && !g.presence.subscribed(s, channel) &&
+		!g.channels.limiter.allow(s, 0, time.Now()) {
+		g.channels.m.limited.WithLabelValues("publish_rate").Inc()
+		return errJoinRate
+	}
+	return g.presence.subscribe(s, channel, since)
+}
+
+// clientUnsubscribe handles a client's unsubscribe.
+func (g *Gateway) clientUnsubscribe(s *session, channel string) error {
+	if err := g.channels.unsubscribe(s, channel); err != nil {
+		return err
+	}
+	g.presence.left(s, channel)
+	return nil
+}
+
 // presenceRequest is {"type":"presence","channel":C}.
 type presenceRequest struct {
 	Channel string `json:"channel"`

@@ -351,3 +351,33 @@ func TestServerSideSubscriptionsAndRecovery(t *testing.T) {
 		t.Errorf("bad since → %d %q; want 400", resp.StatusCode, body)
 	}
 }
+
+// Subscribing to a join/leave channel announces the client to every
+// subscriber: it counts against the publish rate, so a loop of
+// subscribes and unsubscribes cannot flood the channel with events.
+func TestJoinRateLimited(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := startGateway(t, Options{JWTSecret: string(presenceSecret), JoinLeave: []string{"room/*"}, PublishRate: 1})
+	c := ts.connect(t, userToken(t, "ada", nil))
+	start := time.Now()
+	refused := 0
+	for range 4 {
+		c.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
+		switch m := c.nextMsg(); {
+		case m.Type == "subscribed":
+			c.sendJSON(`{"type":"unsubscribe","channel":"room/1"}`)
+		case m.Type == "error" && string(m.Error) == `"subscribe rate exceeded"`:
+			refused++
+		default:
+			t.Fatalf("subscribe: %+v", m)
+		}
+	}
+	if most := 3 - int(time.Since(start)/time.Second); refused < most {
+		t.Errorf("4 subscribes at 1/s: %d refused; want at least %d", refused, most)
+	}
+	// Other channels are not limited.
+	for _, ch := range []string{"a", "b", "c"} {
+		c.sendJSON(`{"type":"subscribe","channel":"` + ch + `"}`)
+		c.expectMsg("subscribed")
+	}
+}
