@@ -94,8 +94,9 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 
 // serveWebSocket authenticates r, takes a connection slot, upgrades and
 // runs the session with handle for each message. Every refusal happens
-// before the handshake: 401 here, 503 for a full or closing gateway, and
-// 400, 403, 405 or 426 from duplex.Accept.
+// before the handshake: 401 here (or 401, 403 or 503 from the connect
+// hook), 400 for bad since parameters, 503 for a full or closing gateway,
+// and 400, 403, 405 or 426 from duplex.Accept.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
 	id, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
 	if status != 0 {
