@@ -40,6 +40,7 @@ type Channels struct {
 	presenceWait map[string][]chan presenceResult // guarded by mu
 	rpcWait      map[uint64]chan rpcResult        // guarded by mu
 	rpcID        uint64                           // guarded by mu
+	unanswered   map[string]bool                  // guarded by mu; unsubscribed before the subscribe's answer
 }
 
 // ChannelOptions configures Channels. A nil *ChannelOptions means no
@@ -92,6 +93,7 @@ func NewChannels(opts *ChannelOptions) *Channels {
 		server:       make(map[string]*channelState),
 		presenceWait: make(map[string][]chan presenceResult),
 		rpcWait:      make(map[uint64]chan rpcResult),
+		unanswered:   make(map[string]bool),
 	}
 	if opts != nil {
 		cs.opts = *opts
@@ -115,7 +117,14 @@ func (cs *Channels) Subscribe(channel string) {
 func (cs *Channels) Unsubscribe(channel string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if st := cs.subs[channel]; st != nil && !st.known {
+		// The answer to its subscribe may still come: it is not a
+		// server-side subscription (presence.go).
+		cs.unanswered[channel] = true
+	}
 	delete(cs.subs, channel)
+	delete(cs.server, channel)
+	delete(cs.prevServer, channel)
 }
 
 // Offset returns the offset Channels would resume channel after, and
@@ -203,7 +212,10 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 	case "subscribed":
 		cs.mu.Lock()
 		st := cs.subs[m.Channel]
-		if st == nil {
+		if st == nil && cs.unanswered[m.Channel] {
+			delete(cs.unanswered, m.Channel)
+			st = &channelState{} // a subscribe taken back: tracked by nobody
+		} else if st == nil {
 			// Not asked for: a server-side subscription (presence.go).
 			if st = cs.server[m.Channel]; st == nil {
 				st = &channelState{}

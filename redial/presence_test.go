@@ -216,3 +216,33 @@ func TestPresenceJoinRPCDisconnect(t *testing.T) {
 		t.Errorf("connected %d times; want 1: no reconnect after a disconnect", connects)
 	}
 }
+
+func TestChannelsServerSideHandle(t *testing.T) {
+	var unsubscribed []string
+	cs := redial.NewChannels(&redial.ChannelOptions{OnUnsubscribed: func(ch string) { unsubscribed = append(unsubscribed, ch) }})
+	handle := func(s string) {
+		t.Helper()
+		if !cs.Handle(duplex.MessageText, []byte(s)) {
+			t.Fatalf("Handle(%s) = false", s)
+		}
+	}
+	handle(`{"type":"subscribed","channel":"user/ada","offset":10,"recovered":false}`)
+	handle(`{"type":"message","channel":"user/ada","offset":11,"data":1}`)
+	if got := cs.Query().Encode(); got != "since=user%2Fada%3A11" {
+		t.Errorf("Query = %s", got)
+	}
+	// A subscribe taken back before its answer: the answer is not a
+	// server-side subscription.
+	cs.Subscribe("news")
+	cs.Unsubscribe("news")
+	handle(`{"type":"subscribed","channel":"news","offset":3,"recovered":false}`)
+	if got := cs.ServerChannels(); len(got) != 1 || got[0] != "user/ada" {
+		t.Errorf("ServerChannels = %q; want [user/ada]", got)
+	}
+	handle(`{"type":"unsubscribed","channel":"user/ada"}`)
+	if got := cs.Query(); len(got) != 0 || len(unsubscribed) != 1 {
+		t.Errorf("after unsubscribed: Query %v, OnUnsubscribed %q", got, unsubscribed)
+	}
+	// A non-string rpc error is still an rpc answer.
+	handle(`{"type":"rpc","id":99,"error":{"code":7}}`)
+}

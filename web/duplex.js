@@ -161,6 +161,7 @@ export class DuplexSocket extends EventTarget {
     /** @type {Map<string, unknown>} server-side channel → last offset seen */
     this.serverChannels = new Map();
     this._prevServer = new Map(); // the last connection's, until the server resubscribes
+    this._unanswered = new Set(); // unsubscribed before the server answered the subscribe
     this._rpcID = 0;
     this._pending = new Map(); // rpc id or "presence:"+channel → {resolve, reject, timer}
     queueMicrotask(() => { if (this._gen === 0) this._start(); });
@@ -223,6 +224,8 @@ export class DuplexSocket extends EventTarget {
     // A server-side subscription ends the same way.
     const server = this.serverChannels.delete(channel);
     this._prevServer.delete(channel);
+    // The answer to a subscribe still on its way is not a server-side one.
+    if (this.channels.has(channel) && this.channels.get(channel) === undefined) this._unanswered.add(channel);
     if (!this.channels.delete(channel) && !server) return;
     if (this._ws && this._ws.readyState === OPEN) {
       this._ws.send(JSON.stringify({ type: 'unsubscribe', channel }));
@@ -519,7 +522,9 @@ export class DuplexSocket extends EventTarget {
     }
     if (m && this._receiveIssue16(m)) return;
     const detail = { data };
-    if (m && m.type === 'subscribed' && typeof m.channel === 'string' && !this.channels.has(m.channel)) {
+    if (m && m.type === 'subscribed' && this._unanswered.delete(m.channel)) {
+      // The late answer to a subscribe the page took back: not ours now.
+    } else if (m && m.type === 'subscribed' && typeof m.channel === 'string' && !this.channels.has(m.channel)) {
       // Not asked for: a server-side subscription.
       const prev = this._prevServer.get(m.channel);
       if (!this.serverChannels.has(m.channel) || !m.recovered) {

@@ -417,3 +417,17 @@ test('a 4403 close (the server API disconnect) stops without reconnecting', asyn
   assert.equal(FakeWebSocket.made.length, 1, 'no new connection');
   assert.equal(s.state, 'stopped');
 });
+
+test('the late answer to a subscribe taken back is not a server-side subscription', async (t) => {
+  const s = newSocket(t);
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+  s.subscribe('news');
+  s.unsubscribe('news');
+  ws.serverSend(JSON.stringify({ type: 'subscribed', channel: 'news', offset: 5, recovered: false }));
+  assert.equal(s.serverChannels.has('news'), false);
+  // A later one, unasked, is the server's.
+  ws.serverSend(JSON.stringify({ type: 'subscribed', channel: 'news', offset: 6, recovered: false }));
+  assert.equal(s.serverChannels.get('news'), 6);
+});
