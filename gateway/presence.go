@@ -425,6 +425,10 @@ func (p *presence) channelCounts(ctx context.Context) (map[string]int, error) {
 // connection's publish rate.
 var errJoinRate = errors.New("subscribe rate exceeded")
 
+// errPresenceRate refuses a presence request beyond the connection's
+// publish rate.
+var errPresenceRate = errors.New("presence rate exceeded")
+
 // clientSubscribe handles a client's subscribe, once its channels claim
 // allows it: the subscribe hook, the rate of joins, then the subscription.
 // A subscribe to a channel with join/leave events announces the client to
@@ -481,6 +485,12 @@ func (g *Gateway) onPresence(s *session, p []byte) {
 		return
 	case !g.presence.subscribed(s, req.Channel):
 		g.replyError(s, req.Channel, errNotSubscribed)
+		return
+	case !g.channels.limiter.allow(s, 0, time.Now()):
+		// A list costs the broker a read of the whole channel: it
+		// counts as a publish for --publish-rate.
+		g.channels.m.limited.WithLabelValues("publish_rate").Inc()
+		g.replyError(s, req.Channel, errPresenceRate)
 		return
 	}
 	ms, err := g.presence.members(s.ctx, req.Channel)

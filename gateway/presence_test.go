@@ -381,3 +381,28 @@ func TestJoinRateLimited(t *testing.T) {
 		c.expectMsg("subscribed")
 	}
 }
+
+// A presence list costs the broker a read of the channel: requests count
+// against the publish rate.
+func TestPresenceRateLimited(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := startGateway(t, Options{JWTSecret: string(presenceSecret), Presence: []string{"lobby"}, PublishRate: 1})
+	c := ts.connect(t, userToken(t, "ada", nil))
+	c.sendJSON(`{"type":"subscribe","channel":"lobby"}`)
+	c.expectMsg("subscribed")
+	start := time.Now()
+	refused := 0
+	for i := range 4 {
+		c.sendJSON(`{"type":"presence","channel":"lobby"}`)
+		switch m := c.nextMsg(); {
+		case m.Type == "presence" && len(m.Clients) == 1:
+		case i > 0 && m.Type == "error" && string(m.Error) == `"presence rate exceeded"`:
+			refused++
+		default:
+			t.Fatalf("presence request %d: %+v", i, m)
+		}
+	}
+	if most := 3 - int(time.Since(start)/time.Second); refused < most {
+		t.Errorf("4 presence requests at 1/s: %d refused; want at least %d", refused, most)
+	}
+}
