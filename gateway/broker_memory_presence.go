@@ -66,23 +66,18 @@ func (b *memoryBroker) RemoveMember(_ context.Context, channel string, m Member)
 	return nil
 }
 
-// Members implements PresenceStore. The members of dead nodes found on
-// the way are removed.
+// Members implements PresenceStore. The members of dead nodes are left
+// for ReapDead.
 func (b *memoryBroker) Members(_ context.Context, channel string) ([]Member, error) {
 	p := &b.pres
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	var out []Member
-	for id, m := range p.members[channel] {
-		if !p.live(m.Node, now) {
-			delete(p.members[channel], id)
-			continue
+	for _, m := range p.members[channel] {
+		if p.live(m.Node, now) {
+			out = append(out, m)
 		}
-		out = append(out, m)
-	}
-	if len(p.members[channel]) == 0 {
-		delete(p.members, channel)
 	}
 	return out, nil
 }
@@ -104,9 +99,7 @@ func (b *memoryBroker) ChannelCounts(_ context.Context) (map[string]int, error) 
 	return out, nil
 }
 
-// KeepNode implements PresenceStore. Dead nodes are swept here, with
-// their members: a process whose gateways come and go keeps nothing of
-// the gone ones.
+// KeepNode implements PresenceStore.
 func (b *memoryBroker) KeepNode(_ context.Context, node string, ttl time.Duration) (bool, error) {
 	p := &b.pres
 	p.mu.Lock()
@@ -115,12 +108,35 @@ func (b *memoryBroker) KeepNode(_ context.Context, node string, ttl time.Duratio
 	now := time.Now()
 	renewed := p.live(node, now)
 	p.nodes[node] = now.Add(ttl)
-	for n := range p.nodes {
-		if !p.live(n, now) {
-			p.dropLocked(n)
+	return renewed, nil
+}
+
+// ReapDead implements PresenceStore: a process whose gateways come and go
+// keeps nothing of the gone ones. A member whose node is not known at all
+// (it was dropped, or never kept) is reaped too.
+func (b *memoryBroker) ReapDead(_ context.Context) ([]ChannelMember, error) {
+	p := &b.pres
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var out []ChannelMember
+	for ch, ms := range p.members {
+		for id, m := range ms {
+			if !p.live(m.Node, now) {
+				out = append(out, ChannelMember{Channel: ch, Member: m})
+				delete(ms, id)
+			}
+		}
+		if len(ms) == 0 {
+			delete(p.members, ch)
 		}
 	}
-	return renewed, nil
+	for n := range p.nodes {
+		if !p.live(n, now) {
+			delete(p.nodes, n)
+		}
+	}
+	return out, nil
 }
 
 // DropNode implements PresenceStore.

@@ -35,8 +35,9 @@ type Member struct {
 // of the time-to-live it passes (Options.PresenceTTL), and the members of a
 // node that stopped doing so (it died, or lost the broker) are neither
 // listed nor counted once that time has passed since its last call. So a
-// dead node's clients leave the lists within PresenceTTL. A gateway that
-// shuts down calls DropNode, and its members go at once.
+// dead node's clients leave the lists within PresenceTTL; ReapDead then
+// hands them to one live gateway, which announces their leaves. A gateway
+// that shuts down calls DropNode.
 type PresenceStore interface {
 	// AddMember records m as subscribed to channel.
 	AddMember(ctx context.Context, channel string, m Member) error
@@ -58,8 +59,22 @@ type PresenceStore interface {
 	// adds its members again.
 	KeepNode(ctx context.Context, node string, ttl time.Duration) (renewed bool, err error)
 
-	// DropNode forgets node and its members.
+	// DropNode takes node for dead at once: its members are no longer
+	// listed, and any left (their removal failed) may be returned by
+	// ReapDead or simply deleted.
 	DropNode(ctx context.Context, node string) error
+
+	// ReapDead removes the members of nodes whose ttl passed and returns
+	// them, each to one caller only, so that the gateway announces the
+	// leave of each client of a dead node once. Each gateway calls it on
+	// its keep-alive ticks.
+	ReapDead(ctx context.Context) ([]ChannelMember, error)
+}
+
+// ChannelMember is a member with its channel.
+type ChannelMember struct {
+	Channel string `json:"channel"`
+	Member
 }
 
 // ControlBus carries control messages, opaque bytes, to every gateway on

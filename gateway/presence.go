@@ -124,6 +124,7 @@ func (p *presence) run() {
 			return
 		case <-tick:
 			p.keepNode()
+			p.reap()
 		case msg := <-p.ctrl:
 			p.handleControl(msg)
 		}
@@ -165,13 +166,38 @@ func (p *presence) restore(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		for _, ch := range chans {
-			if err := p.store.AddMember(ctx, ch, p.memberOf(s)); err != nil {
+			who := p.memberOf(s)
+			if err := p.store.AddMember(ctx, ch, who); err != nil {
 				m.mu.Unlock()
 				p.g.logs.warn("presence store failed", "op", "restore", "error", err)
 				return
 			}
+			// Another node may have reaped it meanwhile, and announced
+			// its leave: it is back.
+			if matchAny(p.g.opts.JoinLeave, ch) {
+				p.command(controlMsg{Op: "join", Channel: ch, Client: who.Client, User: who.User, Node: who.Node})
+			}
 		}
 		m.mu.Unlock()
+	}
+}
+
+// reap takes the members of dead nodes out of the store and announces
+// their leaves: the clients of a node that died leave their channels'
+// lists, and their subscribers hear of it, within PresenceTTL plus a
+// third of it (the period of this node's ticks).
+func (p *presence) reap() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	dead, err := p.store.ReapDead(ctx)
+	if err != nil {
+		p.g.logs.warn("presence reap failed", "error", err)
+		return
+	}
+	for _, cm := range dead {
+		if matchAny(p.g.opts.JoinLeave, cm.Channel) {
+			p.command(controlMsg{Op: "leave", Channel: cm.Channel, Client: cm.Client, User: cm.User, Node: cm.Node})
+		}
 	}
 }
 

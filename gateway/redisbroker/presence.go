@@ -20,12 +20,17 @@ import (
 //	duplex:presence:chans set of the channels that may have members
 //	duplex:node:N         "1" while node N is live, with a PresenceTTL
 //	                      expiry each node renews every third of it
+//	duplex:node:N:members set of node N's members, with their channels
+//	duplex:presence:nodes set of the nodes that may have members
+//	duplex:reap:N         taken (SET NX) by the node that reaps dead node N
 //	duplex:control        PUB/SUB channel of control messages, to all nodes
 //
 // A member belongs to its node: members of a node whose key expired are
-// neither listed nor counted, and are deleted when found. So when a node
-// dies, its members leave within PresenceTTL, and a node's renewal costs
-// Redis one command however many clients it holds. A node that finds its
+// neither listed nor counted. So when a node dies, its members leave the
+// lists within PresenceTTL, and a node's renewal costs Redis one round
+// trip however many clients it holds. Every node looks for dead nodes on
+// its renewals (ReapDead); the one that takes a dead node's reap key
+// deletes its members and announces their leaves. A node that finds its
 // key gone when it renews (Redis was out of reach longer than
 // PresenceTTL, or lost its data) writes its members again.
 //
@@ -42,6 +47,16 @@ var (
 func (b *Broker) membersKey(channel string) string { return b.prefix + "{" + channel + "}:members" }
 func (b *Broker) presenceChannelsKey() string      { return b.prefix + "presence:chans" }
 func (b *Broker) nodeKey(node string) string       { return b.prefix + "node:" + node }
+func (b *Broker) nodeMembersKey(node string) string { return b.prefix + "node:" + node + ":members" }
+func (b *Broker) presenceNodesKey() string         { return b.prefix + "presence:nodes" }
+func (b *Broker) reapKey(node string) string       { return b.prefix + "reap:" + node }
+
+// indexEntry is a member's entry in its node's set: the same member and
+// channel always make the same bytes, so RemoveMember can SREM it.
+func indexEntry(channel string, m gateway.Member) string {
+	b, _ := json.Marshal(gateway.ChannelMember{Channel: channel, Member: m})
+	return string(b)
+}
 func (b *Broker) controlKey() string               { return b.prefix + "control" }
 
 // AddMember implements gateway.PresenceStore.
@@ -53,6 +68,7 @@ func (b *Broker) AddMember(ctx context.Context, channel string, m gateway.Member
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, b.membersKey(channel), m.Client, v)
 		p.SAdd(ctx, b.presenceChannelsKey(), channel)
+		p.SAdd(ctx, b.nodeMembersKey(m.Node), indexEntry(channel, m))
 		return nil
 	})
 	return err
@@ -61,7 +77,12 @@ func (b *Broker) AddMember(ctx context.Context, channel string, m gateway.Member
 // RemoveMember implements gateway.PresenceStore. The channel stays in the
 // set of channels until ChannelCounts finds it empty.
 func (b *Broker) RemoveMember(ctx context.Context, channel string, m gateway.Member) error {
-	return b.rdb.HDel(ctx, b.membersKey(channel), m.Client).Err()
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, b.membersKey(channel), m.Client)
+		p.SRem(ctx, b.nodeMembersKey(m.Node), indexEntry(channel, m))
+		return nil
+	})
+	return err
 }
 
 // Members implements gateway.PresenceStore.
@@ -141,7 +162,7 @@ func (b *Broker) forgetEmpty(ctx context.Context, names []string) {
 }
 
 // liveMembers parses the members hashes of channels and keeps the members
-// of live nodes; those of dead nodes are deleted from Redis.
+// of live nodes; those of dead nodes are left for ReapDead.
 func (b *Broker) liveMembers(ctx context.Context, hashes map[string]map[string]string) (map[string][]gateway.Member, error) {
 	nodes := make(map[string]bool)
 	parsed := make(map[string][]gateway.Member, len(hashes))
@@ -175,26 +196,31 @@ func (b *Broker) liveMembers(ctx context.Context, hashes map[string]map[string]s
 	}
 	out := make(map[string][]gateway.Member, len(parsed))
 	for ch, ms := range parsed {
-		var dead []string
 		for _, m := range ms {
 			if nodes[m.Node] && m.Node != "" {
 				out[ch] = append(out[ch], m)
-			} else {
-				dead = append(dead, m.Client)
 			}
-		}
-		if len(dead) > 0 {
-			b.rdb.HDel(ctx, b.membersKey(ch), dead...)
 		}
 	}
 	return out, nil
 }
 
-// KeepNode implements gateway.PresenceStore with one SET … GET.
+// KeepNode implements gateway.PresenceStore with one SET … GET (and the
+// node's entry in the set of nodes, in the same round trip).
 func (b *Broker) KeepNode(ctx context.Context, node string, ttl time.Duration) (bool, error) {
-	err := b.rdb.SetArgs(ctx, b.nodeKey(node), "1", redis.SetArgs{TTL: ttl, Get: true}).Err()
+	var set *redis.StatusCmd
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetArgs(ctx, b.nodeKey(node), "1", redis.SetArgs{TTL: ttl, Get: true})
+		p.SAdd(ctx, b.presenceNodesKey(), node)
+		return nil
+	})
+	if err == nil || errors.Is(err, redis.Nil) {
+		err = set.Err()
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
+		// Back after it was taken for dead: it may be reaped again.
+		b.rdb.Del(ctx, b.reapKey(node))
 		return false, nil
 	case err != nil:
 		return false, err
@@ -206,6 +232,60 @@ func (b *Broker) KeepNode(ctx context.Context, node string, ttl time.Duration) (
 // longer listed, and are deleted when next found.
 func (b *Broker) DropNode(ctx context.Context, node string) error {
 	return b.rdb.Del(ctx, b.nodeKey(node)).Err()
+}
+
+// ReapDead implements gateway.PresenceStore. A dead node is reaped by the
+// node that takes its reap key; the others skip it.
+func (b *Broker) ReapDead(ctx context.Context) ([]gateway.ChannelMember, error) {
+	nodes, err := b.rdb.SMembers(ctx, b.presenceNodesKey()).Result()
+	if err != nil || len(nodes) == 0 {
+		return nil, err
+	}
+	exists := make([]*redis.IntCmd, len(nodes))
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			exists[i] = p.Exists(ctx, b.nodeKey(n))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var out []gateway.ChannelMember
+	for i, n := range nodes {
+		if exists[i].Val() > 0 {
+			continue
+		}
+		won, err := b.rdb.SetNX(ctx, b.reapKey(n), "1", time.Minute).Result()
+		if err != nil {
+			return out, err
+		}
+		if !won {
+			continue
+		}
+		entries, err := b.rdb.SMembers(ctx, b.nodeMembersKey(n)).Result()
+		if err != nil {
+			return out, err
+		}
+		var reaped []gateway.ChannelMember
+		_, err = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range entries {
+				var cm gateway.ChannelMember
+				if json.Unmarshal([]byte(e), &cm) != nil || cm.Client == "" {
+					continue
+				}
+				p.HDel(ctx, b.membersKey(cm.Channel), cm.Client)
+				reaped = append(reaped, cm)
+			}
+			p.Del(ctx, b.nodeMembersKey(n))
+			p.SRem(ctx, b.presenceNodesKey(), n)
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, reaped...)
+	}
+	return out, nil
 }
 
 // PublishControl implements gateway.ControlBus.

@@ -257,6 +257,9 @@ func TestPresenceCrashedRedisNode(t *testing.T) {
 	waitFor(t, 10*time.Second, "ada and carol in the presence list", func() bool {
 		return len(a.presence(t, "room/1")) == 2
 	})
+	if m := ada.expect("join"); m.User != "carol" {
+		t.Fatalf("join = %+v", m)
+	}
 	crashed := time.Now()
 	c.crash()
 	if ms := a.presence(t, "room/1"); len(ms) != 2 && time.Since(crashed) < presenceTTL/2 {
@@ -267,6 +270,11 @@ func TestPresenceCrashedRedisNode(t *testing.T) {
 		return len(ms) == 1 && ms[0].User == "ada"
 	})
 	t.Logf("carol left the list %v after her node died (PresenceTTL %v)", time.Since(crashed).Round(10*time.Millisecond), presenceTTL)
+	// Node a reaps the dead node on its ticks and announces her leave.
+	if m := ada.expect("leave"); m.User != "carol" {
+		t.Fatalf("leave = %+v; want carol's", m)
+	}
+	t.Logf("carol's leave came %v after her node died (bound %v)", time.Since(crashed).Round(10*time.Millisecond), presenceTTL+presenceTTL/3)
 	var chans struct{ Channels []struct{ Subscribers int } }
 	if a.api(t, "GET", "/api/channels", "", &chans); len(chans.Channels) != 1 || chans.Channels[0].Subscribers != 1 {
 		t.Errorf("GET /api/channels = %+v; want room/1 with 1", chans)
