@@ -44,12 +44,12 @@ var (
 	_ gateway.ControlBus    = (*Broker)(nil)
 )
 
-func (b *Broker) membersKey(channel string) string { return b.prefix + "{" + channel + "}:members" }
-func (b *Broker) presenceChannelsKey() string      { return b.prefix + "presence:chans" }
-func (b *Broker) nodeKey(node string) string       { return b.prefix + "node:" + node }
+func (b *Broker) membersKey(channel string) string  { return b.prefix + "{" + channel + "}:members" }
+func (b *Broker) presenceChannelsKey() string       { return b.prefix + "presence:chans" }
+func (b *Broker) nodeKey(node string) string        { return b.prefix + "node:" + node }
 func (b *Broker) nodeMembersKey(node string) string { return b.prefix + "node:" + node + ":members" }
-func (b *Broker) presenceNodesKey() string         { return b.prefix + "presence:nodes" }
-func (b *Broker) reapKey(node string) string       { return b.prefix + "reap:" + node }
+func (b *Broker) presenceNodesKey() string          { return b.prefix + "presence:nodes" }
+func (b *Broker) reapKey(node string) string        { return b.prefix + "reap:" + node }
 
 // indexEntry is a member's entry in its node's set: the same member and
 // channel always make the same bytes, so RemoveMember can SREM it.
@@ -57,7 +57,7 @@ func indexEntry(channel string, m gateway.Member) string {
 	b, _ := json.Marshal(gateway.ChannelMember{Channel: channel, Member: m})
 	return string(b)
 }
-func (b *Broker) controlKey() string               { return b.prefix + "control" }
+func (b *Broker) controlKey() string { return b.prefix + "control" }
 
 // AddMember implements gateway.PresenceStore.
 func (b *Broker) AddMember(ctx context.Context, channel string, m gateway.Member) error {
