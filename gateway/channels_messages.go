@@ -55,7 +55,7 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 			err = errForbidden
 			break
 		}
-		err = g.clientSubscribe(s, req.Channel, req.Since) // hook, join rate, presence (presence.go)
+		err = g.clientSubscribe(s, req.Channel, req.Since) // hook, join rate, presence (presence_messages.go)
 	case "unsubscribe":
 		err = g.clientUnsubscribe(s, req.Channel)
 	case "publish":

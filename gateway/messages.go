@@ -48,7 +48,7 @@ func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 				g.onRefresh(s, p) // refresh.go
 				return
 			case "presence":
-				g.onPresence(s, p) // presence.go
+				g.onPresence(s, p) // presence_messages.go
 				return
 			case "rpc":
 				g.onRPC(s, p) // rpc.go
