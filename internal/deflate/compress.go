@@ -33,6 +33,9 @@ type Compressor struct {
 	id       uint64
 	seq      uint64 // messages compressed
 	hist     window
+
+	// At level 1 with context takeover, the history and match index.
+	st stream
 }
 
 // pooledWriter is a flate.Writer writing to an in-memory sink.
@@ -75,7 +78,10 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 	if level < flate.HuffmanOnly || level > flate.BestCompression || level == flate.DefaultCompression {
 		level = 6 // what flate.DefaultCompression means
 	}
-	if validBits(windowBits) && windowBits < 15 && level != flate.NoCompression {
+	if !validBits(windowBits) {
+		windowBits = 15
+	}
+	if windowBits < 15 && level != flate.NoCompression && (level != flate.BestSpeed || !contextTakeover) {
 		level = flate.HuffmanOnly
 	}
 	c := &Compressor{level: level}
@@ -84,6 +90,7 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 		c.takeover = true
 		c.id = lastCompressorID.Add(1)
 		c.hist.max = maxPrime
+		c.st.window = 1 << windowBits
 	}
 	return c
 }
@@ -102,17 +109,15 @@ func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
 		return c.compressFlate(dst, p)
 	}
 	e := encoderPool.Get().(*encoder)
-	var h1, h2 []byte
+	var out []byte
 	if c.takeover {
 		// §7.1.1: the message may refer to earlier ones, which the peer's
 		// inflater still holds (example in §7.2.3.2).
-		h1, h2 = c.hist.parts()
+		out = c.st.compress(e, dst, p)
+	} else {
+		out = e.compress(dst, p, maxDistance)
 	}
-	out := e.compress(dst, h1, h2, p)
 	encoderPool.Put(e)
-	if c.takeover {
-		c.hist.write(p)
-	}
 	return out, nil
 }
 
