@@ -90,7 +90,7 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 		c.takeover = true
 		c.id = lastCompressorID.Add(1)
 		c.hist.max = maxPrime
-		c.st.window = 1 << windowBits
+		c.st.reach = min(1<<windowBits, maxReach)
 	}
 	return c
 }
