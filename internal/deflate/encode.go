@@ -87,10 +87,9 @@ func matchToken(length, dist int) lzToken {
 		lzToken(dc)<<14 | lzToken(dist-int(distBase[dc]))<<19
 }
 
-// hash4 hashes 4 bytes to 32-shift bits, masked to hashBits, which they
-// fit.
-func hash4(u uint32, shift uint8) uint32 {
-	return (u * 0x1e35a7bd) >> (shift & 31) & (1<<hashBits - 1)
+// hash4 hashes 4 bytes to 32-shift bits.
+func hash4(u uint32, shift uint8) uint {
+	return uint((u * 0x1e35a7bd) >> (shift & 31))
 }
 
 func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
@@ -148,6 +147,14 @@ func (e *encoder) run(src []byte, start, maxDist int) {
 // holds, and a stale entry costs one comparison at most.
 func (e *encoder) match(s int) {
 	src, shift, tab := e.src, e.shift, e.tab
+	// The hash has as many bits as the index has entries; masking it
+	// anyway, with an index known not to be empty, spares the bounds
+	// checks.
+	if len(tab) == 0 {
+		e.addLiterals(s, len(src))
+		return
+	}
+	mask := uint(len(tab) - 1)
 	pos := uint16(e.base) // the position of src[0], mod 2^16
 	maxDist := e.maxDist
 	nextEmit := s
@@ -166,7 +173,7 @@ func (e *encoder) match(s int) {
 		var t int
 		for {
 			cv := load32(src, s)
-			h := hash4(cv, shift)
+			h := hash4(cv, shift) & mask
 			p := pos + uint16(s)
 			d := int(p - tab[h])
 			tab[h] = p
@@ -216,7 +223,7 @@ func (e *encoder) match(s int) {
 		}
 		// Enter the position two back, so that a repeat of what just
 		// matched is found again.
-		tab[hash4(load32(src, s-2), shift)] = pos + uint16(s-2)
+		tab[hash4(load32(src, s-2), shift)&mask] = pos + uint16(s-2)
 	}
 }
 
