@@ -35,10 +35,13 @@ const (
 	// messages, 8 KiB gave 0.5-1% less output than the whole 32 KiB
 	// window, with a quarter of the history (see bench/results).
 	maxReach = 8 << 10
-	// maxJoin bounds the messages appended to the history whole. A longer
-	// one is compressed in two passes: its first maxJoin bytes appended
-	// to the history, then the rest in place, referring back into the
-	// message, whose end then becomes the history.
+	// maxJoin bounds the messages appended to the history and compressed
+	// there. A longer one is compressed in place, referring only within
+	// itself, as if on its own, which costs ratio on its first bytes
+	// only; its end then becomes the history. Compressing its first bytes
+	// joined to the history and the rest in a second pass did worse: the
+	// second pass starts where the first left the index, with candidates
+	// as far back as the first pass's matches started.
 	maxJoin = 8 << 10
 )
 
@@ -49,20 +52,19 @@ func (st *stream) compress(e *encoder, dst, p []byte) []byte {
 	if st.table == nil {
 		st.table = make([]uint16, 1<<streamHashBits)
 	}
+	if len(p) > maxJoin {
+		// On its own, with the pooled index: no reference reaches the
+		// history.
+		st.keep(p, st.base+uint32(len(st.buf)))
+		return e.compress(dst, p, st.reach)
+	}
 	e.begin(dst)
 	e.tab, e.shift = st.table, 32-streamHashBits
-	n := min(len(p), maxJoin)
-	st.makeRoom(n)
+	st.makeRoom(len(p))
 	start := len(st.buf)
-	st.buf = append(st.buf, p[:n]...)
+	st.buf = append(st.buf, p...)
 	e.base = st.base
 	e.run(st.buf, start, st.reach)
-	if n < len(p) {
-		// p[0] is at stream position base+start, whatever the history.
-		e.base = st.base + uint32(start)
-		e.run(p, n, st.reach)
-		st.keep(p, e.base)
-	}
 	return e.end()
 }
 

@@ -125,6 +125,26 @@ func TestStreamRepeats(t *testing.T) {
 	}
 }
 
+// TestStreamLarge checks that a message too long to join the history
+// compresses as well with takeover as without: it is compressed on its
+// own, and nothing of the stream's index may lead it astray.
+func TestStreamLarge(t *testing.T) {
+	text := bytes.Join(messages(35, 400), nil)
+	for name, p := range map[string][]byte{
+		"zeros": make([]byte, 1<<20),
+		"text":  text,
+		"just":  text[:maxJoin+1],
+	} {
+		c := NewCompressor(flate.BestSpeed, 15, true)
+		c.Compress(nil, text[:5000]) // some history
+		with, _ := c.Compress(nil, p)
+		without, _ := NewCompressor(flate.BestSpeed, 15, false).Compress(nil, p)
+		if len(with) > len(without) {
+			t.Errorf("%s, %d bytes: %d compressed with takeover, %d without", name, len(p), len(with), len(without))
+		}
+	}
+}
+
 // TestStreamMemory checks what a level 1 compressor with takeover keeps
 // between messages: nothing before the first, then at most the history
 // buffer and the index, however large the messages were.
