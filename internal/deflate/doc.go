@@ -32,10 +32,11 @@
 //     at the default 15 bits) and loads them into the inflater's window
 //     before each message, which is what the peer's compressor may refer to.
 //   - A [Compressor] at level 1 keeps a stream (stream.go): the last
-//     min(2^windowBits, 8 KiB) bytes it compressed, in a buffer of at most
-//     16 KiB, and its match index, 8 KiB, so that a message finds earlier
-//     ones without their being indexed again: 24 KiB at most. Looking back
-//     the whole 32 KiB window found no more (see maxReach).
+//     min(2^windowBits, 8 KiB) bytes it compressed, in a buffer of 12 KiB
+//     (up to 16 KiB if it sends messages over 4 KiB), and its match index,
+//     8 KiB, so that a message finds earlier ones without their being
+//     indexed again: 20 to 24 KiB. Looking back the whole 32 KiB window
+//     found no more (see maxReach).
 //   - A [Compressor] at other levels keeps at most the last 2 KiB it
 //     compressed, and a pooled writer is primed by compressing them into a
 //     discarding sink, so that the message can refer to them: stdlib has

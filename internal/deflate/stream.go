@@ -15,7 +15,8 @@ type stream struct {
 	// buf holds the last bytes sent, oldest first: the last reach of them
 	// or more. A message of at most maxJoin bytes is appended to it and
 	// compressed in place; when there is no room, the last reach of it
-	// moves to the front. It grows as bytes arrive, to at most
+	// moves to the front. It grows as bytes arrive, doubling, to
+	// reach+slack, or as much more as the largest message needs, up to
 	// reach+maxJoin.
 	buf   []byte
 	base  uint32   // the stream position of buf[0]
@@ -43,6 +44,10 @@ const (
 	// second pass starts where the first left the index, with candidates
 	// as far back as the first pass's matches started.
 	maxJoin = 8 << 10
+	// slack is the room kept after the history for messages: the history
+	// moves to the front of buf once per slack bytes sent, copying reach
+	// bytes, 2 bytes a byte sent with these sizes.
+	slack = 4 << 10
 )
 
 // compress appends to dst the DEFLATE blocks for p, which may refer to
@@ -69,7 +74,7 @@ func (st *stream) compress(e *encoder, dst, p []byte) []byte {
 }
 
 // makeRoom makes room in buf for n more bytes, n <= maxJoin, dropping what
-// is out of reach and growing buf, doubling, up to reach+maxJoin.
+// is out of reach and growing buf (see buf).
 func (st *stream) makeRoom(n int) {
 	if len(st.buf)+n <= cap(st.buf) {
 		return
@@ -78,7 +83,7 @@ func (st *stream) makeRoom(n int) {
 	old := st.buf[len(st.buf)-keep:]
 	st.base += uint32(len(st.buf) - keep)
 	if keep+n > cap(st.buf) {
-		b := make([]byte, keep, min(max(keep+n, 2*cap(st.buf), 1<<10), st.reach+maxJoin))
+		b := make([]byte, keep, max(keep+n, min(max(2*cap(st.buf), 1<<10), st.reach+slack)))
 		copy(b, old)
 		st.buf = b
 		return
@@ -91,7 +96,7 @@ func (st *stream) makeRoom(n int) {
 func (st *stream) keep(p []byte, pos uint32) {
 	n := min(len(p), st.reach)
 	if cap(st.buf) < n {
-		st.buf = make([]byte, 0, st.reach+maxJoin)
+		st.buf = make([]byte, 0, st.reach+slack)
 	}
 	st.buf = append(st.buf[:0], p[len(p)-n:]...)
 	st.base = pos + uint32(len(p)-n)
