@@ -35,6 +35,7 @@ type encoder struct {
 	base    uint32
 	shift   uint8 // 32 - the pass's hash bits
 	maxDist int
+	inside  bool // enter positions inside matches (see match)
 
 	src        []byte // history, then the input
 	blockStart int    // where in src the block's tokens start
@@ -115,6 +116,7 @@ func (e *encoder) end() []byte {
 func (e *encoder) compress(dst, p []byte, maxDist int) []byte {
 	e.begin(dst)
 	e.tab = e.table[:]
+	e.inside = false
 	e.shift = 32 - uint8(min(max(bits.Len(uint(len(p))), 10), hashBits))
 	e.base = e.next
 	// The next pass starts past this one's positions, so that they read
@@ -220,6 +222,19 @@ func (e *encoder) match(s int) {
 		if s > sLimit {
 			e.addLiterals(nextEmit, len(src))
 			return
+		}
+		// With a stream (see stream), enter every 8th position of the
+		// match, so that later messages find parts of it as well as its
+		// start, which the search entered. Not every position: then a
+		// message that repeats an earlier one would find the latest of
+		// its similar parts, a short match, before the long one. On
+		// streams of JSON messages this gives 2-3% less output, and
+		// every 4th or 2nd position little more. Without a stream it
+		// would give 1%, for 4% more time.
+		if e.inside {
+			for i := s - l + 1; i < s-minMatch; i += 8 {
+				tab[hash4(load32(src, i), shift)&mask] = pos + uint16(i)
+			}
 		}
 		// Enter the position two back, so that a repeat of what just
 		// matched is found again.

@@ -64,7 +64,7 @@ func (st *stream) compress(e *encoder, dst, p []byte) []byte {
 		return e.compress(dst, p, st.reach)
 	}
 	e.begin(dst)
-	e.tab, e.shift = st.table, 32-streamHashBits
+	e.tab, e.shift, e.inside = st.table, 32-streamHashBits, true
 	st.makeRoom(len(p))
 	start := len(st.buf)
 	st.buf = append(st.buf, p...)
