@@ -174,25 +174,35 @@ func (e *encoder) match(s int) {
 		// found: a long step over a short period finds nothing.
 		var t int
 		for {
-			cv := load32(src, s)
-			h := hash4(cv, shift) & mask
-			p := pos + uint16(s)
-			d := int(p - tab[h])
-			tab[h] = p
-			// 0 < d <= min(s, maxDist): within src and the window.
-			if uint(d-1) < uint(min(s, maxDist)) && load32(src, s-d) == cv {
-				t = s - d
+			// The inner loop makes no call, so that what it uses stays
+			// in registers.
+			stop := min(sLimit, nextEmit+16<<10)
+			found := false
+			for {
+				cv := load32(src, s)
+				h := hash4(cv, shift) & mask
+				p := pos + uint16(s)
+				d := int(p - tab[h])
+				tab[h] = p
+				// 0 < d <= min(s, maxDist): within src and the window.
+				if uint(d-1) < uint(min(s, maxDist)) && load32(src, s-d) == cv {
+					t, found = s-d, true
+					break
+				}
+				s += 1 + (s-nextEmit)>>5
+				if s > stop {
+					break
+				}
+			}
+			if found {
 				break
 			}
-			s += 1 + (s-nextEmit)>>5
 			if s > sLimit {
 				e.addLiterals(nextEmit, len(src))
 				return
 			}
-			if s-nextEmit > 16<<10 {
-				e.addLiterals(nextEmit, s)
-				nextEmit = s
-			}
+			e.addLiterals(nextEmit, s)
+			nextEmit = s
 		}
 		// Extend it backwards over the pending literals, then forwards.
 		for t > 0 && s > nextEmit && src[t-1] == src[s-1] {
