@@ -32,9 +32,10 @@ const (
 	// maxReach bounds how far back a stream's references go, and so the
 	// history it keeps. Looking back further costs memory and finds no
 	// more: the index keeps one position per hash, the latest, and a match
-	// far back costs more bits than a near one. On streams of 1 KiB JSON
-	// messages, 8 KiB gave 0.5-1% less output than the whole 32 KiB
-	// window, with a quarter of the history (see bench/results).
+	// far back costs more bits than a near one. On two streams of 1 KiB
+	// JSON messages, 8 KiB gave 0.6% and 1.3% less output than the whole
+	// 32 KiB window, and 0.3% more on the package's test messages, with a
+	// quarter of the history (bench/results/2026-12-03-deflate.md).
 	maxReach = 8 << 10
 	// maxJoin bounds the messages appended to the history and compressed
 	// there. A longer one is compressed in place, referring only within
