@@ -24,6 +24,10 @@ import (
 // centrifugoVersion is the module version gateways.sh builds by default.
 const centrifugoVersion = "v6.9.1"
 
+// centrifugoLDFlags stamps the version into the binary, as Centrifugo's
+// release builds do (go install leaves it 0.0.0).
+var centrifugoLDFlags = "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=" + strings.TrimPrefix(centrifugoVersion, "v")
+
 const apiKey = "bench-api-key" // as in centrifugo.json
 
 // skipOrFail skips, visibly without -v, unless DUPLEX_REQUIRE_ALL=1 asks
@@ -64,7 +68,8 @@ func centrifugoBinary(t *testing.T) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "install", "github.com/centrifugal/centrifugo/v6@"+centrifugoVersion)
+		cmd := exec.CommandContext(ctx, "go", "install", "-ldflags", centrifugoLDFlags,
+			"github.com/centrifugal/centrifugo/v6@"+centrifugoVersion)
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go install centrifugo %s: %v\n%s", centrifugoVersion, err, lastLines(out, 10))
