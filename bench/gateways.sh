@@ -79,7 +79,10 @@ case " $SERVERS " in *" centrifugo "*)
 	else
 		# Its own go.mod pins its dependencies; none reach bench/go.mod.
 		log "building centrifugo $CENTRIFUGO_VERSION (the first build takes minutes)"
-		GOBIN=$bin GOFLAGS=-buildvcs=false go install "github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION"
+		# -X stamps the version, as its release builds do (else 0.0.0).
+		GOBIN=$bin GOFLAGS=-buildvcs=false go install \
+			-ldflags "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=${CENTRIFUGO_VERSION#v}" \
+			"github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION"
 	fi
 	"$bin/centrifugo" version >&2 || true
 	;;
