@@ -29,9 +29,15 @@
 #   SPREAD_N, SPREAD_RATE   spread's subscribers (5000) and publishes/s (1000)
 #   PUBLISHERS   concurrent publishers, each one HTTP request at a time (16)
 #   SCENARIOS    any of: idle fanout spread (all)
-#   SERVERS      any of: duplex centrifugo (both); the first is the base of the ratios
+#   SERVERS      any of: duplex duplex-goroutine centrifugo; the first is the
+#                base of the ratios. Default: all three when duplex serve has
+#                --no-event-loop (duplex-goroutine: today's goroutine
+#                sessions, for the figure beside the event loop's), else
+#                duplex centrifugo
 #   CENTRIFUGO_VERSION  module version built with go install (v6.9.1)
 #   CENTRIFUGO   a centrifugo binary to use instead of building one
+#   DUPLEX_SERVE a duplex binary to serve with (default: built from this tree,
+#                which is always the load generator)
 #   SERVER_CPU   core for the servers (0); CLIENT_CPU core for duplex bench (1)
 #   OUT          directory for binaries, configs, logs and JSON results (a new temp dir)
 #   PORT         first TCP port; each run takes the next (23000)
@@ -57,7 +63,7 @@ FANOUT_RATE=${FANOUT_RATE:-10}
 SPREAD_N=${SPREAD_N:-5000}
 SPREAD_RATE=${SPREAD_RATE:-1000}
 SCENARIOS=${SCENARIOS:-idle fanout spread}
-SERVERS=${SERVERS:-duplex centrifugo}
+SERVERS=${SERVERS:-}
 CENTRIFUGO_VERSION=${CENTRIFUGO_VERSION:-v6.9.1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -72,7 +78,25 @@ log() { printf '%s\n' "$*" >&2; }
 
 log "building into $bin"
 (cd "$root" && go build -o "$bin/duplex" ./cmd/duplex)
+if [ -n "${DUPLEX_SERVE:-}" ]; then
+	cp "$DUPLEX_SERVE" "$bin/duplex-serve"
+else
+	ln -sf duplex "$bin/duplex-serve"
+fi
 (cd "$here" && go build -o "$bin/gateways" ./gateways)
+has_goroutine_flag() { "$bin/duplex-serve" serve --help 2>&1 | grep -q -- --no-event-loop; }
+if [ -z "$SERVERS" ]; then
+	SERVERS="duplex centrifugo"
+	has_goroutine_flag && SERVERS="duplex duplex-goroutine centrifugo"
+fi
+case " $SERVERS " in *" duplex-goroutine "*)
+	has_goroutine_flag || {
+		log "duplex serve has no --no-event-loop: duplex-goroutine needs the event-loop gateway (issue 13)"
+		exit 2
+	}
+	;;
+esac
+log "servers: $SERVERS"
 case " $SERVERS " in *" centrifugo "*)
 	if [ -n "${CENTRIFUGO:-}" ]; then
 		cp "$CENTRIFUGO" "$bin/centrifugo"
@@ -146,7 +170,8 @@ centrifugo_config() { # centrifugo_config PORT: writes its config, prints its pa
 
 server_cmd() { # server_cmd SERVER PORT
 	case $1 in
-	duplex) echo "$bin/duplex serve --addr 127.0.0.1:$2 --no-auth --api-key $API_KEY --max-connections $((IDLE_N + 100))" ;;
+	duplex) echo "$bin/duplex-serve serve --addr 127.0.0.1:$2 --no-auth --api-key $API_KEY --max-connections $((IDLE_N + 100))" ;;
+	duplex-goroutine) echo "$(server_cmd duplex "$2") --no-event-loop" ;;
 	centrifugo) echo "$bin/centrifugo --config $(centrifugo_config "$2")" ;;
 	*)
 		log "unknown server $1"
@@ -157,7 +182,7 @@ server_cmd() { # server_cmd SERVER PORT
 
 url() { # url SERVER PORT
 	case $1 in
-	duplex) echo "ws://127.0.0.1:$2/ws" ;;
+	duplex | duplex-goroutine) echo "ws://127.0.0.1:$2/ws" ;;
 	centrifugo) echo "ws://127.0.0.1:$2/connection/websocket" ;;
 	esac
 }
@@ -234,7 +259,7 @@ cmdline="R=$R DURATION=$DURATION SIZE=$SIZE PUBLISHERS=$PUBLISHERS IDLE_N=$IDLE_
 cat <<INFO
 Gateway comparison, $day, $machine.
 Servers on core $SERVER_CPU, duplex bench on core $CLIENT_CPU; median of $R runs.
-Centrifugo $CENTRIFUGO_VERSION: insecure clients, history 100 for 300s, forced recovery. duplex serve: defaults (--no-auth, --api-key, --max-connections $((IDLE_N + 100))).
+Centrifugo $CENTRIFUGO_VERSION: insecure clients, history 100 for 300s, forced recovery. duplex serve: defaults (--no-auth, --api-key, --max-connections $((IDLE_N + 100))); duplex-goroutine: the same with --no-event-loop.
 Command: $cmdline ($(($(date +%s) - started))s). Load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg). Lower is better but for deliveries/s; ⚠ marks errors.
 
 INFO
