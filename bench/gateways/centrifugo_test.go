@@ -66,7 +66,7 @@ func centrifugoBinary(t *testing.T) string {
 		if _, err := os.Stat(buildPath); err == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute) // within go test's 10
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "install", "-ldflags", centrifugoLDFlags,
 			"github.com/centrifugal/centrifugo/v6@"+centrifugoVersion)
