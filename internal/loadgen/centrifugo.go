@@ -94,8 +94,10 @@ func (s *subscriber) awaitCentrifugo(id, want []byte) error {
 				if err := s.centrifugoPong(); err != nil {
 					return err
 				}
-			case !bytes.HasPrefix(line, id):
+			case bytes.HasPrefix(line, []byte(`{"push":`)):
 				// A push that came first: nothing to wait for yet.
+			case !bytes.HasPrefix(line, id):
+				return fmt.Errorf("got %s, not the reply: is this Centrifugo's /connection/websocket?", quoteStart(line))
 			case bytes.Contains(line, []byte(`"error":`)):
 				return fmt.Errorf("server answered %s", quoteStart(line))
 			case bytes.Contains(line, want):
