@@ -18,6 +18,10 @@
 #   spread  SPREAD_N subscribers, one channel each, SPREAD_RATE
 #           publishes/s spread over the channels (each publish to the
 #           next channel in turn): the same figures
+#   heartbeat  IDLE_N idle subscribers held HEARTBEAT_HOLD while the server
+#           pings each every PING_INTERVAL (duplex: --ping-interval;
+#           Centrifugo: client.ping_interval, pong_timeout 3s): the
+#           server's CPU use, as a share of one core
 #
 # Environment:
 #   R            repetitions of each run (3); the tables show medians
@@ -25,10 +29,11 @@
 #   SIZE         data of each publish, bytes (256)
 #   IDLE_N       subscribers in idle (19000; capped by ulimit -n)
 #   IDLE_HOLD    how long they are held before memory is sampled (10s)
+#   HEARTBEAT_HOLD, PING_INTERVAL   heartbeat's hold (20s) and ping interval (5s)
 #   FANOUT_N, FANOUT_RATE   fanout's subscribers (5000) and publishes/s (10)
 #   SPREAD_N, SPREAD_RATE   spread's subscribers (5000) and publishes/s (1000)
 #   PUBLISHERS   concurrent publishers, each one HTTP request at a time (16)
-#   SCENARIOS    any of: idle fanout spread (all)
+#   SCENARIOS    any of: idle fanout spread heartbeat (all)
 #   SERVERS      any of: duplex duplex-goroutine centrifugo; the first is the
 #                base of the ratios. Default: all three when duplex serve has
 #                --no-event-loop (duplex-goroutine: today's goroutine
@@ -58,11 +63,13 @@ DURATION=${DURATION:-5s}
 SIZE=${SIZE:-256}
 IDLE_N=${IDLE_N:-19000}
 IDLE_HOLD=${IDLE_HOLD:-10s}
+HEARTBEAT_HOLD=${HEARTBEAT_HOLD:-20s}
+PING_INTERVAL=${PING_INTERVAL:-5s}
 FANOUT_N=${FANOUT_N:-5000}
 FANOUT_RATE=${FANOUT_RATE:-10}
 SPREAD_N=${SPREAD_N:-5000}
 SPREAD_RATE=${SPREAD_RATE:-1000}
-SCENARIOS=${SCENARIOS:-idle fanout spread}
+SCENARIOS=${SCENARIOS:-idle fanout spread heartbeat}
 SERVERS=${SERVERS:-}
 CENTRIFUGO_VERSION=${CENTRIFUGO_VERSION:-v6.9.1}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -150,6 +157,7 @@ sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,12
 scenario_args() {
 	case $1 in
 	idle) echo "-c $IDLE_N --channels $IDLE_N --rate 0 -d $IDLE_HOLD" ;;
+	heartbeat) echo "-c $IDLE_N --channels $IDLE_N --rate 0 -d $HEARTBEAT_HOLD" ;;
 	fanout) echo "-c $FANOUT_N --channels 1 --rate $FANOUT_RATE -s $SIZE -d $DURATION --api-key $API_KEY --publishers $PUBLISHERS" ;;
 	spread) echo "-c $SPREAD_N --channels $SPREAD_N --rate $SPREAD_RATE -s $SIZE -d $DURATION --api-key $API_KEY --publishers $PUBLISHERS" ;;
 	*)
@@ -159,20 +167,23 @@ scenario_args() {
 	esac
 }
 
-centrifugo_config() { # centrifugo_config PORT: writes its config, prints its path
+centrifugo_config() { # centrifugo_config PORT SCENARIO: writes its config, prints its path
 	# gateways/centrifugo.json is the configuration; the Go test in
 	# gateways/ checks it (history, recovery, API key) against a real server.
-	local f=$OUT/centrifugo-$1.json
-	jq --argjson port "$1" --arg key "$API_KEY" '.http_server.port = $port | .http_api.key = $key' \
+	local f=$OUT/centrifugo-$1.json ping=.
+	[ "$2" = heartbeat ] && ping=".client.ping_interval = \"$PING_INTERVAL\" | .client.pong_timeout = \"3s\""
+	jq --argjson port "$1" --arg key "$API_KEY" ".http_server.port = \$port | .http_api.key = \$key | $ping" \
 		"$here/gateways/centrifugo.json" >"$f"
 	echo "$f"
 }
 
-server_cmd() { # server_cmd SERVER PORT
+server_cmd() { # server_cmd SERVER PORT SCENARIO
+	local ping=
+	[ "$3" = heartbeat ] && ping=" --ping-interval $PING_INTERVAL"
 	case $1 in
-	duplex) echo "$bin/duplex-serve serve --addr 127.0.0.1:$2 --no-auth --api-key $API_KEY --max-connections $((IDLE_N + 100))" ;;
-	duplex-goroutine) echo "$(server_cmd duplex "$2") --no-event-loop" ;;
-	centrifugo) echo "$bin/centrifugo --config $(centrifugo_config "$2")" ;;
+	duplex) echo "$bin/duplex-serve serve --addr 127.0.0.1:$2 --no-auth --api-key $API_KEY --max-connections $((IDLE_N + 100))$ping" ;;
+	duplex-goroutine) echo "$(server_cmd duplex "$2" "$3") --no-event-loop" ;;
+	centrifugo) echo "$bin/centrifugo --config $(centrifugo_config "$2" "$3")" ;;
 	*)
 		log "unknown server $1"
 		exit 2
@@ -221,9 +232,9 @@ run_one() { # run_one SCENARIO SERVER REP
 	local sc=$1 s=$2 rep=$3 port=$PORT
 	PORT=$((PORT + 1))
 	mkdir -p "$OUT/$sc/$s"
-	echo "== $sc $s $rep: $(server_cmd "$s" "$port")" >>"$OUT/servers.log"
+	echo "== $sc $s $rep: $(server_cmd "$s" "$port" "$sc")" >>"$OUT/servers.log"
 	# shellcheck disable=SC2046
-	start_server "$SERVER_CPU" $(server_cmd "$s" "$port") >>"$OUT/servers.log" 2>&1 &
+	start_server "$SERVER_CPU" $(server_cmd "$s" "$port" "$sc") >>"$OUT/servers.log" 2>&1 &
 	server=$!
 	# A listener left on the port by someone else would answer too: check
 	# that ours is alive once the port opens.
@@ -255,11 +266,11 @@ done
 
 day=$(date -u +%Y-%m-%d)
 machine="$(uname -sr), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(go version | cut -d' ' -f3)"
-cmdline="R=$R DURATION=$DURATION SIZE=$SIZE PUBLISHERS=$PUBLISHERS IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD FANOUT_N=$FANOUT_N FANOUT_RATE=$FANOUT_RATE SPREAD_N=$SPREAD_N SPREAD_RATE=$SPREAD_RATE bench/gateways.sh"
+cmdline="R=$R DURATION=$DURATION SIZE=$SIZE PUBLISHERS=$PUBLISHERS IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD HEARTBEAT_HOLD=$HEARTBEAT_HOLD PING_INTERVAL=$PING_INTERVAL FANOUT_N=$FANOUT_N FANOUT_RATE=$FANOUT_RATE SPREAD_N=$SPREAD_N SPREAD_RATE=$SPREAD_RATE bench/gateways.sh"
 cat <<INFO
 Gateway comparison, $day, $machine.
 Servers on core $SERVER_CPU, duplex bench on core $CLIENT_CPU; median of $R runs.
-Centrifugo $CENTRIFUGO_VERSION: insecure clients, history 100 for 300s, forced recovery. duplex serve: defaults (--no-auth, --api-key, --max-connections $((IDLE_N + 100))); duplex-goroutine: the same with --no-event-loop.
+Centrifugo $CENTRIFUGO_VERSION: insecure clients, history 100 for 300s, forced recovery. duplex serve: defaults (--no-auth, --api-key, --max-connections $((IDLE_N + 100))); duplex-goroutine: the same with --no-event-loop. Heartbeat: pings every $PING_INTERVAL (Centrifugo: pong timeout 3s).
 Command: $cmdline ($(($(date +%s) - started))s). Load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg). Lower is better but for deliveries/s; ⚠ marks errors.
 
 INFO

@@ -26,6 +26,7 @@ type result struct {
 	Target     int     `json:"target_conns"`
 	Channels   int     `json:"channels"`
 	Rate       float64 `json:"publish_rate"`
+	Hold       float64 `json:"hold_seconds"`
 	Size       int     `json:"size"`
 	Msgs       int64   `json:"msgs"`
 	MsgsPerSec float64 `json:"msgs_per_sec"`
@@ -66,7 +67,7 @@ var (
 	anonPerConn = figure{"server anonymous memory per subscriber (bytes)", server(func(r *result) float64 { return r.Server.MemPerConn })}
 	rssBefore   = figure{"server RSS before the first subscriber (MB)", server(func(r *result) float64 { return float64(r.Server.RSSBefore) / 1e6 })}
 	cpuPerMsg   = figure{"server CPU per delivery (µs)", server(func(r *result) float64 { return r.Server.CPUPerMsg })}
-	util        = figure{"server CPU use (cores)", server(func(r *result) float64 { return r.Server.Util })}
+	util        = figure{"server CPU use (% of one core)", server(func(r *result) float64 { return 100 * r.Server.Util })}
 	rate        = figure{"deliveries/s", func(r *result) float64 { return r.MsgsPerSec }}
 	p50         = figure{"latency p50 (µs)", func(r *result) float64 { return r.Latency.P50 }}
 	p99         = figure{"latency p99 (µs)", func(r *result) float64 { return r.Latency.P99 }}
@@ -76,9 +77,10 @@ var (
 // figures lists the rows of each scenario; unknown scenarios get the
 // delivery figures.
 var figures = map[string][]figure{
-	"idle":   {rssPerConn, anonPerConn, rssBefore, util},
-	"fanout": {cpuPerMsg, p50, p99, rate, util, clientCPU},
-	"spread": {cpuPerMsg, p50, p99, rate, util, clientCPU},
+	"idle":      {rssPerConn, anonPerConn, rssBefore, util},
+	"fanout":    {cpuPerMsg, p50, p99, rate, util, clientCPU},
+	"spread":    {cpuPerMsg, p50, p99, rate, util, clientCPU},
+	"heartbeat": {util, rssPerConn},
 }
 
 // cell is one server in one scenario, over its repetitions.
@@ -142,7 +144,7 @@ func describe(scenario string, c *cell) string {
 	}
 	r := c.runs[0]
 	if r.Rate == 0 {
-		return fmt.Sprintf("%s: %s idle subscribers, %s", scenario, group(r.Target), channels(r.Channels))
+		return fmt.Sprintf("%s: %s idle subscribers, %s, held %gs", scenario, group(r.Target), channels(r.Channels), r.Hold)
 	}
 	return fmt.Sprintf("%s: %s subscribers, %s, %s publishes/s of %d bytes through the HTTP API",
 		scenario, group(r.Target), channels(r.Channels), strconv.FormatFloat(r.Rate, 'f', -1, 64), r.Size)
@@ -241,7 +243,7 @@ func write(w io.Writer, dir string, scenarios, servers []string) {
 
 func main() {
 	dir := flag.String("dir", ".", "the `directory` of results: DIR/SCENARIO/SERVER/REP.json")
-	scenarios := flag.String("scenarios", "idle fanout spread", "`scenarios` to print, space-separated")
+	scenarios := flag.String("scenarios", "idle fanout spread heartbeat", "`scenarios` to print, space-separated")
 	servers := flag.String("servers", "duplex centrifugo", "`servers` to print, space-separated; the first is the base of the ratios")
 	flag.Parse()
 	sv := strings.Fields(*servers)
