@@ -5,7 +5,7 @@
 # another; each run repeated R times, medians and ratios printed as
 # markdown.
 #
-#   bench/gateways.sh                          # defaults: about six minutes
+#   bench/gateways.sh                          # defaults: about 15 minutes
 #   R=1 SCENARIOS=idle IDLE_N=5000 bench/gateways.sh
 #   R=5 DURATION=10s SCENARIOS="fanout spread" bench/gateways.sh
 #
@@ -21,7 +21,7 @@
 #   heartbeat  IDLE_N idle subscribers held HEARTBEAT_HOLD while the server
 #           pings each every PING_INTERVAL (duplex: --ping-interval;
 #           Centrifugo: client.ping_interval, pong_timeout 3s): the
-#           server's CPU use, as a share of one core
+#           server's CPU use, in % of one core
 #
 # Environment:
 #   R            repetitions of each run (3); the tables show medians
