@@ -50,7 +50,10 @@ latency from publish to delivery (p50, p99…), and with the server's PID
 its CPU per delivery and resident memory per subscriber. --rate 0 holds
 idle subscribers for -d instead: memory per idle subscribed client, for
 tens of thousands of them with --source-addrs. A missing delivery counts
-as an error.
+as an error. --protocol centrifugo speaks Centrifugo's JSON protocol
+instead (URL ws://host:8000/connection/websocket, publishing through its
+HTTP API with --api-key), to compare the two gateways the same way;
+bench/gateways.sh in the repository runs both side by side.
 
 The server's PID comes from --server-pid; in pub/sub mode, for a server on
 this machine (a loopback URL), bench finds the process listening on the
@@ -113,6 +116,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	fs.StringVar(&bf.cfg.PublishVia, "publish", "", "pubsub: publish through the HTTP `api` or the socket (ws)\n(default api with --api-key, else ws)")
 	fs.StringVar(&bf.cfg.APIKey, "api-key", "", "pubsub: the server's API `key`, for --publish api")
 	fs.IntVar(&bf.cfg.Publishers, "publishers", 4, "pubsub: concurrent `publishers`")
+	fs.StringVar(&bf.cfg.Protocol, "protocol", "duplex", "pubsub: the gateway's `protocol`: duplex (duplex serve's /ws) or\ncentrifugo (Centrifugo's /connection/websocket; --publish api)")
 	fs.Var(&bf.headers, "H", "add a request `header` \"Name: value\" to every handshake; repeatable")
 	fs.BoolVar(&bf.tls.insecure, "insecure", false, "wss: skip TLS certificate verification (self-signed servers)")
 	fs.StringVar(&bf.tls.ca, "ca", "", "wss: trust the CA certificates in PEM `file` instead of the system's")
@@ -147,8 +151,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 		problem = "idle mode needs -n connections"
 	case bf.mode != "idle" && set["n"]:
 		problem = "-n selects idle mode, not " + bf.mode
-	case bf.mode != "pubsub" && (set["channels"] || set["rate"] || set["publish"] || set["api-key"] || set["publishers"]):
-		problem = "--channels, --rate, --publish, --api-key and --publishers are for --mode pubsub"
+	case bf.mode != "pubsub" && (set["channels"] || set["rate"] || set["publish"] || set["api-key"] || set["publishers"] || set["protocol"]):
+		problem = "--channels, --rate, --publish, --api-key, --publishers and --protocol are for --mode pubsub"
 	case bf.cfg.PubSub && (set["p"] || set["compress"] || set["text"]):
 		problem = "-p, --compress and --text are for echo mode"
 	case bf.cfg.PubSub && (bf.cfg.Channels <= 0 || bf.cfg.Channels > bf.cfg.Conns):
@@ -159,6 +163,10 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 		problem = "--publish is api or ws"
 	case bf.cfg.PubSub && bf.cfg.PublishVia == "api" && bf.cfg.APIKey == "":
 		problem = "--publish api needs --api-key"
+	case bf.cfg.Protocol != "duplex" && bf.cfg.Protocol != "centrifugo":
+		problem = "--protocol is duplex or centrifugo"
+	case bf.cfg.Protocol == "centrifugo" && bf.cfg.Rate > 0 && (bf.cfg.PublishVia == "ws" || bf.cfg.APIKey == ""):
+		problem = "--protocol centrifugo publishes through the HTTP API: give --api-key"
 	case set["n"] && set["c"]:
 		problem = "-c and -n are exclusive: -n selects idle mode"
 	case set["n"] && bf.cfg.Idle <= 0:

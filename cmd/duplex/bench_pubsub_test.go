@@ -115,6 +115,9 @@ func TestBenchPubSubErrors(t *testing.T) {
 		{[]string{"--api-key", "wrong", ws + "?token=T"}, exitError, "401"},
 		{[]string{"--api-key", "K", ws + "?token=bad"}, exitError, "401"},
 		{[]string{echo}, exitError, "is this the gateway's /ws endpoint?"},
+		{[]string{"--protocol", "mqtt", ws}, exitUsage, "duplex or centrifugo"},
+		{[]string{"--protocol", "centrifugo", ws}, exitUsage, "give --api-key"},
+		{[]string{"--protocol", "centrifugo", "--api-key", "K", ws + "?token=T"}, exitError, "is this Centrifugo's /connection/websocket?"},
 	} {
 		args := append([]string{"--mode", "pubsub", "-c", "2", "-d", "300ms"}, tt.args...)
 		code, out, errs := bench(t, args...)

@@ -83,6 +83,12 @@ type Config struct {
 	APIKey     string
 	Publishers int
 
+	// Protocol is the pub/sub protocol: "duplex" (duplex serve's /ws,
+	// docs/protocol.md; the default) or "centrifugo" (Centrifugo's JSON
+	// protocol on /connection/websocket, publishing through its HTTP
+	// API), to compare the two gateways (centrifugo.go).
+	Protocol string
+
 	// SourceAddrs are local IP addresses that connections are spread
 	// across, such as 127.0.0.1 and 127.0.0.2, so that tens of thousands of
 	// connections to one server port do not run out of ephemeral ports.
@@ -150,7 +156,16 @@ func (cfg *Config) setDefaults() error {
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = time.Second
 	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = ProtocolDuplex
+	}
 	switch {
+	case cfg.Protocol != ProtocolDuplex && cfg.Protocol != ProtocolCentrifugo:
+		return fmt.Errorf("loadgen: protocol %q: want duplex or centrifugo", cfg.Protocol)
+	case cfg.Protocol == ProtocolCentrifugo && !cfg.PubSub:
+		return errors.New("loadgen: the centrifugo protocol is for pub/sub mode")
+	case cfg.Protocol == ProtocolCentrifugo && cfg.Rate > 0 && cfg.PublishVia != "api":
+		return errors.New("loadgen: centrifugo: publishes go through the HTTP API: give its key")
 	case cfg.Conns < 0, cfg.Idle < 0:
 		return errors.New("loadgen: negative connection count")
 	case cfg.Size < 0 || cfg.Size > maxFrame:

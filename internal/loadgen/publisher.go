@@ -26,6 +26,13 @@ type publisher interface {
 }
 
 func newPublisher(cfg *Config, t target) (publisher, error) {
+	if cfg.Protocol == ProtocolCentrifugo {
+		if cfg.PublishVia != "api" {
+			return nil, fmt.Errorf("loadgen: centrifugo: publish via %q: want api", cfg.PublishVia)
+		}
+		a, err := newAPIPublisher(cfg, t)
+		return centrifugoPublisher{a}, err
+	}
 	switch cfg.PublishVia {
 	case "api":
 		return newAPIPublisher(cfg, t)

@@ -61,12 +61,17 @@ type subscriber struct {
 	key     [4]byte
 	channel int
 	out     []byte // reused for pongs
+
+	centrifugo bool // speaks Centrifugo's protocol (centrifugo.go)
 }
 
 func channelName(i int) string { return channelPrefix + strconv.Itoa(i) }
 
 // subscribe sends the subscribe message and waits for its answer.
 func (s *subscriber) subscribe(ctx context.Context) error {
+	if s.centrifugo {
+		return s.subscribeCentrifugo(ctx)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		s.nc.SetDeadline(dl)
 		defer s.nc.SetDeadline(noDeadline)
@@ -115,6 +120,10 @@ func (s *subscriber) pong(p []byte) error {
 
 // read records every delivery until the connection ends.
 func (s *subscriber) read(ps *pubsubRun, shard int) {
+	if s.centrifugo {
+		s.readCentrifugo(ps, shard)
+		return
+	}
 	var local Histogram // flushed to the shard every few deliveries
 	var n int
 	flush := func() {
@@ -207,7 +216,8 @@ func padding(size int) []byte {
 
 func runPubSub(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	res := &Result{Mode: "pubsub", URL: cfg.URL, Target: cfg.Conns, Size: cfg.Size,
-		Channels: cfg.Channels, PublishVia: cfg.PublishVia, Rate: cfg.Rate, Hold: cfg.Duration.Seconds()}
+		Channels: cfg.Channels, PublishVia: cfg.PublishVia, Rate: cfg.Rate, Hold: cfg.Duration.Seconds(),
+		Protocol: cfg.Protocol}
 	var pub publisher
 	if cfg.Rate > 0 {
 		var err error
@@ -272,7 +282,8 @@ func runPubSub(ctx context.Context, cfg *Config, t target) (*Result, error) {
 				return err
 			}
 			r := rand.New(rand.NewPCG(uint64(i), 0x5b5))
-			s := &subscriber{nc: nc, fr: fr, key: randomKey(r), channel: i % cfg.Channels}
+			s := &subscriber{nc: nc, fr: fr, key: randomKey(r), channel: i % cfg.Channels,
+				centrifugo: cfg.Protocol == ProtocolCentrifugo}
 			sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			err = s.subscribe(sctx)
 			cancel()
@@ -344,6 +355,14 @@ func runPubSub(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	var h Histogram
 	start := time.Now()
 	if cfg.Rate <= 0 {
+		// The CPU of the connections' aftermath (the handshakes' garbage
+		// collected) is not the hold's: what idle subscribers cost, such
+		// as heartbeats, is measured after a settle.
+		if probe.stats != nil && probe.err == nil {
+			setPhase("settle")
+			time.Sleep(settle)
+		}
+		start = time.Now()
 		probe.startCPU()
 		// Idle subscribers: memory is sampled after the hold, at rest.
 		setPhase("hold")

@@ -105,10 +105,10 @@ func (r *Result) Describe() string {
 	case r.Mode == "idle":
 		return fmt.Sprintf("idle: %s connections, one ping each, held %v", group(int64(r.Target)), hold)
 	case r.Mode == "pubsub" && r.Rate <= 0:
-		return fmt.Sprintf("pubsub: %s idle subscribers on %s, held %v", group(int64(r.Target)), channels(r.Channels), hold)
+		return fmt.Sprintf("%s: %s idle subscribers on %s, held %v", r.pubsubName(), group(int64(r.Target)), channels(r.Channels), hold)
 	case r.Mode == "pubsub":
-		return fmt.Sprintf("pubsub: %s subscribers on %s, %s publishes/s of %s via %s for %v",
-			group(int64(r.Target)), channels(r.Channels), strconv.FormatFloat(r.Rate, 'f', -1, 64), sizeString(r.Size), r.PublishVia, hold)
+		return fmt.Sprintf("%s: %s subscribers on %s, %s publishes/s of %s via %s for %v",
+			r.pubsubName(), group(int64(r.Target)), channels(r.Channels), strconv.FormatFloat(r.Rate, 'f', -1, 64), sizeString(r.Size), r.PublishVia, hold)
 	}
 	kind := "binary"
 	if r.Text {

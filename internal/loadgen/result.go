@@ -33,6 +33,7 @@ type Result struct {
 	// delivery. Missing deliveries count as errors.
 	Channels   int     `json:"channels,omitempty"`
 	PublishVia string  `json:"publish_via,omitempty"`
+	Protocol   string  `json:"protocol,omitempty"`
 	Rate       float64 `json:"publish_rate,omitempty"`
 	Publishes  int64   `json:"publishes,omitempty"`
 	Expected   int64   `json:"expected_deliveries,omitempty"`
