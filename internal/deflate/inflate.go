@@ -68,8 +68,8 @@ type inflater struct {
 	// The pull form's source (Read).
 	src       io.Reader
 	srcEOF    bool
-	srcFailed bool // Read's error is the source's
-	pend   []byte // output handed out by step, not yet read
+	srcFailed bool   // Read's error is the source's
+	pend      []byte // output handed out by step, not yet read
 
 	dynLit, dynDist, cg decTable
 	litEntries          [litEntries]decEntry
