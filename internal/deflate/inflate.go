@@ -159,6 +159,10 @@ func (f *inflater) step(in []byte, end bool) (n int, out []byte, err error) {
 		if f.err != nil {
 			return n, nil, f.err
 		}
+		if f.limit > 0 && f.total > f.limit {
+			f.err = errLimit
+			return n, nil, f.err
+		}
 		if f.state == stateDone {
 			n, f.ip, f.iend, f.nb = len(in), 0, 0, 0
 			if !f.ended {
@@ -172,12 +176,7 @@ func (f *inflater) step(in []byte, end bool) (n int, out []byte, err error) {
 		}
 		f.wend = winSize
 		if f.limit > 0 {
-			left := f.limit + 1 - f.total
-			if left <= 0 {
-				f.err = errLimit
-				return n, nil, f.err
-			}
-			f.wend = int(min(int64(winSize), int64(f.wpos)+left))
+			f.wend = int(min(int64(winSize), int64(f.wpos)+f.limit+1-f.total))
 		}
 		derr := f.decode()
 		if f.rpos < f.wpos {
