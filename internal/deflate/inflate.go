@@ -686,8 +686,10 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 	win := &f.win
 	// Shift counts are masked to 6 bits, which they fit, so that the
 	// compiler need not make shifts past 63 give zero.
+	// The bound on w in constant terms lets the compiler drop the
+	// window's bounds checks; f.wend may stop it sooner, at the limit.
 	wend := f.wend
-	for ip+8 <= len(in) && w <= wend-fastRoom {
+	for ip+8 <= len(in) && w <= winSize-fastRoom && w <= wend-fastRoom {
 		if nb < 48 {
 			bits |= binary.LittleEndian.Uint64(in[ip:]) << (nb & 63)
 			ip += int((63 - nb) >> 3)
