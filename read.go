@@ -59,6 +59,17 @@ func (c *Conn) readInto(ctx context.Context, buf []byte) (MessageType, []byte, e
 		p = make([]byte, 0, 512)
 	}
 	for {
+		if len(p) == cap(p) && c.mr.zlib {
+			// A compressed message that fills buf may end here: see
+			// before growing buf for nothing.
+			_, err := r.Read(nil)
+			if err == io.EOF {
+				return typ, p, nil
+			}
+			if err != nil {
+				return 0, nil, err
+			}
+		}
 		if len(p) == cap(p) {
 			p = append(p, 0)[:len(p)]
 		}
