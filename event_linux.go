@@ -26,7 +26,8 @@ import (
 // byte that shows it; a message longer on the wire than the read limit
 // plus deflate's worst expansion (limit/64 + 1 KiB) is refused with 1009
 // at its header. The message is delivered whole, inflated, when its last
-// frame has arrived.
+// frame has arrived; until then, as for a Conn, it holds an inflater
+// from a pool (about 45 KB) besides the bytes inflated so far.
 //
 // Write, Ping and Close may be called from any goroutine, including from
 // inside the handler's functions; messages never interleave.
