@@ -179,7 +179,7 @@ func TestInflateSplitValid(t *testing.T) {
 	streams, dicts := flateStreams(t, msgs)
 	per := len(streams) / len(msgs)
 	for i, s := range streams {
-		if testing.Short() && len(s) > 4<<10 {
+		if (testing.Short() || raceEnabled) && len(s) > 4<<10 {
 			continue
 		}
 		want := msgs[i/per]
@@ -202,8 +202,12 @@ func TestInflateSplitCorrupt(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	streams, dicts := flateStreams(t, messages(22, 6))
 	failed := 0
+	tries := 12
+	if raceEnabled || testing.Short() {
+		tries = 4 // the race detector slows this down tenfold
+	}
 	for i, s := range streams {
-		for range 12 {
+		for range tries {
 			d := bytes.Clone(s)
 			switch {
 			case len(d) == 0:
@@ -243,7 +247,7 @@ func TestInflateSplitLimit(t *testing.T) {
 	per := len(streams) / len(msgs)
 	for i, s := range streams {
 		want := msgs[i/per]
-		if len(want) < 2 || testing.Short() && len(s) > 4<<10 {
+		if len(want) < 2 || (testing.Short() || raceEnabled) && len(s) > 4<<10 {
 			continue
 		}
 		for _, limit := range []int64{1, int64(len(want)) / 3, int64(len(want)) - 1, int64(len(want))} {

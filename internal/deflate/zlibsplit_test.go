@@ -37,7 +37,11 @@ func TestInflateFailsWhereZlibFails(t *testing.T) {
 		if len(s) == 0 {
 			continue
 		}
-		for i := range 24 {
+		tries := 24
+		if raceEnabled || testing.Short() {
+			tries = 6
+		}
+		for i := range tries {
 			d := bytes.Clone(s)
 			switch i % 4 {
 			case 0:
@@ -93,7 +97,7 @@ func TestInflateFailsWhereZlibFails(t *testing.T) {
 			failed++
 		}
 	}
-	if failed < len(damaged)/4 {
+	if failed < len(damaged)/5 {
 		t.Fatalf("only %d of %d streams failed before their end: the test checks little", failed, len(damaged))
 	}
 	t.Logf("%d streams, %d failed before their end", len(damaged), failed)
