@@ -470,15 +470,19 @@ func (f *inflater) readCodes() error {
 		f.ci, f.prev = 0, -1
 		f.state = stateDynLens
 	}
+	// The loop works on locals, which it saves when the input runs out,
+	// with the bits of the length it was reading given back.
 	lens := f.lens[:f.nlit+f.ndist]
 	nlit := f.nlit
-	lit, dist := &f.litCL, &f.distCL
+	lit, dist := f.litCL, f.distCL
+	i, prev := f.ci, f.prev
 	cg := &f.cg
-	for f.ci < len(lens) {
+	for i < len(lens) {
 		// A code and its extra bits take at most 14 bits; while 8 bytes of
 		// input are left, take them without checking for each.
 		m := f.mark()
 		var s int
+		var err error
 		if f.nb >= 2*maxCodeBits || f.iend-f.ip >= 8 {
 			if f.nb < 2*maxCodeBits {
 				f.refill()
@@ -490,43 +494,39 @@ func (f *inflater) readCodes() error {
 			f.consume(uint(e & 15))
 			s = int(e >> 16)
 		} else {
-			e, err := f.entry(cg)
-			if err != nil {
+			var e decEntry
+			if e, err = f.entry(cg); err != nil {
+				f.ci, f.prev, f.litCL, f.distCL = i, prev, lit, dist
 				return f.back(m, err)
 			}
 			s = int(e >> 16)
 		}
 		v, rep := s, 1
+		x := 0
 		switch s {
 		case 16: // the previous length 3-6 times
-			if f.prev < 0 {
+			if prev < 0 {
 				return errCorrupt
 			}
-			x, err := f.extra(2)
-			if err != nil {
-				return f.back(m, err)
-			}
-			v, rep = f.prev, 3+x
+			x, err = f.extra(2)
+			v, rep = prev, 3+x
 		case 17: // 3-10 zeros
-			x, err := f.extra(3)
-			if err != nil {
-				return f.back(m, err)
-			}
+			x, err = f.extra(3)
 			v, rep = 0, 3+x
 		case 18: // 11-138 zeros
-			x, err := f.extra(7)
-			if err != nil {
-				return f.back(m, err)
-			}
+			x, err = f.extra(7)
 			v, rep = 0, 11+x
 		}
-		i := f.ci
+		if err != nil {
+			f.ci, f.prev, f.litCL, f.distCL = i, prev, lit, dist
+			return f.back(m, err)
+		}
 		if i+rep > len(lens) {
 			return errCorrupt
 		}
-		f.prev = v
+		prev = v
 		if v == 0 {
-			f.ci += rep
+			i += rep
 			continue
 		}
 		for range rep {
@@ -540,14 +540,13 @@ func (f *inflater) readCodes() error {
 			}
 			i++
 		}
-		f.ci = i
 	}
 	// No end of block: the block could never end.
 	if !slices.Contains(lit.syms, 256) {
 		return errCorrupt
 	}
-	if !f.dynLit.build(lit, litMeanings[:], litRootBits, f.litEntries[:], f.sorted[:]) ||
-		!f.dynDist.build(dist, distMeanings[:], distRootBits, f.distEntries[:], f.sorted[:]) {
+	if !f.dynLit.build(&lit, litMeanings[:], litRootBits, f.litEntries[:], f.sorted[:]) ||
+		!f.dynDist.build(&dist, distMeanings[:], distRootBits, f.distEntries[:], f.sorted[:]) {
 		return errCorrupt
 	}
 	f.lit, f.dist = &f.dynLit, &f.dynDist
