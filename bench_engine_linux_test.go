@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/deflate"
 )
 
 // benchEventStream feeds stream to an EventConn's handler in reads of up
 // to 4 KiB, as readSocket does (without its reads straight into a long
-// message), copied from the stream since frames are unmasked in place.
-func benchEventStream(b *testing.B, n int, stream []byte) {
+// message), copied from the stream since frames are unmasked in place;
+// with compressed, on a connection that negotiated permessage-deflate.
+func benchEventStream(b *testing.B, n int, stream []byte, compressed bool) {
 	b.Run("Event/"+strconv.Itoa(n), func(b *testing.B) {
 		got := 0
 		ec := &EventConn{fd: -1, h: &EventHandler{OnMessage: func(c *EventConn, typ MessageType, p []byte) {
@@ -24,6 +27,10 @@ func benchEventStream(b *testing.B, n int, stream []byte) {
 			got++
 		}}}
 		ec.limit.Store(defaultReadLimit)
+		if compressed {
+			ec.flags |= evDeflate
+			ec.x.Store(&eventExtra{closeTimeout: defaultCloseTimeout, decomp: deflate.NewDecompressor(15, false)})
+		}
 		src := &cycleReader{p: stream}
 		buf := make([]byte, eventBufSize)
 		b.SetBytes(int64(n))

@@ -2,10 +2,12 @@ package duplex
 
 import (
 	"context"
+	"math/rand"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/duplexws/duplex/internal/deflate"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -67,6 +69,61 @@ func BenchmarkReadStream(b *testing.B) {
 				}
 			}
 		})
-		benchEventStream(b, n, stream)
+		benchEventStream(b, n, stream, false)
+	}
+}
+
+// textPayload is n bytes of text made of random words, which deflate to
+// about a third.
+func textPayload(n int) []byte {
+	words := []string{"duplex", "message", "hello", "world", "channel", "user", "text", "the", "a", "of", "event", "12", "345", "\"id\":", "{", "}", ", "}
+	r := rand.New(rand.NewSource(1))
+	var p []byte
+	for len(p) < n {
+		p = append(p, words[r.Intn(len(words))]...)
+		p = append(p, ' ')
+	}
+	return p[:n]
+}
+
+// deflatedStream is masked compressed text messages of n bytes, each in
+// one frame, compressed without context takeover so that they can be
+// read over and over, repeated to about 256 KiB.
+func deflatedStream(b *testing.B, n int) []byte {
+	z, err := deflate.NewCompressor(1, 15, false).Compress(nil, textPayload(n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := wire.Header{Fin: true, RSV: wire.RSV1, Opcode: wire.OpText, Masked: true, Key: [4]byte{1, 2, 3, 4}, Length: int64(len(z))}
+	frame := wire.Append(nil, h)
+	wire.Mask(h.Key, 0, z)
+	frame = append(frame, z...)
+	var s []byte
+	for len(s) < 256<<10 || len(s) == 0 {
+		s = append(s, frame...)
+	}
+	return s
+}
+
+// BenchmarkReadStreamDeflate is BenchmarkReadStream for compressed
+// messages (permessage-deflate, no context takeover): the cost of reading
+// and inflating one, with b.SetBytes the inflated size.
+func BenchmarkReadStreamDeflate(b *testing.B) {
+	for _, n := range []int{1 << 10, 64 << 10} {
+		stream := deflatedStream(b, n)
+		b.Run("Conn/"+strconv.Itoa(n), func(b *testing.B) {
+			c := newConn(connConfig{tr: cycleTransport{&cycleReader{p: stream}}, decomp: deflate.NewDecompressor(15, false)})
+			buf := make([]byte, n)
+			ctx := context.Background()
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, p, err := c.ReadInto(ctx, buf)
+				if err != nil || len(p) != n {
+					b.Fatalf("ReadInto: %d bytes, %v", len(p), err)
+				}
+			}
+		})
+		benchEventStream(b, n, stream, true)
 	}
 }

@@ -12,12 +12,13 @@ import (
 )
 
 // benchPair returns both ends of a connection over loopback TCP, made by
-// Accept and Dial as an application makes them.
-func benchPair(b *testing.B) (server, client *Conn) {
+// Accept and Dial as an application makes them; with compression, both
+// offer and accept permessage-deflate.
+func benchPair(b *testing.B, compression *CompressionOptions) (server, client *Conn) {
 	b.Helper()
 	accepted := make(chan *Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
+		c, err := Accept(w, r, &AcceptOptions{Compression: compression})
 		if err != nil {
 			b.Error(err)
 		}
@@ -26,7 +27,7 @@ func benchPair(b *testing.B) (server, client *Conn) {
 	b.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	client, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &DialOptions{Compression: compression})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func benchPair(b *testing.B) (server, client *Conn) {
 //
 // The target is 0 allocs/op for Reader and Writer, 1 for Read.
 func BenchmarkConn(b *testing.B) {
-	server, client := benchPair(b)
+	server, client := benchPair(b, nil)
 	dirs := []struct {
 		name string
 		w, r *Conn
@@ -65,17 +66,46 @@ func BenchmarkConn(b *testing.B) {
 		for _, mode := range []string{"Read", "ReadInto", "Reader", "Writer", "Deadline"} {
 			for _, n := range []int{16, 1 << 10, 64 << 10} {
 				b.Run(d.name+"/"+mode+"/"+strconv.Itoa(n), func(b *testing.B) {
-					benchTransfer(b, d.w, d.r, mode, n)
+					benchTransfer(b, d.w, d.r, mode, n, nil)
 				})
 			}
 		}
 	}
 }
 
-func benchTransfer(b *testing.B, w, r *Conn, mode string, n int) {
-	msg := make([]byte, n)
-	for i := range msg {
-		msg[i] = byte(i)
+// BenchmarkConnDeflate is BenchmarkConn with permessage-deflate (level 1,
+// context takeover) on text messages of random words: compressing,
+// framing, inflating and checking UTF-8, per message, both ends counted.
+func BenchmarkConnDeflate(b *testing.B) {
+	server, client := benchPair(b, &CompressionOptions{})
+	dirs := []struct {
+		name string
+		w, r *Conn
+	}{
+		{"server-to-client", server, client},
+		{"client-to-server", client, server},
+	}
+	for _, d := range dirs {
+		for _, mode := range []string{"Read", "ReadInto", "Reader"} {
+			for _, n := range []int{1 << 10, 64 << 10} {
+				b.Run(d.name+"/"+mode+"/"+strconv.Itoa(n), func(b *testing.B) {
+					benchTransfer(b, d.w, d.r, mode, n, textPayload(n))
+				})
+			}
+		}
+	}
+}
+
+// benchTransfer sends msg, or n bytes counting up, b.N times from w and
+// reads them at r.
+func benchTransfer(b *testing.B, w, r *Conn, mode string, n int, msg []byte) {
+	typ := MessageText
+	if msg == nil {
+		typ = MessageBinary
+		msg = make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(i)
+		}
 	}
 	buf := make([]byte, n)
 	ctx := context.Background()
@@ -93,12 +123,12 @@ func benchTransfer(b *testing.B, w, r *Conn, mode string, n int) {
 		writeErr <- func() error {
 			for i := 0; i < b.N; i++ {
 				if mode != "Writer" {
-					if err := w.Write(ctx, MessageBinary, msg); err != nil {
+					if err := w.Write(ctx, typ, msg); err != nil {
 						return err
 					}
 					continue
 				}
-				mw, err := w.Writer(ctx, MessageBinary)
+				mw, err := w.Writer(ctx, typ)
 				if err != nil {
 					return err
 				}

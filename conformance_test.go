@@ -307,6 +307,24 @@ var conformanceCases = []struct {
 	// The echo is compressed, in bytes that depend on the compressor, so
 	// only the absence of a 1009 is checked (by the close that follows).
 	{name: "compressed message inflating to the limit", roles: asBoth, deflate: true, limit: 1024, script: []string{"> c2 " + deflateHex(make([]byte, 1024))}},
+	// Compressed data is inflated as it arrives, by every driver: bad
+	// data and a size past the limit end the connection at the byte that
+	// shows them, although the peer then stops in the middle of the
+	// message and never sends the rest (issue 12).
+	{name: "corrupt deflate data in the first fragment, the rest never sent", roles: asBoth, deflate: true, script: []string{"> 41 01 07"}, close: 1007},
+	{name: "corrupt deflate data in the first byte of a frame, the rest never sent", roles: asBoth, deflate: true, script: []string{"> c1 0a 07"}, close: 1007},
+	// f2 48 cd: a fixed block, "H", "e"; then 00 11 refers 6 bytes back.
+	{name: "corrupt deflate data in a middle fragment", roles: asBoth, deflate: true, script: []string{"> 41 03 f248cd", "> 00 02 0011"}, close: 1007},
+	{name: "corrupt deflate data after good data in one frame, the rest never sent", roles: asBoth, deflate: true, script: []string{"> c1 0a f248cd 0011"}, close: 1007},
+	// fa 0f: a fixed block, then the code of byte ff.
+	{name: "compressed text inflating to invalid UTF-8 in the first fragment, the rest never sent", roles: asBoth, deflate: true, script: []string{"> 41 02 fa0f"}, close: 1007},
+	{name: "compressed message inflating past the limit in the first fragment, the rest never sent", roles: asBoth, deflate: true, limit: 1024, script: []string{"> 42 " + deflateHex(make([]byte, 2048))}, close: 1009},
+	{name: "compressed message inflating past the limit in the first half of a frame", roles: asBoth, deflate: true, limit: 1024, script: []string{"> c2 " + deflateHexHead(make([]byte, 16<<10), 2)}, close: 1009},
+	// A stored block of 1,100 bytes in two fragments, the last never sent.
+	{name: "compressed fragments inflating past the limit together", roles: asBoth, deflate: true, limit: 1024, script: []string{
+		"> 42 " + payloadHex(stored(1100)[:600]),
+		"> 00 " + payloadHex(stored(1100)[600:]),
+	}, close: 1009},
 }
 
 // deflateHex is the RFC 7692 payload of p as a lone message: raw DEFLATE,
@@ -318,6 +336,34 @@ func deflateHex(p []byte) string {
 	fw.Flush()
 	out := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
 	return fmt.Sprintf("%02x %x", len(out), out)
+}
+
+// deflateHexHead is deflateHex of a frame whose payload is cut short: its
+// length is the whole payload's, its bytes the first 1/parts of it.
+func deflateHexHead(p []byte, parts int) string {
+	var b bytes.Buffer
+	fw, _ := flate.NewWriter(&b, flate.BestSpeed)
+	fw.Write(p)
+	fw.Flush()
+	out := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+	return fmt.Sprintf("%02x %x", len(out), out[:len(out)/parts])
+}
+
+// stored is the RFC 7692 payload of n bytes of "a" in a stored block.
+func stored(n int) []byte {
+	var b bytes.Buffer
+	fw, _ := flate.NewWriter(&b, flate.NoCompression)
+	fw.Write(bytes.Repeat([]byte("a"), n))
+	fw.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// payloadHex is the length field (7 or 16 bits) and the bytes of p.
+func payloadHex(p []byte) string {
+	if len(p) < 126 {
+		return fmt.Sprintf("%02x %x", len(p), p)
+	}
+	return fmt.Sprintf("7e %04x %x", len(p), p)
 }
 
 // confDriver runs the library side of a conformance case one way: it

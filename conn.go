@@ -144,7 +144,7 @@ func newConn(cfg connConfig) *Conn {
 		cfg.readLimit = defaultReadLimit
 	}
 	c.readLimit.Store(cfg.readLimit)
-	c.ps = parser{client: cfg.client, deflate: cfg.decomp != nil, limit: &c.readLimit}
+	c.ps = parser{client: cfg.client, deflate: cfg.decomp != nil, decomp: cfg.decomp, limit: &c.readLimit}
 	c.rd.src = cfg.tr
 	if sc, ok := cfg.tr.(*net.TCPConn); ok && rawReads {
 		c.rd.raw, _ = sc.SyscallConn()

@@ -52,9 +52,10 @@
 // every case in each). They differ only where blocking and callbacks must:
 // Conn.Ping waits for the pong and returns the round trip, while
 // EventConn.Ping returns once the ping is sent and the pong reaches
-// OnPong; a compressed message is inflated by Read as its bytes arrive,
-// and by the event loop once it is whole, so bad compressed data or an
-// inflated size past the read limit is found at the message's end there.
+// OnPong. A compressed message is inflated as its bytes arrive in both,
+// so bad compressed data (1007) or an inflated size past the read limit
+// (1009) ends the connection at the byte that shows it, even if the peer
+// never sends the rest of the message.
 //
 // After the close handshake the server closes the TCP connection first
 // and a client waits for it, at most the close timeout (RFC 6455 §7.1.1);

@@ -29,9 +29,11 @@ const (
 	// evFrame: the header of a data frame. ev.first for the first frame
 	// of a message, which also gives its type and compression.
 	evFrame
-	// evData: payload of the data frame in progress, unmasked in place.
-	// ev.end when these are the last bytes of the message on the wire;
-	// ev.first too when they are the whole message (parser.whole).
+	// evData: payload of the data frame in progress, unmasked in place;
+	// for a compressed message, the next inflated bytes (ev.compressed),
+	// which point into the inflater and are valid until the next call,
+	// and may be none. ev.end with the last bytes of the message; ev.first
+	// too when they are the whole message (parser.whole).
 	evData
 	evPing  // ev.p is the payload to send back in a pong
 	evPong  // ev.p is the payload
@@ -64,9 +66,10 @@ type eventDetail struct {
 // messages it holds nothing but its configuration, so a driver that keeps
 // no state for idle connections may make one on the stack.
 type parser struct {
-	client  bool          // we are the client: frames must be unmasked
-	deflate bool          // permessage-deflate was negotiated
-	limit   *atomic.Int64 // the read limit; 0 or less for none
+	client  bool                  // we are the client: frames must be unmasked
+	deflate bool                  // permessage-deflate was negotiated
+	decomp  *deflate.Decompressor // with deflate: the peer's compressed stream
+	limit   *atomic.Int64         // the read limit; 0 or less for none
 	// whole: a message that is all in the bytes fed comes as one evData
 	// with first and end set, and no evFrame, for a driver that delivers
 	// whole messages from its buffer.
@@ -76,11 +79,13 @@ type parser struct {
 	inFrame bool        // hdr's payload is being read
 	left    int64       // payload bytes of hdr still to come
 	maskPos int
-	msg     msgState    // the data message in progress on the wire
-	zop     wire.Opcode // type of the compressed message being inflated
-	out     int64       // decompressed bytes of that message so far
-	text    utf8.Validator
-	done    bool // a close frame or a failure ended the input
+	msg     msgState // the data message in progress on the wire
+	// zmore: the inflater may have more output from the bytes it took,
+	// which it gives before it is fed more.
+	zmore bool
+	out   int64 // decompressed bytes of the compressed message so far
+	text  utf8.Validator
+	done  bool // a close frame or a failure ended the input
 }
 
 // idle reports whether p is between messages, holding no state.
@@ -92,6 +97,13 @@ func (p *parser) idle() bool { return !p.inFrame && p.msg.op == 0 }
 // payload, as much as in holds of it; otherwise a whole header, a whole
 // control frame (or with whole set, a whole message), or evMore.
 func (p *parser) next(in []byte, ev *event) int {
+	if p.zmore {
+		*ev = p.inflate(nil, false)
+		return 0
+	}
+	if p.inFrame && p.msg.rsv1 {
+		return p.feed(in, ev)
+	}
 	if p.inFrame {
 		k := min(int64(len(in)), p.left)
 		if k == 0 && p.left > 0 {
@@ -152,9 +164,8 @@ func (p *parser) next(in []byte, ev *event) int {
 		p.msg = msgState{op: h.Opcode, rsv1: h.RSV&wire.RSV1 != 0}
 		p.text.Reset()
 		p.out = 0
-		p.zop = 0
 		if p.msg.rsv1 {
-			p.zop = h.Opcode
+			p.decomp.Begin(p.limit.Load())
 		}
 	}
 	p.msg.raw += h.Length
@@ -199,38 +210,79 @@ func (p *parser) payload(b []byte) event {
 	return ev
 }
 
-// inflated checks the next decompressed bytes of the compressed message
-// that began last: the read limit applies to its decompressed size, and
-// text must be UTF-8. It returns evData or evFail.
+// feed gives the inflater the next bytes of a compressed message's
+// payload as they arrive, unmasked in place, as many as it takes at once
+// so that none is unmasked twice; the last byte of the message says the
+// end. So corrupt data and an inflated size past the limit are found at
+// the byte that shows them, whatever the driver and however the bytes
+// come (issue 12).
+func (p *parser) feed(in []byte, ev *event) int {
+	k := min(int64(len(in)), p.left, int64(p.decomp.Room()))
+	if k == 0 && p.left > 0 {
+		*ev = event{kind: evMore, need: 1}
+		return 0
+	}
+	b := in[:k]
+	if p.hdr.Masked {
+		p.maskPos = wire.Mask(p.hdr.Key, p.maskPos, b)
+	}
+	p.left -= k
+	end := p.left == 0 && p.hdr.Fin
+	if p.left == 0 {
+		p.inFrame = false
+	}
+	*ev = p.inflate(b, end)
+	return int(k)
+}
+
+// inflate feeds the inflater b, all of which it takes, and says what came
+// of it: evData with the output, if any, or at the end of the message; or
+// evFail.
+func (p *parser) inflate(b []byte, end bool) event {
+	n, out, err := p.decomp.Inflate(b, end)
+	if n != len(b) {
+		return p.fail(StatusInternalError, errors.New("duplex: inflater took part of its input"))
+	}
+	p.zmore = len(out) > 0
+	switch {
+	case len(out) > 0:
+		return p.inflated(out)
+	case err == nil:
+		return event{kind: evData, op: p.msg.op, compressed: true}
+	case err == io.EOF:
+		if p.msg.op == wire.OpText && !p.text.Complete() {
+			return p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
+		}
+		p.decomp.Done()
+		ev := event{kind: evData, op: p.msg.op, compressed: true, end: true}
+		p.msg = msgState{}
+		return ev
+	case errors.Is(err, deflate.ErrLimit):
+		return p.fail(StatusMessageTooBig, ErrReadLimit)
+	}
+	// RFC 7692 §8.2.1 leaves the code open; 1007 says the payload was
+	// bad, as for text that is not UTF-8.
+	return p.fail(StatusInvalidFramePayloadData, err)
+}
+
+// inflated checks the next decompressed bytes of the compressed message:
+// the read limit applies to its decompressed size, and text must be
+// UTF-8. It returns evData or evFail. Past the limit, the bytes within it
+// are checked first, so that the verdict does not depend on how the
+// output was cut.
 func (p *parser) inflated(b []byte) event {
 	p.out += int64(len(b))
 	if limit := p.limit.Load(); limit > 0 && p.out > limit {
+		within := b[:int64(len(b))-min(p.out-limit, int64(len(b)))]
+		if p.msg.op == wire.OpText && !p.text.Write(within) {
+			return p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
+		}
 		return p.fail(StatusMessageTooBig, ErrReadLimit)
 	}
-	if p.zop == wire.OpText && !p.text.Write(b) {
+	if p.msg.op == wire.OpText && !p.text.Write(b) {
 		return p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
 	}
-	return event{kind: evData, p: b, op: p.zop}
-}
-
-// inflateEnd checks how inflating the message ended: err is what the
-// decompressor's reader returned after its last bytes. io.EOF gives an
-// evData with end set; bad compressed data, evFail with 1007. Any other
-// error is the transport's and is the driver's to handle (ok false).
-func (p *parser) inflateEnd(err error) (ev event, ok bool) {
-	switch {
-	case err == io.EOF:
-		if p.zop == wire.OpText && !p.text.Complete() {
-			return p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8), true
-		}
-		p.zop = 0
-		return event{kind: evData, end: true}, true
-	case errors.Is(err, deflate.ErrCorrupt):
-		// RFC 7692 §8.2.1 leaves the code open; 1007 says the payload
-		// was bad, as for text that is not UTF-8.
-		return p.fail(StatusInvalidFramePayloadData, err), true
-	}
-	return event{}, false
+	return event{kind: evData, p: b, op: p.msg.op, compressed: true}
 }
 
 // control acts on a whole ping, pong or close frame.
@@ -247,14 +299,23 @@ func (p *parser) control(op wire.Opcode, b []byte) event {
 	if err != nil {
 		return p.fail(failCode, err)
 	}
-	p.done = true
+	p.stop()
 	return event{kind: evClose, code: StatusCode(code), eventDetail: &eventDetail{reason: reason}}
 }
 
 // fail ends the input: nothing after a violation is parsed.
 func (p *parser) fail(code StatusCode, err error) event {
-	p.done = true
+	p.stop()
 	return event{kind: evFail, code: code, eventDetail: &eventDetail{err: err}}
+}
+
+// stop ends the input, giving back the inflater of a message cut short.
+func (p *parser) stop() {
+	p.done = true
+	p.zmore = false
+	if p.decomp != nil {
+		p.decomp.Done()
+	}
 }
 
 // closeReply is the payload of our answer to the peer's close frame with

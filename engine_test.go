@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/deflate"
 )
 
 // The engine is fed bytes and says what they mean, without I/O, so its
@@ -168,5 +170,65 @@ func readThroughEngine(stream []byte, client bool, chunk int, limit int64) ([]re
 		case evFail:
 			return msgs, refEnd{ev.code, true}
 		}
+	}
+}
+
+// TestEngineInflatesAsBytesArrive feeds compressed messages to a parser
+// one byte at a time, as a peer may send them: it must fail at the byte
+// that shows the message bad (the corrupt data, the inflated byte past
+// the read limit, the inflated byte that is not UTF-8) with the code it
+// gives when fed the stream whole, and not wait for the message's end,
+// which never comes here (issue 12).
+func TestEngineInflatesAsBytesArrive(t *testing.T) {
+	// A stored block: 1,100 bytes of "a", which is 1,105 on the wire.
+	storedA := append([]byte{0x00, 0x4c, 0x04, 0xb3, 0xfb}, strings.Repeat("a", 1100)...)
+	for _, tt := range []struct {
+		name  string
+		limit int64
+		wire  []byte
+		code  StatusCode
+		at    int // wire bytes fed when it must fail
+	}{
+		// f2 48 cd: a fixed block, "H", "e"; 00 11 then refers 6 bytes
+		// back. The frame announces 10 bytes; only 5 come.
+		{name: "distance before the start", wire: frames("c1 8a 00000000 f248cd0011"), code: 1007, at: 11},
+		{name: "reserved block type in a first fragment", wire: frames("41 81 00000000 07"), code: 1007, at: 7},
+		// fa 0f: a fixed block, then the code of byte ff.
+		{name: "text inflating to a byte that is not UTF-8", wire: frames("41 82 00000000 fa0f"), code: 1007, at: 8},
+		{name: "inflated past the limit", limit: 1024,
+			wire: append(frames("42 fe 0451 00000000"), storedA...), code: 1009, at: 8 + 5 + 1025},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var lim atomic.Int64
+			lim.Store(tt.limit)
+			for _, piece := range []int{0, 1} {
+				p := parser{deflate: true, decomp: deflate.NewDecompressor(15, false), limit: &lim}
+				rest := append([]byte(nil), tt.wire...)
+				var buf []byte
+				fed := 0
+				for {
+					var ev event
+					buf = buf[p.next(buf, &ev):]
+					if ev.kind == evFail {
+						if ev.code != tt.code || piece == 1 && fed != tt.at {
+							t.Errorf("fed in pieces of %d (0: whole): fail %d after %d bytes; want %d after %d", piece, ev.code, fed, tt.code, tt.at)
+						}
+						break
+					}
+					if ev.kind != evMore {
+						continue
+					}
+					if len(rest) == 0 {
+						t.Fatalf("fed in pieces of %d: all %d bytes fed, no failure", piece, fed)
+					}
+					k := len(rest)
+					if piece > 0 {
+						k = piece
+					}
+					buf = append(buf, rest[:k]...)
+					rest, fed = rest[k:], fed+k
+				}
+			}
+		})
 	}
 }

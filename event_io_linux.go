@@ -151,15 +151,7 @@ const readAhead = 256 << 10
 var (
 	eventBufs  = sync.Pool{New: func() any { b := make([]byte, eventBufSize); return &b }}
 	eventReads = sync.Pool{New: func() any { return new(eventRead) }}
-	// inflatedBufs hold decompressed messages.
-	inflatedBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 )
-
-func putInflated(bp *[]byte) {
-	if cap(*bp) <= eventDataMax {
-		inflatedBufs.Put(bp)
-	}
-}
 
 // readSocket reads what the socket has and handles it. It reports whether
 // the connection goes on waiting for bytes.
@@ -171,8 +163,8 @@ func (c *EventConn) readSocket() bool {
 		if c.state.Load()&stReadOver != 0 {
 			return c.drain(buf)
 		}
-		if rs := c.rs; rs != nil && rs.ps.inFrame && rs.ps.left > int64(len(buf)/2) && len(rs.pending) == 0 {
-			// A long frame: read straight into the message.
+		if rs := c.rs; rs != nil && rs.ps.inFrame && !rs.ps.msg.rsv1 && rs.ps.left > int64(len(buf)/2) && len(rs.pending) == 0 {
+			// A long uncompressed frame: read straight into the message.
 			ok, again := c.readIntoMessage(rs, buf)
 			if !ok {
 				return c.stopped(buf)

@@ -20,12 +20,14 @@ import (
 // idle it holds a few dozen bytes: no goroutine, no buffer and no Go
 // network descriptor, only its socket's file descriptor. Its messages
 // arrive in EventHandler.OnMessage, checked by the same engine as Read,
-// with the same close codes. A compressed message is inflated once it is
-// whole, where Read inflates as bytes arrive, so corrupt data or an
-// inflated size past the read limit is found at the message's end (if
-// the peer stops before it, the ending is that, not 1007 or 1009); in
-// both, a message longer on the wire than the read limit plus deflate's
-// worst expansion (limit/64 + 1 KiB) is refused with 1009 at once.
+// with the same close codes, at the same byte. A compressed message is
+// inflated as its bytes arrive, as Read does, so corrupt data (1007) or
+// an inflated size past the read limit (1009) ends the connection at the
+// byte that shows it; a message longer on the wire than the read limit
+// plus deflate's worst expansion (limit/64 + 1 KiB) is refused with 1009
+// at its header. The message is delivered whole, inflated, when its last
+// frame has arrived; until then, as for a Conn, it holds an inflater
+// from a pool (about 45 KB) besides the bytes inflated so far.
 //
 // Write, Ping and Close may be called from any goroutine, including from
 // inside the handler's functions; messages never interleave.

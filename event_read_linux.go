@@ -3,7 +3,6 @@
 package duplex
 
 import (
-	"bytes"
 	"context"
 	"syscall"
 	"time"
@@ -14,7 +13,9 @@ import (
 // The event loop's driver of the engine (engine.go): it feeds the parser
 // the bytes a worker read and carries out what the parser says. Whole
 // messages are delivered to OnMessage from the read buffer when they fit
-// in it; longer ones are gathered in eventRead.data.
+// in it; longer ones are gathered in eventRead.data, and compressed ones
+// are gathered there as the engine inflates them, while their bytes
+// arrive.
 
 // eventRead is the reading state of a connection between reads: an
 // incomplete frame header or control frame, or a data message that has
@@ -22,7 +23,7 @@ import (
 type eventRead struct {
 	pending []byte // the start of a header or control frame
 	ps      parser
-	data    []byte // the message so far, unmasked (compressed if it is)
+	data    []byte // the message so far, unmasked (inflated if compressed)
 }
 
 func newEventRead() *eventRead { return eventReads.Get().(*eventRead) }
@@ -43,7 +44,11 @@ func freeEventRead(rs *eventRead) {
 
 // newParser returns the engine's read state for c between messages.
 func (c *EventConn) newParser() parser {
-	return parser{client: c.flags&evClient != 0, deflate: c.flags&evDeflate != 0, limit: &c.limit, whole: true}
+	p := parser{client: c.flags&evClient != 0, limit: &c.limit, whole: true}
+	if c.flags&evDeflate != 0 {
+		p.deflate, p.decomp = true, c.x.Load().decomp
+	}
+	return p
 }
 
 // readState returns c.rs, making it, with the parser state ps, if c has
@@ -109,9 +114,9 @@ loop:
 	return true
 }
 
-// onPayload acts on payload bytes the parser checked: it adds them to
-// the message, and delivers the message at its end. inPlace: they are
-// already at the end of rs.data.
+// onPayload acts on payload bytes the parser checked (inflated, for a
+// compressed message): it adds them to the message, and delivers the
+// message at its end. inPlace: they are already at the end of rs.data.
 func (c *EventConn) onPayload(ev event, inPlace bool) bool {
 	if ev.kind == evFail {
 		return c.fail(ev.code, ev.err)
@@ -125,47 +130,7 @@ func (c *EventConn) onPayload(ev event, inPlace bool) bool {
 	if !ev.end {
 		return true
 	}
-	if !ev.compressed {
-		return c.deliver(MessageType(ev.op), rs.data)
-	}
-	return c.inflate(MessageType(ev.op), rs.data)
-}
-
-// inflate decompresses a whole message into a pool buffer, with the
-// engine checking the output as it comes, and delivers it.
-func (c *EventConn) inflate(typ MessageType, p []byte) bool {
-	ps := &c.rs.ps
-	d := c.x.Load().decomp
-	bp := inflatedBufs.Get().(*[]byte)
-	defer putInflated(bp)
-	out := (*bp)[:0]
-	r := d.Reader(bytes.NewReader(p))
-	for {
-		if len(out) == cap(out) {
-			out = append(out, 0)[:len(out)]
-		}
-		n, err := r.Read(out[len(out):cap(out)])
-		if ev := ps.inflated(out[len(out) : len(out)+n]); ev.kind == evFail {
-			d.Done()
-			*bp = out
-			return c.fail(ev.code, ev.err)
-		}
-		out = out[:len(out)+n]
-		if err == nil {
-			continue
-		}
-		ev, ok := ps.inflateEnd(err)
-		d.Done()
-		*bp = out
-		if !ok {
-			// A bytes.Reader does not fail; should the decompressor.
-			ev = ps.fail(StatusInternalError, err)
-		}
-		if ev.kind == evFail {
-			return c.fail(ev.code, ev.err)
-		}
-		return c.deliver(typ, out)
-	}
+	return c.deliver(MessageType(ev.op), rs.data)
 }
 
 // deliver hands a message to the program, unless the connection ended.

@@ -59,6 +59,17 @@ func (c *Conn) readInto(ctx context.Context, buf []byte) (MessageType, []byte, e
 		p = make([]byte, 0, 512)
 	}
 	for {
+		if len(p) == cap(p) && c.mr.zlib {
+			// A compressed message that fills buf may end here: see
+			// before growing buf for nothing.
+			_, err := r.Read(nil)
+			if err == io.EOF {
+				return typ, p, nil
+			}
+			if err != nil {
+				return 0, nil, err
+			}
+		}
 		if len(p) == cap(p) {
 			p = append(p, 0)[:len(p)]
 		}
@@ -219,24 +230,33 @@ func (c *Conn) nextDataFrame() error {
 		if err != nil {
 			return err
 		}
-		switch ev.kind {
-		case evFrame:
+		if ev.kind == evFrame {
 			c.wireDone = false
 			return nil
-		case evPing:
-			// Unless our close frame has gone out (§5.5.1).
-			err := c.writeControl(context.Background(), wire.OpPong, ev.p)
-			if err != nil && !errors.Is(err, errCloseSent) {
-				return err
-			}
-		case evPong:
-			c.gotPong(ev.p)
-		case evClose:
-			return c.handleClose(ev.code, ev.reason)
-		case evFail:
-			return c.fail(ev.code, ev.err)
+		}
+		if err := c.control(ev); err != nil {
+			return err
 		}
 	}
+}
+
+// control acts on a ping, a pong, the peer's close or a failure.
+func (c *Conn) control(ev event) error {
+	switch ev.kind {
+	case evPing:
+		// Unless our close frame has gone out (§5.5.1).
+		err := c.writeControl(context.Background(), wire.OpPong, ev.p)
+		if err != nil && !errors.Is(err, errCloseSent) {
+			return err
+		}
+	case evPong:
+		c.gotPong(ev.p)
+	case evClose:
+		return c.handleClose(ev.code, ev.reason)
+	case evFail:
+		return c.fail(ev.code, ev.err)
+	}
+	return nil
 }
 
 // handleClose answers the peer's close frame (§5.5.1) and ends the read
@@ -293,17 +313,14 @@ func (c *Conn) linger(halfClose bool) {
 // what it returns: the read limit, UTF-8, the inflated data.
 type msgReader struct {
 	c    *Conn
-	src  io.Reader // c.pr, or a decompressor over it
-	zlib bool      // src is a decompressor
+	zlib bool   // the message is compressed: the engine inflates it
+	zout []byte // inflated bytes not read yet, in the engine's inflater
+	zend bool   // zout is the end of the message
 }
 
 func (mr *msgReader) start() {
-	c := mr.c
-	c.msgDone = false
-	mr.src, mr.zlib = &c.pr, false
-	if c.ps.msg.rsv1 {
-		mr.src, mr.zlib = c.decomp.Reader(&c.pr), true
-	}
+	mr.c.msgDone = false
+	mr.zlib, mr.zout, mr.zend = mr.c.ps.msg.rsv1, nil, false
 }
 
 func (mr *msgReader) Read(p []byte) (int, error) {
@@ -336,32 +353,51 @@ func (mr *msgReader) read(p []byte) (int, error) {
 		return 0, e
 	}
 	stop := c.interruptRead(c.readCtx)
-	n, err := mr.src.Read(p)
-	stop()
-	if !mr.zlib {
-		if err == io.EOF {
-			c.msgDone = true
-		} else if err != nil {
-			return 0, c.readError(err)
-		}
-		return n, err
+	defer stop()
+	if mr.zlib {
+		return mr.inflated(p)
 	}
-	if ev := c.ps.inflated(p[:n]); ev.kind == evFail {
-		return 0, c.fail(ev.code, ev.err)
-	}
-	if err == nil {
-		return n, nil
-	}
-	ev, ok := c.ps.inflateEnd(err)
-	if !ok {
+	n, err := c.pr.Read(p)
+	if err == io.EOF {
+		c.msgDone = true
+	} else if err != nil {
 		return 0, c.readError(err)
 	}
-	if ev.kind == evFail {
-		return 0, c.fail(ev.code, ev.err)
+	return n, err
+}
+
+// inflated reads a compressed message as the engine inflates it: each
+// event gives the bytes the wire payload read so far decompresses to,
+// and control frames between its frames are acted on on the way.
+func (mr *msgReader) inflated(p []byte) (int, error) {
+	c := mr.c
+	for {
+		if len(mr.zout) > 0 || mr.zend {
+			n := copy(p, mr.zout)
+			mr.zout = mr.zout[n:]
+			if len(mr.zout) == 0 && mr.zend {
+				c.msgDone = true
+				return n, io.EOF
+			}
+			return n, nil
+		}
+		ev, err := c.nextEvent()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the message was cut off
+			}
+			return 0, c.readError(err)
+		}
+		switch ev.kind {
+		case evFrame: // the next frame of the message
+		case evData:
+			mr.zout, mr.zend = ev.p, ev.end
+		default:
+			if err := c.control(ev); err != nil {
+				return 0, err
+			}
+		}
 	}
-	c.decomp.Done()
-	c.msgDone = true
-	return n, io.EOF
 }
 
 // payloadReader reads the wire payload of the current message across its

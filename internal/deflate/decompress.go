@@ -1,6 +1,7 @@
 package deflate
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -12,6 +13,11 @@ import (
 // instead of waiting for more input.
 const trailer = tail + "\x01\x00\x00\xff\xff"
 
+// ErrLimit is returned by [Decompressor.Inflate] once a message has
+// decompressed to more than the limit given to [Decompressor.Begin]. The
+// connection should fail; close code 1009 is usual.
+var ErrLimit = errors.New("duplex: decompressed message exceeds the limit")
+
 // Decompressor decompresses the messages of one direction of a connection.
 // Between messages it holds no inflater, only (with context takeover) the
 // last 2^windowBits bytes of output; see the package doc.
@@ -19,7 +25,7 @@ type Decompressor struct {
 	takeover bool
 	hist     window
 
-	inf *inflater // between Reader and Done
+	inf *inflater // between Begin (or Reader) and Done
 	err error     // the current message's error, returned from then on
 	rd  msgReader // what Reader returns
 }
@@ -42,41 +48,101 @@ func NewDecompressor(windowBits int, contextTakeover bool) *Decompressor {
 	return d
 }
 
-// Reader returns a reader of the decompressed message whose compressed
-// payload r yields: the frame payloads of one message, concatenated, without
-// the 00 00 ff ff tail. The reader streams, holding at most a 32 KiB
-// window, so the caller can count the bytes it reads and stop at its limit:
-// limits apply to the decompressed size. It returns io.EOF at the end
-// of the message, having read r to its end; an error wrapping [ErrCorrupt]
-// for invalid data; and errors from r as they are. After io.EOF the caller
-// calls [Decompressor.Done]. The reader is valid until then.
-func (d *Decompressor) Reader(r io.Reader) io.Reader {
+// Begin starts a message whose decompressed size may be at most limit
+// bytes (0 or less: no limit), for [Decompressor.Inflate]. It takes an
+// inflater from the pool until [Decompressor.Done].
+func (d *Decompressor) Begin(limit int64) {
+	inf := d.begin()
+	h1, h2 := d.history()
+	inf.start(h1, h2, max(limit, 0))
+}
+
+// begin takes an inflater for a new message, ending the current one.
+func (d *Decompressor) begin() *inflater {
 	if d.inf != nil {
 		d.Done()
 	}
 	inf := inflaterPool.Get().(*inflater)
-	var h1, h2 []byte
-	if d.takeover {
-		// §7.1.1: the message may refer to the previous messages' output
-		// (example in §7.2.3.2).
-		h1, h2 = d.hist.parts()
-	}
-	inf.reset(r, h1, h2)
 	d.inf, d.err = inf, nil
+	return inf
+}
+
+// history returns what the message may refer to: with context takeover
+// (§7.1.1) the previous messages' output (example in §7.2.3.2).
+func (d *Decompressor) history() (h1, h2 []byte) {
+	if d.takeover {
+		return d.hist.parts()
+	}
+	return nil, nil
+}
+
+// Room returns how many bytes the next call to Inflate takes for sure:
+// at least 4 KiB less what an unfinished header or token holds back, and
+// 0 when the inflater has decoding left to do before it takes more.
+func (d *Decompressor) Room() int { return d.inf.room() }
+
+// Inflate feeds the decompressor in, the next bytes of the compressed
+// payload of the message begun with Begin (frame payloads concatenated,
+// without the 00 00 ff ff tail, in pieces of any size), end saying that
+// the message ends after them; it may be said on its own, with no bytes.
+// It decodes as far as they allow, keeping its state between calls, and
+// returns how many bytes of in it took and exactly one of three things:
+//   - out, the next decompressed bytes, valid until the next call, which
+//     may give more from what was taken or take more of in;
+//   - an error: io.EOF once the message has ended (after end was said),
+//     an error wrapping [ErrCorrupt] for invalid data, reported at the
+//     first byte that proves it, or [ErrLimit] past Begin's limit, which
+//     it passes by one byte so that a caller counting the output sees it.
+//     The same error is returned from then on;
+//   - neither, having taken all of in: more input is needed.
+//
+// After an error, call [Decompressor.Done].
+func (d *Decompressor) Inflate(in []byte, end bool) (n int, out []byte, err error) {
+	if d.err != nil {
+		return 0, nil, d.err
+	}
+	n, out, err = d.inf.step(in, end)
+	if d.takeover && len(out) > 0 {
+		d.hist.write(out)
+	}
+	switch err {
+	case nil, io.EOF:
+	case errLimit:
+		err = ErrLimit
+		d.err = err
+	default:
+		err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+		d.err = err
+	}
+	return n, out, err
+}
+
+// Reader returns a reader of the decompressed message whose compressed
+// payload r yields: the frame payloads of one message, concatenated, without
+// the 00 00 ff ff tail. It is the pull form of Begin and Inflate, with no
+// limit. The reader streams, holding at most a 32 KiB window. It returns
+// io.EOF at the end of the message, having read r to its end; an error
+// wrapping [ErrCorrupt] for invalid data; and errors from r as they are.
+// After io.EOF the caller calls [Decompressor.Done]. The reader is valid
+// until then.
+func (d *Decompressor) Reader(r io.Reader) io.Reader {
+	inf := d.begin()
+	h1, h2 := d.history()
+	inf.reset(r, h1, h2)
 	return &d.rd
 }
 
 // Done ends the current message and returns the inflater to its pool.
-// Call it after the reader returned io.EOF: with context takeover, ending a
-// message early leaves a history that no longer matches the peer's. Done
-// without a current message does nothing.
+// Call it after the end of the message (io.EOF) or an error: with context
+// takeover, ending a message early leaves a history that no longer matches
+// the peer's. Done without a current message does nothing.
 func (d *Decompressor) Done() {
 	inf := d.inf
 	if inf == nil {
 		return
 	}
 	d.inf = nil
-	inf.src = source{}
+	inf.src, inf.pend = nil, nil
 	inflaterPool.Put(inf)
 }
 
@@ -95,66 +161,12 @@ func (mr *msgReader) Read(p []byte) (int, error) {
 		d.hist.write(p[:n])
 	}
 	switch {
-	case err == nil:
-	case err == io.EOF:
-		// A message that ended with a final block (BFINAL=1, as in
-		// §7.2.3.4) leaves the rest of r unread; read it so that the
-		// caller is at the end of the message.
-		err = d.inf.src.drain()
-	case d.inf.src.err != nil:
-		err = d.inf.src.err
-	default:
+	case err == nil, err == io.EOF:
+	case err == errCorrupt, err == io.ErrUnexpectedEOF && !d.inf.srcFailed:
 		err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if err != nil && err != io.EOF {
 		d.err = err
 	}
 	return n, err
-}
-
-// source yields r, then the trailer.
-type source struct {
-	r    io.Reader
-	eof  bool  // r returned io.EOF
-	err  error // r failed
-	tail int   // bytes of the trailer yielded
-}
-
-func (s *source) Read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	if !s.eof {
-		n, err := s.r.Read(p)
-		switch {
-		case err == io.EOF:
-			s.eof = true
-		case err != nil:
-			s.err = err
-			return n, err
-		}
-		if n > 0 || !s.eof {
-			return n, nil
-		}
-	}
-	if s.tail == len(trailer) {
-		return 0, io.EOF
-	}
-	n := copy(p, trailer[s.tail:])
-	s.tail += n
-	return n, nil
-}
-
-// drain reads r to its end, ignoring what follows a final block.
-func (s *source) drain() error {
-	if !s.eof && s.err == nil {
-		if _, err := io.Copy(io.Discard, s.r); err != nil {
-			s.err = err
-		}
-		s.eof = true
-	}
-	if s.err != nil {
-		return s.err
-	}
-	return io.EOF
 }

@@ -38,7 +38,7 @@ const (
 	entryLiteralEnd decEntry = 1 << 28
 	// invalidBit marks bits no code starts with, and symbols outside the
 	// alphabet, in every table; entryInvalid also keeps them from reading
-	// as literals.
+	// as literals. Their length is the bits that prove the input wrong.
 	invalidBit   decEntry = 1 << 8
 	entryInvalid          = entryLiteralEnd | invalidBit
 )
@@ -119,7 +119,8 @@ func (t *decTable) build(c *codeLens, means []decEntry, rootBits uint, entries [
 	t.root, t.mask = root, 1<<root-1
 	t.entries = entries
 	if maxLen == 0 {
-		entries[0], entries[1] = entryInvalid, entryInvalid
+		// Any bit proves the input wrong: one is the length.
+		entries[0], entries[1] = entryInvalid|1, entryInvalid|1
 		return true
 	}
 	left := 1
@@ -133,8 +134,9 @@ func (t *decTable) build(c *codeLens, means []decEntry, rootBits uint, entries [
 		if maxLen != 1 {
 			return false
 		}
-		// One code of one bit: root is 1, and the other half is unused.
-		entries[0], entries[1] = entryInvalid, entryInvalid
+		// One code of one bit: root is 1, and the other half is unused,
+		// which its one bit proves.
+		entries[0], entries[1] = entryInvalid|1, entryInvalid|1
 	}
 
 	// Symbols ordered by length, then value: their canonical order.
