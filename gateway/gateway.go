@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,9 @@ type Gateway struct {
 
 	channels  *channels
 	ownBroker bool // the broker is ours to close: Options.Broker was nil
+
+	events     duplex.EventHandler // of every event session (session_event.go)
+	identities sync.Map            // *Identity by identityKey: shared by sessions (identity.go)
 }
 
 // New returns a Gateway for opts, logging to logger (nil: slog.Default()).
@@ -93,7 +97,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		log:       logger,
 		auth:      auth,
 		metrics:   newMetrics(),
-		hub:       newHub(opts.MaxConnections),
+		events:    newEventHandler(),
 		page:      page,
 		client:    client,
 		pageCSP:   csp,
@@ -105,6 +109,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 			CloseTimeout:   opts.CloseTimeout,
 		},
 	}
+	g.hub = newHub(opts.MaxConnections, g.sweepLoop)
 	if !opts.DisableCompression {
 		g.accept.Compression = &duplex.CompressionOptions{}
 	}
@@ -188,7 +193,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		left := g.hub.snapshot()
 		for _, s := range left {
-			s.conn.CloseNow()
+			s.kind.closeNow()
 		}
 		g.log.Warn("shutdown timed out; dropped connections", "connections", len(left), "duration", time.Since(start))
 		return ctx.Err()

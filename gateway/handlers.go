@@ -96,30 +96,45 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 // runs the session with handle for each message. Every refusal happens
 // before the handshake: 401 here, 503 for a full or closing gateway, and
 // 400, 403, 405 or 426 from duplex.Accept.
+//
+// A connection the event loop can take (plain TCP) becomes an event
+// session and this handler returns; the session gives its slot back when
+// it ends. Any other (TLS served here, HTTP/2, Options.NoEventLoop) runs
+// as a goroutine session on this handler's goroutine.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
-	id, status := g.authenticate(w, r)
+	ident, status := g.authenticate(w, r)
 	if status != 0 {
 		g.metrics.refused(status)
 		return
 	}
 	if status, reason := g.hub.reserve(); status != 0 {
 		g.metrics.refused(status)
-		g.logs.warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", clip(id.User))
+		g.logs.warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", clip(ident.User))
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, reason, status)
 		return
 	}
-	defer g.hub.release()
+	detached := false
+	defer func() {
+		if !detached {
+			g.hub.release()
+		}
+	}()
 	conn, err := duplex.Accept(w, r, &g.accept)
 	if err != nil {
 		var he *duplex.HandshakeError
 		if errors.As(err, &he) && he.StatusCode != 0 {
 			g.metrics.refused(he.StatusCode)
-			g.logs.info("handshake refused", "status", he.StatusCode, "reason", clip(string(he.Body)), "remote", r.RemoteAddr, "user", clip(id.User))
+			g.logs.info("handshake refused", "status", he.StatusCode, "reason", clip(string(he.Body)), "remote", r.RemoteAddr, "user", clip(ident.User))
 		} else {
-			g.logs.warn("handshake failed", "error", clip(err.Error()), "remote", r.RemoteAddr, "user", clip(id.User))
+			g.logs.warn("handshake failed", "error", clip(err.Error()), "remote", r.RemoteAddr, "user", clip(ident.User))
 		}
 		return
 	}
-	g.newSession(conn, r, id, handle).run()
+	id := g.shareIdentity(ident)
+	if !g.opts.NoEventLoop && g.detach(conn, r, id, handle) {
+		detached = true
+		return
+	}
+	g.newGoSession(conn, r, id, handle).run()
 }

@@ -23,14 +23,18 @@ type hub struct {
 	sessions map[*session]struct{} // guarded by mu
 	slots    int                   // guarded by mu; upgrades in progress plus sessions
 	closing  bool                  // guarded by mu; set once by Shutdown
+	events   int                   // guarded by mu; event sessions in sessions
+	sweeping bool                  // guarded by mu; the sweep goroutine runs
+
+	sweep func() // runs the sweep (Gateway.sweepLoop)
 
 	// wg counts slots. Add happens under mu while !closing, so no Add can
 	// race with Shutdown's Wait starting from zero.
 	wg sync.WaitGroup
 }
 
-func newHub(max int) *hub {
-	return &hub{max: max, sessions: make(map[*session]struct{})}
+func newHub(max int, sweep func()) *hub {
+	return &hub{max: max, sessions: make(map[*session]struct{}), sweep: sweep}
 }
 
 // reserve takes a slot for an upgrade. It returns 0, or the HTTP status
@@ -66,13 +70,43 @@ func (h *hub) add(s *session) bool {
 		return false
 	}
 	h.sessions[s] = struct{}{}
+	if _, ok := s.kind.(*eventSession); ok {
+		h.events++
+		if !h.sweeping {
+			h.sweeping = true
+			go h.sweep()
+		}
+	}
 	return true
 }
 
 func (h *hub) remove(s *session) {
 	h.mu.Lock()
-	delete(h.sessions, s)
+	if _, ok := h.sessions[s]; ok {
+		delete(h.sessions, s)
+		if _, ok := s.kind.(*eventSession); ok {
+			h.events--
+		}
+	}
 	h.mu.Unlock()
+}
+
+// eventSessions appends the event sessions open now to buf. When there
+// are none it returns false, and the sweep must end: the next add starts
+// another.
+func (h *hub) eventSessions(buf []*eventSession) ([]*eventSession, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.events == 0 {
+		h.sweeping = false
+		return buf, false
+	}
+	for s := range h.sessions {
+		if es, ok := s.kind.(*eventSession); ok {
+			buf = append(buf, es)
+		}
+	}
+	return buf, true
 }
 
 // snapshot returns the sessions open now.

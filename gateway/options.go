@@ -264,6 +264,13 @@ type Options struct {
 	// a response holds at least one message whatever its size. Default
 	// 4 MiB, also for a negative value.
 	HistoryPageBytes int64
+
+	// NoEventLoop runs every WebSocket on goroutines of its own (a reader,
+	// a writer and a keeper: about 38 KB each while idle) instead of on
+	// the event loop (about 1 KB each idle, docs/scaling.md). Connections
+	// the loop cannot take (TLS served by this server, HTTP/2, platforms
+	// other than Linux) run on goroutines anyway. Default false.
+	NoEventLoop bool
 }
 
 // Defaults of Options.
