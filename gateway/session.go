@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,26 +40,30 @@ type session struct {
 	g      *Gateway
 	kind   sessionKind
 	ident  atomic.Pointer[Identity] // shared by sessions with one credential; a refresh swaps in a copy
-	remote string
 	handle messageHandler
+	remote string
 	id     uint64
 	start  int64 // Unix ns
-	path   string
 
-	mu        sync.Mutex
-	over      atomic.Bool       // set under mu, once: the session is ending
-	endCode   duplex.StatusCode // guarded by mu; the code the server closes with, 0 if none
-	endReason string            // guarded by mu
+	end atomic.Pointer[sessionEnd] // nil until the session starts to end; set once
 
 	// subs are the channels s subscribes to: a slice, since most
 	// sessions have one or two (channels.go).
-	subs      []*channel // guarded by channels.mu
-	subsEnded bool       // guarded by channels.mu; leaveAll ran
+	subs []*channel // guarded by channels.mu
 
 	lastRefresh int64        // Unix ns; used by the handler only (refresh.go)
 	expires     atomic.Int64 // Unix ms when the credential runs out, 0 never (expiry.go)
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+
+	subsEnded bool // guarded by channels.mu; leaveAll ran
+}
+
+// sessionEnd is how the server ends a session: made when it starts to,
+// so that open sessions hold only a nil pointer.
+type sessionEnd struct {
+	code   duplex.StatusCode // the code of the server's close frame, 0 if none
+	reason string
 }
 
 // sessionKind is what differs between the two kinds of session.
@@ -95,22 +98,9 @@ func (g *Gateway) initSession(s *session, kind sessionKind, r *http.Request, id 
 	s.id = g.nextID.Add(1)
 	s.ident.Store(id)
 	s.remote = r.RemoteAddr
-	s.path = routePath(r.URL.Path)
 	s.handle = handle
 	s.start = time.Now().UnixNano()
 	s.setExpiry(id.Expires)
-}
-
-// routePath returns p as one of the constant route names, so a session
-// holds no copy of its request's path.
-func routePath(p string) string {
-	switch p {
-	case "/ws":
-		return "/ws"
-	case "/echo":
-		return "/echo"
-	}
-	return p
 }
 
 // identity returns the session's credential. Its Claims change only with
@@ -121,16 +111,16 @@ func (s *session) identity() *Identity { return s.ident.Load() }
 func (s *session) user() string { return s.identity().User }
 
 // ending reports whether the session has started to end.
-func (s *session) ending() bool { return s.over.Load() }
+func (s *session) ending() bool { return s.end.Load() != nil }
 
 // context is done once the session ends, for the kinds that have one;
 // callers check ending as well.
 func (s *session) context() context.Context { return s.kind.context() }
 
-// opened counts and logs a session that is about to serve messages. It
-// returns false when the gateway is shutting down: the session is closed
-// with 1001 then, and not registered.
-func (s *session) opened() bool {
+// opened counts and logs a session of path that is about to serve
+// messages. It returns false when the gateway is shutting down: the
+// session is closed with 1001 then, and not registered.
+func (s *session) opened(path string) bool {
 	g := s.g
 	added := g.hub.add(s)
 	g.metrics.connections.Inc()
@@ -139,7 +129,7 @@ func (s *session) opened() bool {
 	g.log.Info("connected",
 		"conn", s.id,
 		"session", kind,
-		"path", s.path,
+		"path", path,
 		"remote", s.remote,
 		"user", s.user(),
 		"auth", s.identity().Method,
@@ -263,22 +253,18 @@ func (s *session) pongTimeout(wroteSince bool) {
 // the connection is over already (or failing, which the reader will see).
 // Only the first call counts; it reports whether it was this one.
 func (s *session) closeWith(code duplex.StatusCode, reason string) bool {
-	s.mu.Lock()
-	if s.over.Load() {
-		s.mu.Unlock()
+	if s.end.Load() != nil || !s.end.CompareAndSwap(nil, &sessionEnd{code: code, reason: reason}) {
 		return false
 	}
-	s.endCode, s.endReason = code, reason
-	s.over.Store(true)
-	s.mu.Unlock()
 	s.kind.closing(code, reason)
 	return true
 }
 
 func (s *session) closeCode() (duplex.StatusCode, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.endCode, s.endReason
+	if e := s.end.Load(); e != nil {
+		return e.code, e.reason
+	}
+	return 0, ""
 }
 
 // logClose logs how the session ended and counts it. err is the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,23 +24,26 @@ type eventSession struct {
 	session
 	conn *duplex.EventConn
 
-	// The send queue, allocated when a message comes and released once
-	// written. One goroutine at a time writes (writing); messages queued
-	// meanwhile go out in its next round.
-	queue       []outMsg      // guarded by mu
-	queuedBytes int64         // guarded by mu; payload bytes in queue
-	writing     bool          // guarded by mu; a writer goroutine runs
-	flushed     chan struct{} // guarded by mu; made by a waiting flush, closed when the queue empties
-	closeSent   bool          // guarded by mu; the server's close frame went, or goes, out
-	inFlight    atomic.Int64  // messages taken from queue and not yet written
+	mu sync.Mutex
+	// q is the send queue: allocated when a message comes, released once
+	// it is written. While q is set, one goroutine writes it (writeLoop).
+	q         *sendQueue // guarded by mu
+	closeSent bool       // guarded by mu; the server's close frame went, or goes, out
 
-	// Heartbeat state, Unix ns: read and written by the sweep and OnPong.
-	nextPing    atomic.Int64 // when the next ping is due
-	pingSent    atomic.Int64 // when the unanswered ping went out, 0 if none
-	pingWrote   atomic.Int64 // msgsOut when that ping was queued
-	wroteAtPong atomic.Int64 // msgsOut before the last answered ping
+	// The heartbeat (sweep, pong): beat > 0 is when the next ping is due,
+	// beat < 0 minus when the ping waiting for its pong went out (Unix
+	// ns). pingWrote and wroteAtPong hold the low bits of msgsOut when
+	// that ping went out and before the last answered one.
+	beat                   atomic.Int64
+	pingWrote, wroteAtPong atomic.Uint32
+}
 
-	closeErr error // written by the goroutine that sent the close frame
+// sendQueue is what a session has to send, and its writer's state.
+type sendQueue struct {
+	msgs     []outMsg      // guarded by eventSession.mu
+	bytes    int64         // guarded by eventSession.mu; payload bytes in msgs
+	flushed  chan struct{} // guarded by eventSession.mu; made by a waiting flush, closed when the queue empties
+	inFlight atomic.Int64  // messages taken from msgs and not yet written
 }
 
 // pingMsg marks a ping in the send queue.
@@ -63,10 +67,7 @@ func newEventHandler() duplex.EventHandler {
 		},
 		OnClose: func(c *duplex.EventConn, err error) {
 			s := sessionOf(c)
-			s.mu.Lock()
-			closeErr := s.closeErr
-			s.mu.Unlock()
-			s.ended(err, closeErr)
+			s.ended(err, nil)
 			s.g.hub.release()
 		},
 	}
@@ -79,7 +80,7 @@ func newEventHandler() duplex.EventHandler {
 func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handle messageHandler) bool {
 	s := &eventSession{}
 	g.initSession(&s.session, s, r, id, handle)
-	s.nextPing.Store(s.start + int64(g.opts.PingInterval))
+	s.beat.Store(s.start + int64(g.opts.PingInterval))
 	// The session is the connection's Value before the loop sees a byte,
 	// so every callback finds it.
 	ec, err := conn.Detach(g.eventHandler())
@@ -87,7 +88,7 @@ func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handl
 		return false
 	}
 	s.conn = ec
-	s.opened()
+	s.opened(r.URL.Path)
 	ec.SetValue(s)
 	return true
 }
@@ -119,69 +120,70 @@ func (s *eventSession) describe() (string, string, string) {
 func (s *eventSession) queueState() (queued int, queuedBytes, unwritten int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue), s.queuedBytes, int64(len(s.queue)) + s.inFlight.Load()
+	if q := s.q; q != nil {
+		return len(q.msgs), q.bytes, int64(len(q.msgs)) + q.inFlight.Load()
+	}
+	return 0, 0, 0
 }
 
 func (s *eventSession) enqueue(m outMsg) bool {
 	n := int64(len(m.data))
 	s.mu.Lock()
-	if s.over.Load() {
+	if s.ending() {
 		s.mu.Unlock()
 		return false
 	}
-	o := &s.g.opts
+	q := s.q
 	// One message is always accepted into an empty queue, however large:
 	// MaxMessageSize bounds it.
-	cause := ""
-	switch {
-	case m.typ != pingMsg && s.queuedBytes+n > o.SendQueueBytes && s.queuedBytes > 0:
-		cause = causeQueueBytes
-	case m.typ != pingMsg && len(s.queue) >= o.SendQueue:
-		cause = causeQueueFull
+	if q != nil && m.typ != pingMsg {
+		cause := ""
+		switch o := &s.g.opts; {
+		case q.bytes+n > o.SendQueueBytes && q.bytes > 0:
+			cause = causeQueueBytes
+		case len(q.msgs) >= o.SendQueue:
+			cause = causeQueueFull
+		}
+		if cause != "" {
+			s.mu.Unlock()
+			s.slowConsumer(cause, reasonQueueFull)
+			return false
+		}
 	}
-	if cause != "" {
-		s.mu.Unlock()
-		s.slowConsumer(cause, reasonQueueFull)
-		return false
+	start := q == nil
+	if start {
+		q = &sendQueue{msgs: make([]outMsg, 0, 2)}
+		s.q = q
 	}
-	if s.queue == nil {
-		s.queue = make([]outMsg, 0, 2)
-	}
-	s.queue = append(s.queue, m)
-	s.queuedBytes += n
-	start := !s.writing
-	s.writing = true
+	q.msgs = append(q.msgs, m)
+	q.bytes += n
 	s.mu.Unlock()
 	if start {
-		go s.writeLoop()
+		go s.writeLoop(q)
 	}
 	return true
 }
 
-// writeLoop writes the queue, round after round, until it is empty or
-// the session ends; then it sends the server's close frame, if there is
-// one, and returns. It runs on a goroutine of its own: a write waits
-// while the client's socket is full.
+// writeLoop writes q, round after round, until it is empty or the
+// session ends; then it releases q, sends the server's close frame if
+// there is one, and returns. It runs on a goroutine of its own: a write
+// waits while the client's socket is full.
 //
 // EventConn has no call that writes several messages in one system call
 // yet, so a round writes its messages one by one (a writev per message).
-func (s *eventSession) writeLoop() {
+func (s *eventSession) writeLoop(q *sendQueue) {
 	var spare []outMsg
 	for {
 		s.mu.Lock()
-		batch := s.queue
-		if len(batch) == 0 || s.over.Load() {
-			s.queue, s.queuedBytes = nil, 0
-			s.writing = false
-			if s.flushed != nil {
-				close(s.flushed)
-				s.flushed = nil
+		batch := q.msgs
+		if len(batch) == 0 || s.ending() {
+			s.q = nil
+			if q.flushed != nil {
+				close(q.flushed)
 			}
-			code, reason := s.endCode, s.endReason
-			send := s.over.Load() && code != 0 && !s.closeSent
-			if send {
-				s.closeSent = true
-			}
+			code, reason := s.closeCode()
+			send := code != 0 && !s.closeSent
+			s.closeSent = s.closeSent || send
 			s.mu.Unlock()
 			if send {
 				s.sendClose(code, reason)
@@ -190,8 +192,8 @@ func (s *eventSession) writeLoop() {
 		}
 		// New messages go to the array of the last round: a client that
 		// keeps receiving reuses two arrays.
-		s.queue, s.queuedBytes = spare, 0
-		s.inFlight.Store(int64(len(batch)))
+		q.msgs, q.bytes = spare, 0
+		q.inFlight.Store(int64(len(batch)))
 		s.mu.Unlock()
 		for i := range batch {
 			if s.ending() {
@@ -207,7 +209,7 @@ func (s *eventSession) writeLoop() {
 			default:
 				err = s.conn.Write(context.Background(), m.typ, m.data)
 			}
-			s.inFlight.Add(-1)
+			q.inFlight.Add(-1)
 			if err != nil {
 				s.closeWith(0, "") // the connection is over: OnClose says why
 				break
@@ -217,7 +219,7 @@ func (s *eventSession) writeLoop() {
 			}
 		}
 		clear(batch)
-		s.inFlight.Store(0)
+		q.inFlight.Store(0)
 		spare = batch[:0]
 	}
 }
@@ -227,14 +229,15 @@ func (s *eventSession) writeLoop() {
 // close frame, is read only after the answers went out.
 func (s *eventSession) flush() {
 	s.mu.Lock()
-	if !s.writing || s.over.Load() {
+	q := s.q
+	if q == nil || s.ending() {
 		s.mu.Unlock()
 		return
 	}
-	if s.flushed == nil {
-		s.flushed = make(chan struct{})
+	if q.flushed == nil {
+		q.flushed = make(chan struct{})
 	}
-	done := s.flushed
+	done := q.flushed
 	s.mu.Unlock()
 	t := time.NewTimer(drainTimeout)
 	defer t.Stop()
@@ -253,7 +256,7 @@ func (s *eventSession) closing(code duplex.StatusCode, reason string) {
 		return
 	}
 	s.mu.Lock()
-	if s.writing {
+	if s.q != nil {
 		s.mu.Unlock()
 		time.AfterFunc(s.g.opts.CloseTimeout, func() {
 			s.mu.Lock()
@@ -266,18 +269,17 @@ func (s *eventSession) closing(code duplex.StatusCode, reason string) {
 		return
 	}
 	s.closeSent = true
-	s.queue, s.queuedBytes = nil, 0
 	s.mu.Unlock()
 	// Close waits while the socket is full: not on the caller, which may
 	// hold a channel's lock.
 	go s.sendClose(code, reason)
 }
 
+// sendClose sends the close frame. Close returns at once, or once the
+// frame is in the socket; a client that does not answer is dropped after
+// CloseTimeout, and OnClose's error says so (duplex.ErrCloseTimeout).
 func (s *eventSession) sendClose(code duplex.StatusCode, reason string) {
-	err := s.conn.Close(code, reason)
-	s.mu.Lock()
-	s.closeErr = err
-	s.mu.Unlock()
+	s.conn.Close(code, reason)
 }
 
 // sweep is the heartbeat and token expiry of one session, called by the
@@ -290,29 +292,29 @@ func (s *eventSession) sweep(now time.Time) {
 		return
 	}
 	ns := now.UnixNano()
-	if sent := s.pingSent.Load(); sent != 0 {
-		if ns-sent >= int64(s.g.opts.PongTimeout) {
-			s.pongTimeout(s.msgsOut.Load() != s.wroteAtPong.Load())
+	beat := s.beat.Load()
+	if beat < 0 {
+		if ns+beat >= int64(s.g.opts.PongTimeout) {
+			s.pongTimeout(uint32(s.msgsOut.Load()) != s.wroteAtPong.Load())
 		}
 		return
 	}
-	if ns < s.nextPing.Load() {
+	if ns < beat {
 		return
 	}
-	s.pingWrote.Store(s.msgsOut.Load())
-	s.pingSent.Store(ns)
+	s.pingWrote.Store(uint32(s.msgsOut.Load()))
+	s.beat.Store(-ns)
 	s.enqueue(outMsg{typ: pingMsg})
 }
 
 // pong takes the answer to the session's ping.
 func (s *eventSession) pong(now time.Time) {
-	sent := s.pingSent.Load()
-	if sent == 0 {
+	sent := -s.beat.Load()
+	if sent <= 0 {
 		return // unsolicited (RFC 6455 §5.5.3): no answer to anything
 	}
 	ns := now.UnixNano()
 	s.g.metrics.pingRTT.Observe(time.Duration(ns - sent).Seconds())
 	s.wroteAtPong.Store(s.pingWrote.Load())
-	s.nextPing.Store(ns + int64(s.g.opts.PingInterval))
-	s.pingSent.Store(0)
+	s.beat.Store(ns + int64(s.g.opts.PingInterval))
 }

@@ -38,6 +38,7 @@ type goSession struct {
 	cancel context.CancelFunc
 
 	closeErr error // written by the keeper before it returns; what Close returned
+	path     string
 
 	expiryWake chan struct{} // one slot: setExpiry wakes the keeper
 }
@@ -49,6 +50,7 @@ func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity,
 		wrote:      make(chan struct{}, 1),
 		expiryWake: make(chan struct{}, 1),
 	}
+	s.path = r.URL.Path
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	g.initSession(&s.session, s, r, id, handle)
 	return s
@@ -56,7 +58,7 @@ func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity,
 
 // run serves the session until it ends and logs how it ended.
 func (s *goSession) run() {
-	s.opened()
+	s.opened(s.path)
 	var wg sync.WaitGroup
 	wg.Go(s.writeLoop)
 	wg.Go(s.keep)
