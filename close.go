@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"github.com/duplexws/duplex/internal/wire"
 )
 
 // StatusCode is a close code (RFC 6455 §7.4).
@@ -113,14 +111,12 @@ func CloseStatus(err error) StatusCode {
 // otherwise. Calling it again, or after the connection has ended, returns
 // the connection's CloseError.
 func (c *Conn) Close(code StatusCode, reason string) error {
-	if !wire.ValidCloseCode(uint16(code)) {
-		return fmt.Errorf("duplex: close code %d may not be sent", code)
-	}
-	if len(reason) > wire.MaxControlPayload-2 {
-		return fmt.Errorf("duplex: close reason longer than %d bytes", wire.MaxControlPayload-2)
+	payload, err := closePayload(code, reason)
+	if err != nil {
+		return err
 	}
 	c.setErr(&CloseError{Code: code, Reason: reason, Sent: true, Err: net.ErrClosed})
-	if !c.sendClose(wire.AppendClose(nil, uint16(code), reason)) {
+	if !c.sendClose(payload) {
 		<-c.done
 		return c.err()
 	}

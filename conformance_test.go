@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -295,6 +296,11 @@ var conformanceCases = []struct {
 	{name: "RSV2 with deflate on", roles: asBoth, deflate: true, script: []string{"> a1 05 48656c6c6f"}, close: 1002},
 	// BFINAL 1, BTYPE 11: a reserved block type.
 	{name: "corrupt deflate data", roles: asBoth, deflate: true, script: []string{"> c1 01 07"}, close: 1007},
+	// Deflate's worst expansion is under limit/64 + 1 KiB: a compressed
+	// message longer than the limit plus that on the wire is refused at
+	// its header, before its payload, by every driver (issue 12).
+	{name: "compressed frame too long to fit the limit, refused at its header", roles: asServer, deflate: true, limit: 1024, script: []string{"! c2 fe 0811 00000000"}, close: 1009},
+	{name: "compressed frame too long to fit the limit, refused at its header (client)", roles: asClient, deflate: true, limit: 1024, script: []string{"! c2 7e 0811"}, close: 1009},
 	{name: "compressed text inflating to invalid UTF-8", roles: asBoth, deflate: true, script: []string{"> c1 03 fa0f00"}, close: 1007},
 	// 2048 zeros deflate to 13 bytes; the limit counts inflated bytes.
 	{name: "compressed message inflating past the limit", roles: asBoth, deflate: true, limit: 1024, script: []string{"> c2 " + deflateHex(make([]byte, 2048))}, close: 1009},
@@ -314,17 +320,47 @@ func deflateHex(p []byte) string {
 	return fmt.Sprintf("%02x %x", len(out), out)
 }
 
+// confDriver runs the library side of a conformance case one way: it
+// connects it, playing r, to a RawPeer and echoes every message it gets.
+// end reports how the echo ended, as confEcho does.
+type confDriver struct {
+	name  string
+	roles role // the roles it can play
+	// shared: the driver starts goroutines that outlive a connection (the
+	// event loop's), so it is not checked for leaks per case.
+	shared bool
+	start  func(t *testing.T, r role, o confOptions) (peer *testkit.RawPeer, end <-chan ending)
+}
+
+// confDrivers are the ways to run a connection, all on one engine: a Conn
+// read by a goroutine; on Linux also a Conn detached to the event loop
+// and a connection that ServeEvents accepted (event_test.go,
+// serve_event_test.go). Every conformance case runs in each, and must
+// give the same frames and close codes (issue 12).
+var confDrivers = []confDriver{{
+	name:  "conn",
+	roles: asBoth,
+	start: func(t *testing.T, r role, o confOptions) (*testkit.RawPeer, <-chan ending) {
+		c, peer := confPair(t, r, o)
+		return peer, confEcho(c)
+	},
+}}
+
 func TestConformance(t *testing.T) {
-	for _, tt := range conformanceCases {
-		for _, r := range []role{asServer, asClient} {
-			if tt.roles&r == 0 {
-				continue
+	for _, d := range confDrivers {
+		for _, tt := range conformanceCases {
+			for _, r := range []role{asServer, asClient} {
+				if tt.roles&d.roles&r == 0 {
+					continue
+				}
+				t.Run(d.name+"/"+r.String()+"/"+tt.name, func(t *testing.T) {
+					if !d.shared {
+						testkit.CheckNoGoroutineLeak(t)
+					}
+					peer, end := d.start(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
+					playCase(t, r, peer, end, tt.script, tt.close, tt.peerCode)
+				})
 			}
-			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
-				testkit.CheckNoGoroutineLeak(t)
-				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
-				playCase(t, r, peer, confEcho(c), tt.script, tt.close, tt.peerCode)
-			})
 		}
 	}
 }
@@ -1001,5 +1037,36 @@ func TestWriteContextEndsMidMessage(t *testing.T) {
 	t.Logf("Write = %v (code %d)", err, ce.Code)
 	if err2 := c.Write(context.Background(), duplex.MessageText, []byte("x")); duplex.CloseStatus(err2) != ce.Code {
 		t.Errorf("next Write = %v; want the same CloseError", err2)
+	}
+}
+
+// RFC 6455 §7.1.1: after the close handshake the server closes the TCP
+// connection first, and a client waits for that (for at most its close
+// timeout) rather than close first. The program hears of the end at once
+// in every driver; only the socket waits.
+func TestClientLeavesTCPCloseToServer(t *testing.T) {
+	for _, d := range confDrivers {
+		if d.roles&asClient == 0 {
+			continue
+		}
+		t.Run(d.name, func(t *testing.T) {
+			peer, end := d.start(t, asClient, confOptions{})
+			if err := peer.Send("88 02 03e8"); err != nil {
+				t.Fatal(err)
+			}
+			// The answer, read by hand: ExpectClose, as a server, would
+			// close TCP at once.
+			if err := expectFrame(peer, asClient, "88 02 03e8"); err != nil {
+				t.Fatal(err)
+			}
+			checkEnding(t, end, 1000, true)
+			// A closed socket would be seen at once; an open one makes the
+			// read wait out its deadline.
+			peer.Timeout = 200 * time.Millisecond
+			if b, err := peer.ReadN(1); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("after the close handshake the client sent % x, %v; want the socket left open for the server to close", b, err)
+			}
+			peer.Close()
+		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex/internal/deflate"
-	"github.com/duplexws/duplex/internal/utf8"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -71,19 +70,13 @@ type Conn struct {
 	rd        bufReader
 	readLimit atomic.Int64
 	readCtx   context.Context // the context of the message being read
-	frame     wire.Header     // current frame
-	frameLeft int64           // payload bytes of frame not yet read
-	maskPos   int
-	msgOp     wire.Opcode // opcode of the data message in progress, 0 if none
-	msgRSV1   bool        // the message in progress is compressed
-	msgRaw    int64       // wire payload bytes of the message so far
-	msgDone   bool        // the message in progress was read to its end
+	ps        parser          // the engine: frame rules, limits, UTF-8, close
+	wireDone  bool            // the message in progress has had its final frame
+	msgDone   bool            // the message in progress was read to its end
 	mr        msgReader
 	pr        payloadReader
-	text      utf8.Validator
-	ctrl      [wire.MaxControlPayload]byte
 	decomp    *deflate.Decompressor // nil without permessage-deflate
-	readOver  atomic.Bool           // the connection failed; nothing more is read
+	readOver  atomic.Bool           // the read side is over: failed, closed by the peer, or transport closed
 	readEver  atomic.Bool           // the program has read: Close leaves reading to it
 
 	// Write side. msgSem is held for a whole data message, frameSem while
@@ -151,6 +144,7 @@ func newConn(cfg connConfig) *Conn {
 		cfg.readLimit = defaultReadLimit
 	}
 	c.readLimit.Store(cfg.readLimit)
+	c.ps = parser{client: cfg.client, deflate: cfg.decomp != nil, limit: &c.readLimit}
 	c.rd.src = cfg.tr
 	if sc, ok := cfg.tr.(*net.TCPConn); ok && rawReads {
 		c.rd.raw, _ = sc.SyscallConn()
@@ -213,6 +207,7 @@ func (c *Conn) err() *CloseError {
 func (c *Conn) closeTransport() {
 	c.closeOnce.Do(func() {
 		c.tr.Close()
+		c.readOver.Store(true)
 		close(c.done)
 	})
 }

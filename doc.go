@@ -31,6 +31,38 @@
 // Writes are safe from any goroutine; one goroutine reads at a time, and
 // one must keep reading for pings, pongs and close frames to be handled.
 //
+// # Two ways to run a connection
+//
+// A Conn is run by the program's goroutines: Read blocks until a message
+// arrives, and Reader streams one of any size without holding it whole.
+// This is the simple way, and the right one for clients, for handlers
+// that keep per-connection state on the stack, for large or streamed
+// messages, and for TLS and HTTP/2, which only a Conn serves.
+//
+// An EventConn is run by an event loop (epoll, Linux only): Conn.Detach
+// hands a Conn over, or ServeEvents accepts connections into the loop
+// directly. It costs no goroutine and no buffer while idle, and its
+// messages arrive whole in EventHandler.OnMessage, on a worker, valid
+// only during the call. Pick it for many mostly-idle connections (tens of
+// thousands of chat or notification sockets), where a goroutine and its
+// stack per connection are the cost that matters.
+//
+// Both run on one protocol engine: the same frame checks, limits, close
+// codes and close handshake, byte for byte (the conformance tests run
+// every case in each). They differ only where blocking and callbacks must:
+// Conn.Ping waits for the pong and returns the round trip, while
+// EventConn.Ping returns once the ping is sent and the pong reaches
+// OnPong; a compressed message is inflated by Read as its bytes arrive,
+// and by the event loop once it is whole, so bad compressed data or an
+// inflated size past the read limit is found at the message's end there.
+//
+// After the close handshake the server closes the TCP connection first
+// and a client waits for it, at most the close timeout (RFC 6455 §7.1.1);
+// after a protocol failure a server half-closes and both wait for the
+// peer to read the close frame. In every case the program hears of the
+// end at once: Read returns, OnClose is called, and the waiting is done
+// in the background.
+//
 // # Safe defaults
 //
 // With nil options, Accept refuses cross-origin browser requests (see

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -124,21 +125,19 @@ func TestDetachHoldsNoGoroutinePerConnection(t *testing.T) {
 	}
 }
 
-// Every conformance case of the goroutine mode holds for a detached
-// connection too, in both roles: the same frames back, the same close
-// codes, the same CloseError from OnClose and from a Write after the end.
-func TestConformanceDetached(t *testing.T) {
-	for _, tt := range conformanceCases {
-		for _, r := range []role{asServer, asClient} {
-			if tt.roles&r == 0 {
-				continue
-			}
-			t.Run(r.String()+"/"+tt.name, func(t *testing.T) {
-				c, peer := confPair(t, r, confOptions{readLimit: tt.limit, deflate: tt.deflate})
-				playCase(t, r, peer, detachedEcho(t, c), tt.script, tt.close, tt.peerCode)
-			})
-		}
-	}
+// Every conformance case holds for a detached connection too, in both
+// roles: the same frames back, the same close codes, the same CloseError
+// from OnClose and from a Write after the end.
+func init() {
+	confDrivers = append(confDrivers, confDriver{
+		name:   "detach",
+		roles:  asBoth,
+		shared: true,
+		start: func(t *testing.T, r role, o confOptions) (*testkit.RawPeer, <-chan ending) {
+			c, peer := confPair(t, r, o)
+			return peer, detachedEcho(t, c)
+		},
+	})
 }
 
 // detachedEcho detaches c with a handler that echoes every message, and
@@ -386,4 +385,60 @@ func pipelineEcho(ctx context.Context, url string, seed uint64) error {
 		}
 	}
 	return <-werr
+}
+
+// With context takeover each compressed message refers to the ones sent
+// before it, so they must leave in the order they were compressed in.
+// Writers on many goroutines at once must not interleave compressing and
+// sending: the client inflates every message, or fails with 1007.
+func TestDetachConcurrentCompressedWrites(t *testing.T) {
+	const writers, each = 8, 50
+	comp := &duplex.CompressionOptions{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, &duplex.AcceptOptions{Compression: comp})
+		if err != nil {
+			return
+		}
+		ec, err := c.Detach(nil)
+		if err != nil {
+			t.Errorf("Detach: %v", err)
+			return
+		}
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Go(func() {
+				for i := range each {
+					msg := fmt.Sprintf("writer %d message %d: %s", g, i, strings.Repeat("similar text compresses well ", 20))
+					if ec.Write(context.Background(), duplex.MessageText, []byte(msg)) != nil {
+						return // the client has failed the test, or will miss the rest
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &duplex.DialOptions{Compression: comp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if !strings.HasPrefix(c.Extensions(), "permessage-deflate") {
+		t.Fatalf("Extensions() = %q; want permessage-deflate", c.Extensions())
+	}
+	next := make([]int, writers)
+	for range writers * each {
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read after %v messages: %v", next, err)
+		}
+		var g, i int
+		if _, err := fmt.Sscanf(string(p), "writer %d message %d:", &g, &i); err != nil || g < 0 || g >= writers || i != next[g] {
+			t.Fatalf("message %.40q out of place (next per writer %v)", p, next)
+		}
+		next[g]++
+	}
+	c.Close(duplex.StatusNormalClosure, "")
 }

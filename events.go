@@ -20,8 +20,9 @@ type EventHandler struct {
 	OnPong    func(c *EventConn, p []byte)
 	// OnClose is called once, on a goroutine of its own, when the
 	// connection has ended, with its *CloseError. After a protocol
-	// failure the socket may stay open a little longer, until the peer
-	// has read the close frame (at most the close timeout).
+	// failure, or for a client after the close handshake, the socket may
+	// stay open a little longer, until the peer closes it (at most the
+	// close timeout; see the package doc).
 	OnClose func(c *EventConn, err error)
 
 	srv *eventServer // set in ServeEvents' copy

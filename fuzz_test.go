@@ -56,6 +56,9 @@ func FuzzCheckRequest(f *testing.F) {
 	f.Add([]byte(strings.Replace(rfcRequest, "dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZQ", 1)), "", "")
 	f.Add([]byte(strings.Replace(rfcRequest, "Origin: http://example.com", "Origin: http://server.example.com", 1)), "", "")
 	f.Add([]byte(strings.Replace(rfcRequest, "HTTP/1.1", "HTTP/1.0", 1)), "", "[")
+	f.Add([]byte(strings.Replace(rfcRequest, "Origin: http://example.com", "Origin: http://server.example.com\r\nOrigin: http://evil.example", 1)), "", "")
+	f.Add([]byte(strings.Replace(rfcRequest, "\r\n\r\n", "\r\nContent-Length: 3\r\n\r\nabc", 1)), "", "https://*.example.com")
+	f.Add([]byte(strings.Replace(rfcRequest, "\r\n\r\n", "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 1)), "", "")
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: upgrade\r\n"+
 		"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"+
 		"Sec-WebSocket-Version: 13\r\n\r\n"), "", "")
@@ -82,6 +85,8 @@ func FuzzCheckRequest(f *testing.F) {
 				t.Fatalf("checkRequest accepted headers without upgrade tokens: %q", r.Header)
 			case len(r.Header.Values("Sec-WebSocket-Key")) != 1:
 				t.Fatalf("checkRequest accepted %d keys", len(r.Header.Values("Sec-WebSocket-Key")))
+			case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+				t.Fatalf("checkRequest accepted a body (Content-Length %d, Transfer-Encoding %q)", r.ContentLength, r.TransferEncoding)
 			}
 		}
 
@@ -90,9 +95,11 @@ func FuzzCheckRequest(f *testing.F) {
 			if ref.status != http.StatusForbidden {
 				t.Fatalf("checkOrigin refused with %+v", ref)
 			}
-			if r.Header.Get("Origin") == "" {
+			if o := r.Header.Values("Origin"); len(o) == 0 || len(o) == 1 && o[0] == "" {
 				t.Fatalf("checkOrigin refused a request without Origin: %+v", ref)
 			}
+		} else if n := len(r.Header.Values("Origin")); n > 1 {
+			t.Fatalf("checkOrigin accepted %d Origin headers", n)
 		}
 
 		offered := headerTokens(r.Header, "Sec-WebSocket-Protocol")
@@ -223,6 +230,13 @@ func FuzzReadFrames(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, client bool, chunk uint16) {
 		want := readFramesRef(stream, client, fuzzReadLimit)
+
+		// The engine alone, then driven by Conn (and, in FuzzEventFrames,
+		// by the event loop): the same messages and ending.
+		if got, gotEnd := readThroughEngine(stream, client, int(chunk), fuzzReadLimit); !slices.Equal(got, want.msgs) || gotEnd != want.end {
+			t.Fatalf("stream % x (client %v, pieces of %d):\nengine gave %q, then %v (sent %v)\nwant        %q, then %v (sent %v)",
+				stream, client, chunk, got, gotEnd.code, gotEnd.sent, want.msgs, want.end.code, want.end.sent)
+		}
 
 		c := newConn(connConfig{
 			tr:        byteTransport{bytes.NewReader(stream), int(chunk)},

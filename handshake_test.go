@@ -4,9 +4,12 @@ package duplex_test
 // Accept, and Dial against a raw server that answers by hand.
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,6 +73,7 @@ var acceptCases = []struct {
 	header     map[string]string // want; "" means absent
 	bodyHas    string            // a refusal's body says this
 	originHost string            // Origin: http://originHost, HOST for the server's own
+	body       string            // bytes after the request head
 }{
 	{name: "RFC 6455 §1.2 example", status: 101, header: map[string]string{
 		"Upgrade":                "websocket",
@@ -109,6 +113,27 @@ var acceptCases = []struct {
 	{name: "OriginPatterns no match", edits: []string{"+Origin: https://example.org"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"*.example.com"}}, status: 403},
 	{name: "InsecureSkipOriginCheck", originHost: "evil.example", opts: &duplex.AcceptOptions{InsecureSkipOriginCheck: true}, status: 101},
 
+	// Issue 15, item 5: one Origin, checked by scheme, host and port.
+	{name: "two Origin headers, same origin first", edits: []string{"+Origin: http://HOST", "+Origin: http://evil.example"}, status: 403, bodyHas: "Origin"},
+	{name: "two Origin headers, foreign first", edits: []string{"+Origin: http://evil.example", "+Origin: http://HOST"}, status: 403, bodyHas: "Origin"},
+	{name: "two Origin headers, both allowed", edits: []string{"+Origin: http://HOST", "+Origin: http://HOST"}, status: 403, bodyHas: "Origin"},
+	{name: "Origin with another port", edits: []string{"+Origin: http://127.0.0.1:1"}, status: 403},
+	{name: "Origin with the default port written", edits: []string{"Host: example.com", "+Origin: http://example.com:80"}, status: 101},
+	{name: "Origin with the other scheme's default port", edits: []string{"Host: example.com", "+Origin: http://example.com:443"}, status: 403},
+	{name: "OriginPatterns scheme pattern, default port written", edits: []string{"+Origin: https://app.example.com:443"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"https://app.example.com"}}, status: 101},
+	{name: "OriginPatterns scheme pattern, other port", edits: []string{"+Origin: https://app.example.com:8443"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"https://app.example.com"}}, status: 403},
+	{name: "OriginPatterns scheme pattern with a port", edits: []string{"+Origin: https://app.example.com:8443"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"https://*.example.com:8443"}}, status: 101},
+	{name: "OriginPatterns host pattern, any scheme", edits: []string{"+Origin: http://app.example.com"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"app.example.com"}}, status: 101},
+	{name: "two Origin headers, both match a pattern", edits: []string{"+Origin: https://app.example.com", "+Origin: https://app.example.com"}, opts: &duplex.AcceptOptions{OriginPatterns: []string{"*.example.com"}}, status: 403},
+
+	// Issue 15, item 4: no body, so bytes after the head are frames for
+	// everyone. The frame (masked with key 0) would be echoed as
+	// "smuggled" if the body were read as the WebSocket stream.
+	{name: "Content-Length with a frame inside", edits: []string{"+Content-Length: 14"}, body: "\x81\x88\x00\x00\x00\x00smuggled", status: 400, bodyHas: "body"},
+	{name: "chunked body", edits: []string{"+Transfer-Encoding: chunked"}, body: "0\n\n", status: 400, bodyHas: "body"},
+	{name: "chunked body with Content-Length", edits: []string{"+Content-Length: 5", "+Transfer-Encoding: chunked"}, body: "0\n\n", status: 400},
+	{name: "Content-Length: 0", edits: []string{"+Content-Length: 0"}, status: 101},
+
 	{name: "subprotocol: the server's preference wins", edits: []string{"+Sec-WebSocket-Protocol: chat.v1, chat.v2"},
 		opts: &duplex.AcceptOptions{Subprotocols: []string{"chat.v2", "chat.v1"}}, status: 101, header: map[string]string{"Sec-WebSocket-Protocol": "chat.v2"}},
 	{name: "subprotocol offered on two lines", edits: []string{"+Sec-WebSocket-Protocol: other", "+Sec-WebSocket-Protocol: chat.v1"},
@@ -139,7 +164,7 @@ func TestAcceptHandshake(t *testing.T) {
 			if tt.originHost != "" {
 				edits = append(edits, "+Origin: http://"+tt.originHost)
 			}
-			req := editRequest(host, edits)
+			req := editRequest(host, edits) + tt.body
 			status, header, body := testkit.RawRequest(t, host, req)
 			if status != tt.status {
 				t.Fatalf("status %d (%q); want %d\nrequest:\n%s", status, body, tt.status, req)
@@ -335,6 +360,48 @@ func TestDialContext(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("Dial still waiting 5s after its context ended at 200ms")
+			}
+		})
+	}
+}
+
+// Over TLS the server's own origin is https: a page served over plain
+// HTTP from the same host and port is another origin, one a network
+// attacker can write, and is refused (issue 15, item 5).
+func TestAcceptOriginSchemeOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := duplex.Accept(w, r, nil); err == nil {
+			c.CloseNow()
+		}
+	}))
+	defer srv.Close()
+	host := srv.Listener.Addr().String()
+	for _, tt := range []struct {
+		origin string
+		status int
+	}{
+		{"https://" + host, 101},
+		{"http://" + host, 403},
+		{"wss://" + host, 403},
+	} {
+		t.Run(tt.origin, func(t *testing.T) {
+			nc, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(testkit.DefaultTimeout))
+			req := strings.ReplaceAll(editRequest(host, []string{"+Origin: " + tt.origin}), "\n", "\r\n")
+			if _, err := io.WriteString(nc, req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("Origin %s over TLS: status %d; want %d", tt.origin, resp.StatusCode, tt.status)
 			}
 		})
 	}

@@ -11,7 +11,8 @@ import (
 // Ping sends a ping and waits for the matching pong, returning the round
 // trip time. The pong is seen only while some goroutine reads the
 // connection. If ctx ends first, Ping returns ctx.Err() and the connection
-// is unaffected.
+// is unaffected. (EventConn.Ping, which has no goroutine to block, returns
+// once the ping is sent and reports the pong to OnPong.)
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	c.pingMu.Lock()
 	c.pingSeq++

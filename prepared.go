@@ -57,16 +57,12 @@ func (pm *PreparedMessage) frame(key preparedKey, build func() ([]byte, error)) 
 
 // WritePrepared sends pm as one message, like Write.
 func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
-	compress := c.comp != nil && len(pm.data) >= c.threshold
-	if c.client || (compress && !c.comp.Stateless()) {
-		return c.write(ctx, pm.typ, pm.data, compress)
-	}
-	if pm.typ != MessageText && pm.typ != MessageBinary {
-		return fmt.Errorf("duplex: invalid message type %d", pm.typ)
-	}
-	frame, err := pm.serverFrame(c.comp, compress)
+	frame, compress, err := pm.encodedFor(c.client, c.comp, c.threshold)
 	if err != nil {
 		return err
+	}
+	if frame == nil {
+		return c.write(ctx, pm.typ, pm.data, compress)
 	}
 	if err := c.lock(ctx, c.msgSem); err != nil {
 		return err

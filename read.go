@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/duplexws/duplex/internal/deflate"
 	"github.com/duplexws/duplex/internal/wire"
 )
 
@@ -38,12 +37,12 @@ func (c *Conn) readInto(ctx context.Context, buf []byte) (MessageType, []byte, e
 	}
 	r := (*heldReader)(&c.mr)
 	p := buf[:0]
-	if c.frame.Fin && !c.msgRSV1 && c.frameLeft <= maxPrealloc {
+	if left := c.ps.left; c.ps.hdr.Fin && !c.ps.msg.rsv1 && left <= maxPrealloc {
 		// One uncompressed frame: its length is the message's.
-		if int64(cap(p)) < c.frameLeft {
-			p = make([]byte, 0, c.frameLeft)
+		if int64(cap(p)) < left {
+			p = make([]byte, 0, left)
 		}
-		p = p[:c.frameLeft]
+		p = p[:left]
 		_, err = io.ReadFull(r, p)
 		if err == nil {
 			_, err = r.Read(nil) // reach the end: UTF-8 completeness, state reset
@@ -140,7 +139,7 @@ func (c *Conn) reader(ctx context.Context) (MessageType, error) {
 		return 0, c.readError(err)
 	}
 	c.mr.start()
-	return MessageType(c.msgOp), nil
+	return MessageType(c.ps.msg.op), nil
 }
 
 // closing reports whether our close frame has gone out.
@@ -151,18 +150,13 @@ func (c *Conn) closing() bool {
 }
 
 // readClosed returns the end of the connection if the read side is over.
+// It runs before every read, so it is one atomic load: readOver is set
+// before peerClose or done is closed.
 func (c *Conn) readClosed() error {
 	if c.readOver.Load() {
 		return c.err()
 	}
-	select {
-	case <-c.peerClose:
-		return c.err()
-	case <-c.done:
-		return c.err()
-	default:
-		return nil
-	}
+	return nil
 }
 
 // readError turns an error met while reading into what the caller sees,
@@ -173,7 +167,9 @@ func (c *Conn) readError(err error) error {
 		return ce
 	}
 	if ctxErr := c.readCtx.Err(); ctxErr != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		if c.msgOp == 0 && c.frameLeft == 0 {
+		if c.ps.idle() {
+			// Nothing of a message has been taken: a frame begun is
+			// still in the buffer, and the next read resumes it.
 			return ctxErr
 		}
 		return c.fail(StatusGoingAway, fmt.Errorf("duplex: read abandoned mid-message: %w", ctxErr))
@@ -191,235 +187,101 @@ func (c *Conn) readError(err error) error {
 	return e
 }
 
-// readHeader reads and checks the next frame header.
-func (c *Conn) readHeader() error {
+// nextEvent feeds the engine the buffered bytes, reading more until it
+// has something to say. It is not called inside a data frame's payload,
+// which payloadReader reads.
+func (c *Conn) nextEvent() (event, error) {
 	rd := &c.rd
-	if rd.buffered() == 0 {
-		if c.msgOp == 0 {
-			if err := rd.waitIdle(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := rd.fill(2); err != nil {
-		return err
-	}
-	n := wire.HeaderSize(rd.peek(2)[1])
-	if err := rd.fill(n); err != nil {
-		return err
-	}
-	h, _, err := wire.Parse(rd.peek(n))
-	rd.discard(n)
-	if err != nil {
-		return c.fail(StatusProtocolError, err)
-	}
-	c.frame, c.frameLeft, c.maskPos = h, h.Length, 0
-	return c.checkHeader(&h)
-}
-
-// checkHeader enforces the framing rules of RFC 6455 §5.
-func (c *Conn) checkHeader(h *wire.Header) error {
-	st := msgState{op: c.msgOp, rsv1: c.msgRSV1, raw: c.msgRaw}
-	if code, err := checkFrame(h, c.client, c.decomp != nil, st, c.readLimit.Load()); err != nil {
-		return c.fail(code, err)
-	}
-	if !h.Opcode.IsControl() {
-		c.msgRaw += h.Length
-	}
-	return nil
-}
-
-// msgState is what the framing rules need to know of the data message in
-// progress: its opcode (0 if none), whether it is compressed, and how many
-// wire payload bytes it has had.
-type msgState struct {
-	op   wire.Opcode
-	rsv1 bool
-	raw  int64
-}
-
-// checkFrame applies the framing rules of RFC 6455 §5 (and RFC 7692's for
-// RSV1) to the header of the next frame, for an endpoint in the given role
-// with or without permessage-deflate, and returns the close code and error
-// for a frame that breaks one. limit is the read limit, 0 or less for none.
-func checkFrame(h *wire.Header, client, deflate bool, m msgState, limit int64) (StatusCode, error) {
-	allowed := byte(0)
-	if deflate {
-		allowed = wire.RSV1
-	}
-	switch {
-	case h.RSV&^allowed != 0:
-		// §5.2: RSV bits MUST be 0 unless an extension defines them.
-		return protocolViolation("reserved bits set without a negotiated extension")
-	case h.Opcode.IsReserved():
-		return protocolViolation(fmt.Sprintf("reserved opcode %#x", byte(h.Opcode)))
-	case h.Masked == client:
-		// §5.1: a server MUST close on an unmasked frame, a client on a masked one.
-		if client {
-			return protocolViolation("masked frame from server")
-		}
-		return protocolViolation("unmasked frame from client")
-	}
-	if h.Opcode.IsControl() {
-		// §5.5: control frames carry at most 125 bytes and are never fragmented.
-		switch {
-		case !h.Fin:
-			return protocolViolation("fragmented control frame")
-		case h.Length > wire.MaxControlPayload:
-			return protocolViolation("control frame longer than 125 bytes")
-		case h.RSV != 0:
-			// RFC 7692 §6: RSV1 is for the first frame of a data message.
-			return protocolViolation("RSV1 on a control frame")
-		}
-		return 0, nil
-	}
-	if h.Opcode == wire.OpContinuation {
-		if m.op == 0 {
-			return protocolViolation("continuation frame without a message to continue")
-		}
-		if h.RSV != 0 {
-			return protocolViolation("RSV1 on a continuation frame")
-		}
-	} else if m.op != 0 {
-		// §5.4: fragments of one message are not interleaved with another.
-		return protocolViolation("new data frame inside a fragmented message")
-	}
-	if !deflate || !(m.rsv1 || h.RSV&wire.RSV1 != 0) {
-		// Uncompressed: the wire length is the message length, so the
-		// limit is checked before a byte of payload is read.
-		if limit > 0 && h.Length > limit-m.raw {
-			return StatusMessageTooBig, ErrReadLimit
-		}
-	}
-	return 0, nil
-}
-
-func protocolViolation(msg string) (StatusCode, error) {
-	return StatusProtocolError, fmt.Errorf("%w: %s", ErrProtocol, msg)
-}
-
-func (c *Conn) protocolError(msg string) error {
-	return c.fail(StatusProtocolError, fmt.Errorf("%w: %s", ErrProtocol, msg))
-}
-
-// nextDataFrame reads frames until the header of a data frame, handling
-// the control frames before it. For a new message it records the opcode.
-func (c *Conn) nextDataFrame() error {
 	for {
-		if err := c.readHeader(); err != nil {
-			return err
+		var ev event
+		rd.discard(c.ps.next(rd.buf[rd.r:rd.w], &ev))
+		if ev.kind != evMore {
+			return ev, nil
 		}
-		if c.frame.Opcode.IsControl() {
-			if err := c.handleControl(); err != nil {
-				return err
+		if rd.buffered() == 0 && c.ps.idle() {
+			// Between messages: wait holding no pool buffer.
+			if err := rd.waitIdle(); err != nil {
+				return ev, err
 			}
 			continue
 		}
-		if c.frame.Opcode != wire.OpContinuation {
-			c.msgOp = c.frame.Opcode
-			c.msgRSV1 = c.frame.RSV&wire.RSV1 != 0
+		if err := rd.fill(int(ev.need)); err != nil {
+			return ev, err
 		}
-		return nil
 	}
 }
 
-// handleControl reads the payload of a control frame and acts on it.
-func (c *Conn) handleControl() error {
-	n := int(c.frameLeft)
-	if err := c.rd.fill(n); err != nil {
-		return err
-	}
-	p := c.ctrl[:n]
-	copy(p, c.rd.peek(n))
-	c.rd.discard(n)
-	c.frameLeft = 0
-	if c.frame.Masked {
-		wire.Mask(c.frame.Key, 0, p)
-	}
-	switch c.frame.Opcode {
-	case wire.OpPing:
-		// §5.5.2: answer with a pong carrying the same payload, unless a
-		// close frame has already gone out.
-		err := c.writeControl(context.Background(), wire.OpPong, p)
-		if err != nil && !errors.Is(err, errCloseSent) {
+// nextDataFrame reads until the header of a data frame, acting on the
+// control frames before it.
+func (c *Conn) nextDataFrame() error {
+	for {
+		ev, err := c.nextEvent()
+		if err != nil {
 			return err
 		}
-	case wire.OpPong:
-		c.gotPong(p)
-	case wire.OpClose:
-		return c.handleClose(p)
+		switch ev.kind {
+		case evFrame:
+			c.wireDone = false
+			return nil
+		case evPing:
+			// Unless our close frame has gone out (§5.5.1).
+			err := c.writeControl(context.Background(), wire.OpPong, ev.p)
+			if err != nil && !errors.Is(err, errCloseSent) {
+				return err
+			}
+		case evPong:
+			c.gotPong(ev.p)
+		case evClose:
+			return c.handleClose(ev.code, ev.reason)
+		case evFail:
+			return c.fail(ev.code, ev.err)
+		}
 	}
-	return nil
-}
-
-// parseClose parses the payload of a close frame (§5.5.1, §7.4); for a
-// bad one it returns the code to fail with and why.
-func parseClose(p []byte) (code uint16, reason string, failCode StatusCode, err error) {
-	code, reason, err = wire.ParseClose(p)
-	switch {
-	case errors.Is(err, wire.ErrCloseReason):
-		return 0, "", StatusInvalidFramePayloadData, fmt.Errorf("%w: close reason", ErrInvalidUTF8)
-	case err != nil:
-		return 0, "", StatusProtocolError, fmt.Errorf("%w: %v", ErrProtocol, err)
-	}
-	return code, reason, 0, nil
 }
 
 // handleClose answers the peer's close frame (§5.5.1) and ends the read
-// side. The server closes the transport first (§7.1.1); a client waits,
-// briefly, for the server to do so.
-func (c *Conn) handleClose(p []byte) error {
-	code, reason, failCode, err := parseClose(p)
-	if err != nil {
-		return c.fail(failCode, err)
-	}
-	e := c.setErr(&CloseError{Code: StatusCode(code), Reason: reason})
-	var reply []byte
-	if code != wire.NoStatus {
-		reply = wire.AppendClose(c.ctrl[:0], code, "")
-	}
-	c.sendClose(reply)
+// side; the transport then ends as endStepFor says.
+func (c *Conn) handleClose(code StatusCode, reason string) error {
+	e := c.setErr(&CloseError{Code: code, Reason: reason})
+	c.sendClose(closeReply(code))
+	c.readOver.Store(true)
 	close(c.peerClose)
-	if c.client {
-		c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))
-		c.rd.r, c.rd.w = 0, 0
-		io.Copy(io.Discard, c.tr)
-	}
-	c.closeTransport()
+	c.rd.release()
+	c.endTransport(endStepFor(c.client, true))
 	return e
 }
 
 // fail ends the connection because of the peer: it sends a close frame
-// with code, then lets the peer answer in the background, for at most the
-// close timeout, before closing the transport. It returns the CloseError
-// every later call will see.
+// with code, then ends the transport as endStepFor says. It returns the
+// CloseError every later call will see.
 func (c *Conn) fail(code StatusCode, cause error) error {
 	e := c.setErr(&CloseError{Code: code, Sent: true, Err: cause})
 	c.readOver.Store(true)
-	c.sendClose(wire.AppendClose(nil, uint16(code), ""))
-	// Leave the lingering read to a goroutine of its own so the caller
-	// gets the error at once; the read state is abandoned.
+	c.sendClose(closeReply(code))
+	// The read state is abandoned.
 	c.rd.release()
-	if _, ok := c.tr.(*h2Stream); ok {
+	c.endTransport(endStepFor(c.client, false))
+	return e
+}
+
+// endTransport carries out step once the read side is over. The caller
+// gets its error at once: lingering is left to a goroutine of its own.
+func (c *Conn) endTransport(step endStep) {
+	if _, ok := c.tr.(*h2Stream); ok || !step.linger {
 		// Over HTTP/2 the close frame is already on the stream and ending
 		// it loses nothing in flight, unlike a TCP reset; and the handler
-		// may return as soon as Read reports this error, after which its
+		// may return as soon as Read reports the end, after which its
 		// ResponseWriter must not be touched. So no lingering.
 		c.closeTransport()
-		return e
+		return
 	}
-	go c.linger()
-	return e
+	go c.linger(step.halfClose)
 }
 
 // linger drains the transport until the peer closes or the timeout ends,
 // so that our close frame is read before the transport goes.
-func (c *Conn) linger() {
-	// Half-close first: the peer reads our close frame and then EOF, so
-	// it sees the connection end now (RFC 6455 §7.1.7), while unread bytes
-	// still arriving cannot turn our close into a reset that loses it.
-	// A client leaves closing first to the server (§7.1.1).
-	if cw, ok := c.tr.(interface{ CloseWrite() error }); ok && !c.client {
+func (c *Conn) linger(halfClose bool) {
+	if cw, ok := c.tr.(interface{ CloseWrite() error }); ok && halfClose {
 		cw.CloseWrite()
 	}
 	c.tr.SetReadDeadline(time.Now().Add(c.closeTimeout))
@@ -427,25 +289,20 @@ func (c *Conn) linger() {
 	c.closeTransport()
 }
 
-// msgReader reads the payload of the current message, enforcing the read
-// limit on the bytes it returns and UTF-8 validity for text.
+// msgReader reads the payload of the current message. The engine checks
+// what it returns: the read limit, UTF-8, the inflated data.
 type msgReader struct {
-	c       *Conn
-	src     io.Reader // c.pr, or a decompressor over it
-	n       int64     // bytes returned so far
-	limited bool      // the limit must be checked here (compressed messages)
+	c    *Conn
+	src  io.Reader // c.pr, or a decompressor over it
+	zlib bool      // src is a decompressor
 }
 
 func (mr *msgReader) start() {
 	c := mr.c
 	c.msgDone = false
-	c.text.Reset()
-	mr.n = 0
-	mr.src = &c.pr
-	mr.limited = false
-	if c.msgRSV1 {
-		mr.src = c.decomp.Reader(&c.pr)
-		mr.limited = true
+	mr.src, mr.zlib = &c.pr, false
+	if c.ps.msg.rsv1 {
+		mr.src, mr.zlib = c.decomp.Reader(&c.pr), true
 	}
 }
 
@@ -481,43 +338,48 @@ func (mr *msgReader) read(p []byte) (int, error) {
 	stop := c.interruptRead(c.readCtx)
 	n, err := mr.src.Read(p)
 	stop()
-	mr.n += int64(n)
-	if mr.limited {
-		if limit := c.readLimit.Load(); limit > 0 && mr.n > limit {
-			return 0, c.fail(StatusMessageTooBig, ErrReadLimit)
+	if !mr.zlib {
+		if err == io.EOF {
+			c.msgDone = true
+		} else if err != nil {
+			return 0, c.readError(err)
 		}
+		return n, err
 	}
-	if c.msgOp == wire.OpText && !c.text.Write(p[:n]) {
-		// §8.1: fail at the first byte that is not UTF-8.
-		return 0, c.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
+	if ev := c.ps.inflated(p[:n]); ev.kind == evFail {
+		return 0, c.fail(ev.code, ev.err)
 	}
-	switch {
-	case err == io.EOF:
-		if c.msgOp == wire.OpText && !c.text.Complete() {
-			return 0, c.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
-		}
-		if c.msgRSV1 {
-			c.decomp.Done()
-		}
-		c.msgDone, c.msgOp, c.msgRSV1, c.msgRaw = true, 0, false, 0
-		return n, io.EOF
-	case errors.Is(err, deflate.ErrCorrupt):
-		return 0, c.fail(StatusInvalidFramePayloadData, err)
-	case err != nil:
+	if err == nil {
+		return n, nil
+	}
+	ev, ok := c.ps.inflateEnd(err)
+	if !ok {
 		return 0, c.readError(err)
 	}
-	return n, nil
+	if ev.kind == evFail {
+		return 0, c.fail(ev.code, ev.err)
+	}
+	c.decomp.Done()
+	c.msgDone = true
+	return n, io.EOF
 }
 
 // payloadReader reads the wire payload of the current message across its
-// frames, unmasked, handling control frames between them. It returns
-// io.EOF after the final frame.
+// frames, handling control frames between them, and has the engine unmask
+// and check it. It returns io.EOF after the final frame.
 type payloadReader struct{ c *Conn }
 
 func (pr *payloadReader) Read(p []byte) (int, error) {
 	c := pr.c
-	for c.frameLeft == 0 {
-		if c.frame.Fin && !c.frame.Opcode.IsControl() {
+	for !c.ps.inFrame || c.ps.left == 0 {
+		if c.ps.inFrame {
+			// An empty frame: the engine ends it.
+			if err := c.payloadEvent(c.ps.payload(nil)); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if c.wireDone {
 			return 0, io.EOF
 		}
 		if err := c.nextDataFrame(); err != nil {
@@ -527,14 +389,13 @@ func (pr *payloadReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if int64(len(p)) > c.frameLeft {
-		p = p[:c.frameLeft]
+	if int64(len(p)) > c.ps.left {
+		p = p[:c.ps.left]
 	}
 	n, err := c.rd.read(p)
-	if c.frame.Masked {
-		c.maskPos = wire.Mask(c.frame.Key, c.maskPos, p[:n])
+	if perr := c.payloadEvent(c.ps.payload(p[:n])); perr != nil {
+		return 0, perr
 	}
-	c.frameLeft -= int64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
@@ -542,4 +403,15 @@ func (pr *payloadReader) Read(p []byte) (int, error) {
 		err = nil // report it on the next call
 	}
 	return n, err
+}
+
+// payloadEvent acts on what the engine said of payload bytes.
+func (c *Conn) payloadEvent(ev event) error {
+	if ev.kind == evFail {
+		return c.fail(ev.code, ev.err)
+	}
+	if ev.end {
+		c.wireDone = true
+	}
+	return nil
 }

@@ -217,10 +217,7 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		r, ref := parseRequest(req)
 		var key string
 		if ref == nil {
-			key, ref = checkRequest(r)
-		}
-		if ref == nil && !srv.opts.InsecureSkipOriginCheck {
-			ref = checkOrigin(r, srv.opts.OriginPatterns)
+			key, ref = checkHandshake(r, &srv.opts)
 		}
 		var value any
 		if ref == nil && srv.check != nil {
@@ -236,10 +233,10 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		if ref != nil {
 			return c.refuseHandshake(ref, buf)
 		}
-		sub := selectSubprotocol(r, srv.opts.Subprotocols)
-		ext, comp, decomp, threshold := srv.opts.Compression.accept(r.Header)
+		cfg := negotiate(r, &srv.opts)
+		sub, ext := cfg.subprotocol, cfg.extensions
 		if sub != "" || ext != "" || value != nil {
-			x = &eventExtra{subprotocol: sub, extensions: ext, comp: comp, decomp: decomp, threshold: threshold, value: value}
+			x = &eventExtra{subprotocol: sub, extensions: ext, comp: cfg.comp, decomp: cfg.decomp, threshold: cfg.threshold, value: value}
 		}
 		resp = appendResponse((*out)[:0], []byte(key), sub, ext)
 	}
@@ -273,6 +270,8 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 	if n == 0 {
 		c.rs = nil
 		freeEventRead(rs)
+	} else {
+		rs.ps = c.newParser()
 	}
 	c.state.And(^int64(stHandshake))
 	if c.h.OnOpen != nil {
@@ -307,11 +306,8 @@ func (c *EventConn) writeHandshake(p []byte) bool {
 func (c *EventConn) refuseHandshake(ref *refusal, buf []byte) bool {
 	c.state.Or(stNotified) // it never opened
 	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n", ref.status, http.StatusText(ref.status))
-	if ref.status == http.StatusUpgradeRequired {
-		b = append(b, "Sec-WebSocket-Version: 13\r\n"...)
-	}
-	if ref.status == http.StatusMethodNotAllowed {
-		b = append(b, "Allow: GET\r\n"...)
+	if name, value := ref.header(); name != "" {
+		b = fmt.Appendf(b, "%s: %s\r\n", name, value)
 	}
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(ref.reason)+1), 10)
@@ -320,7 +316,7 @@ func (c *EventConn) refuseHandshake(ref *refusal, buf []byte) bool {
 	if !c.writeHandshake(b) {
 		return false
 	}
-	e := &CloseError{Code: StatusAbnormalClosure, Err: &HandshakeError{StatusCode: ref.status, Body: []byte(ref.reason)}}
+	e := &CloseError{Code: StatusAbnormalClosure, Err: ref.err()}
 	c.end.CompareAndSwap(nil, e)
 	if rs := c.rs; rs != nil {
 		c.rs = nil

@@ -60,7 +60,7 @@ func TestServeEventsHandshake(t *testing.T) {
 			if tt.originHost != "" {
 				edits = append(edits, "+Origin: http://"+tt.originHost)
 			}
-			req := editRequest(host, edits)
+			req := editRequest(host, edits) + tt.body
 			status, header, body := testkit.RawRequest(t, host, req)
 			if status != tt.status {
 				t.Fatalf("status %d (%q); want %d\nrequest:\n%s", status, body, tt.status, req)
@@ -93,29 +93,34 @@ func TestServeEventsHandshake(t *testing.T) {
 
 // The conformance table, with the library as a server that ServeEvents
 // accepted.
-func TestConformanceServeEvents(t *testing.T) {
-	for _, tt := range conformanceCases {
-		if tt.roles&asServer == 0 {
-			continue
-		}
-		t.Run(tt.name, func(t *testing.T) {
+func init() {
+	confDrivers = append(confDrivers, confDriver{
+		name:   "serve-events",
+		roles:  asServer,
+		shared: true,
+		start: func(t *testing.T, r role, o confOptions) (*testkit.RawPeer, <-chan ending) {
 			opts := &duplex.EventServerOptions{}
-			opts.ReadLimit = tt.limit
+			opts.ReadLimit = o.readLimit
+			opts.CloseTimeout = o.closeTimeout
 			var offer http.Header
-			if tt.deflate {
+			if o.deflate {
 				opts.Compression = &duplex.CompressionOptions{}
 				offer = http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate"}}
 			}
 			addr, opened, ended := serveEvents(t, opts)
 			peer, resp := testkit.DialRaw(t, "ws://"+addr+"/", offer)
-			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); tt.deflate != strings.HasPrefix(ext, "permessage-deflate") {
-				t.Fatalf("Sec-WebSocket-Extensions: %q; want permessage-deflate: %v", ext, tt.deflate)
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); o.deflate != strings.HasPrefix(ext, "permessage-deflate") {
+				t.Fatalf("Sec-WebSocket-Extensions: %q; want permessage-deflate: %v", ext, o.deflate)
 			}
-			c := <-opened
-			t.Cleanup(func() { c.CloseNow() })
-			playCase(t, asServer, peer, ended, tt.script, tt.close, tt.peerCode)
-		})
-	}
+			select {
+			case c := <-opened:
+				t.Cleanup(func() { c.CloseNow() })
+			case <-time.After(5 * time.Second):
+				t.Fatal("OnOpen was not called")
+			}
+			return peer, ended
+		},
+	})
 }
 
 // A client that connects and says nothing is dropped after the handshake

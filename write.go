@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"time"
 
@@ -16,16 +15,12 @@ import (
 // callers see the connection's CloseError instead.
 var errCloseSent = errors.New("duplex: close frame already sent")
 
-// copyLimit: a server payload up to this size is copied next to its header
-// and sent in one write; a larger one goes out with writev, uncopied.
-const copyLimit = 2 << 10
-
 // Write sends p as one message of type typ. It is safe to call from any
 // number of goroutines at once; messages never interleave. With
 // permessage-deflate negotiated, messages of at least the compression
 // threshold are compressed. See Conn for what cancelling ctx does.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
-	return c.write(ctx, typ, p, c.comp != nil && len(p) >= c.threshold)
+	return c.write(ctx, typ, p, wantCompress(c.comp, c.threshold, len(p)))
 }
 
 // WriteCompressed is Write with the compression decided for this message
@@ -38,8 +33,8 @@ func (c *Conn) WriteCompressed(ctx context.Context, typ MessageType, p []byte, c
 }
 
 func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, compress bool) error {
-	if typ != MessageText && typ != MessageBinary {
-		return fmt.Errorf("duplex: invalid message type %d", typ)
+	if err := checkType(typ); err != nil {
+		return err
 	}
 	if err := c.lock(ctx, c.msgSem); err != nil {
 		return err
@@ -48,9 +43,9 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, compress bo
 	if compress {
 		bp := getWriteBuf()
 		defer putWriteBuf(bp)
-		out, err := c.comp.Compress((*bp)[:0], p)
+		out, err := compressPayload(c.comp, bp, p)
 		if err != nil {
-			return fmt.Errorf("duplex: compress: %w", err)
+			return err
 		}
 		return c.writeData(ctx, true, wire.Opcode(typ), wire.RSV1, out)
 	}
@@ -62,8 +57,8 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, compress bo
 // wait until it is closed; Close sends the final frame. A streamed message
 // is sent uncompressed.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
-	if typ != MessageText && typ != MessageBinary {
-		return nil, fmt.Errorf("duplex: invalid message type %d", typ)
+	if err := checkType(typ); err != nil {
+		return nil, err
 	}
 	if err := c.lock(ctx, c.msgSem); err != nil {
 		return nil, err
@@ -239,55 +234,26 @@ func (c *Conn) sendClose(p []byte) bool {
 
 // writeFrame puts one frame on the wire; the caller holds frameSem.
 func (c *Conn) writeFrame(fin bool, op wire.Opcode, rsv byte, p []byte) error {
-	h := wire.Header{Fin: fin, RSV: rsv, Opcode: op, Length: int64(len(p))}
-	if c.client {
-		// §5.3: a fresh, unpredictable key for every frame. The runtime's
-		// generator is ChaCha8, seeded from the OS per thread.
-		h.Masked = true
-		k := rand.Uint32()
-		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
-		return c.writeMasked(h, p)
-	}
-	hdr := wire.Append(c.whdr[:0], h)
-	if len(p) <= copyLimit {
-		bp := getWriteBuf()
-		b := append(append((*bp)[:0], hdr...), p...)
-		_, err := c.tr.Write(b)
-		putWriteBuf(bp)
+	return encodeFrame(outHeader(c.client, fin, op, rsv, len(p)), p, c.emit)
+}
+
+// emit writes the pieces of a frame from encodeFrame; the caller holds
+// frameSem.
+func (c *Conn) emit(a, b []byte) error {
+	if b == nil {
+		_, err := c.tr.Write(a)
 		return err
 	}
 	if _, ok := c.tr.(*net.TCPConn); ok {
-		c.wvec = [2][]byte{hdr, p}
+		c.wvec = [2][]byte{a, b}
 		c.wbufs = c.wvec[:]
 		_, err := c.wbufs.WriteTo(c.tr)
 		c.wvec = [2][]byte{}
 		return err
 	}
-	if _, err := c.tr.Write(hdr); err != nil {
+	if _, err := c.tr.Write(a); err != nil {
 		return err
 	}
-	_, err := c.tr.Write(p)
+	_, err := c.tr.Write(b)
 	return err
-}
-
-// writeMasked masks p into pool buffers, never in place: p is the caller's.
-func (c *Conn) writeMasked(h wire.Header, p []byte) error {
-	bp := getWriteBuf()
-	defer putWriteBuf(bp)
-	buf := *bp
-	b := wire.Append(buf[:0], h)
-	pos := 0
-	for {
-		k := copy(buf[len(b):cap(buf)], p)
-		b = buf[:len(b)+k]
-		pos = wire.Mask(h.Key, pos, b[len(b)-k:])
-		p = p[k:]
-		if _, err := c.tr.Write(b); err != nil {
-			return err
-		}
-		if len(p) == 0 {
-			return nil
-		}
-		b = buf[:0]
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,7 +19,7 @@ import (
 var benchCommand = &Command{
 	Name:  "bench",
 	Usage: "bench [flags] ws://host:port/path",
-	Short: "measure an echo server: throughput, latency, CPU and memory",
+	Short: "measure an echo server or the gateway's channels: throughput, latency, CPU, memory",
 	Long:  benchLong,
 }
 
@@ -30,11 +31,30 @@ const benchLong = `Bench loads a WebSocket echo server with raw frames and verif
 byte of every echo. Any server that echoes each message with its type
 will do; bench/ in the repository has one per library.
 
-Echo mode (the default) keeps -p messages in flight on each of -c
+Three modes, chosen with --mode (echo unless -n is given):
+
+Echo mode keeps -p messages in flight on each of -c
 connections for -d, and reports messages/s, MB/s, round-trip percentiles,
 errors and the load generator's own CPU per message. Idle mode (-n) opens
 that many connections, pings each once and waits for every pong, then
 holds them for -d and pings each again.
+
+Pub/sub mode (--mode pubsub) measures duplex serve's channels: -c
+subscribers on the gateway's /ws endpoint (the URL; give the token in it
+or with -H), spread over --channels channels (bench/0, bench/1, …; 1: all
+on one shared channel; as many as -c: one each). They subscribe, then
+--rate publishes a second, of -s bytes of data, go out for -d through the
+HTTP API (--publish api, POST /api/publish with --api-key) or the socket
+(--publish ws, connections of their own). Bench reports deliveries/s, the
+latency from publish to delivery (p50, p99…), and with the server's PID
+its CPU per delivery and resident memory per subscriber. --rate 0 holds
+idle subscribers for -d instead: memory per idle subscribed client, for
+tens of thousands of them with --source-addrs. A missing delivery counts
+as an error.
+
+The server's PID comes from --server-pid; in pub/sub mode, for a server on
+this machine (a loopback URL), bench finds the process listening on the
+URL's port itself.
 
 Given --server-pid, bench reads the server's CPU time and memory from
 /proc: CPU per message in echo mode, resident memory per connection in
@@ -47,18 +67,25 @@ and a line per second otherwise.
 
 %FLAGS%
 
-Exit status: 0 when every echo was verified, 1 when any error was
-counted or the run could not start, 2 for bad usage, 130 when
+Exit status: 0 when every echo (pong, delivery) was verified, 1 when any
+error was counted or the run could not start (a server that does not
+echo stops the run at its first answer), 2 for bad usage, 130 when
 interrupted (the result so far is still printed).
 
-Example:
-  duplex bench -c 100 -s 1KiB -d 10s --server-pid $(pgrep myserver) ws://127.0.0.1:8080/`
+Examples:
+  duplex bench -c 100 -s 1KiB -d 10s --server-pid $(pgrep myserver) ws://127.0.0.1:8080/
+  duplex bench --mode pubsub -c 1000 --rate 200 --api-key K -d 10s 'ws://127.0.0.1:8080/ws?token=T'
+  duplex bench --mode pubsub -c 19000 --channels 19000 --rate 0 -d 30s \
+      --source-addrs 127.0.0.1,127.0.0.2 -H 'Authorization: Bearer T' ws://127.0.0.1:8080/ws`
 
 // benchFlags are the parsed command line of duplex bench.
 type benchFlags struct {
-	cfg  loadgen.Config
-	json bool
-	html string
+	cfg     loadgen.Config
+	mode    string
+	json    bool
+	html    string
+	headers listFlag
+	tls     tlsFlags
 }
 
 // parseBenchFlags returns the parsed flags, or the exit status to return
@@ -69,7 +96,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	fs := cmd.flagSet(stdout)
 	size := byteSize(1024)
 	var sources string
-	fs.IntVar(&bf.cfg.Conns, "c", 50, "echo `connections`")
+	fs.StringVar(&bf.mode, "mode", "", "`echo`, idle or pubsub (default echo, or idle with -n)")
+	fs.IntVar(&bf.cfg.Conns, "c", 50, "echo `connections`, or subscribers in pubsub mode")
 	fs.Var(&size, "s", "message `size` in bytes; KiB and MiB suffixes work")
 	fs.IntVar(&bf.cfg.Pipeline, "p", 1, "messages in flight per connection (pipeline `depth`)")
 	fs.DurationVar(&bf.cfg.Duration, "d", 10*time.Second, "how long to send, or in idle mode to hold")
@@ -80,6 +108,16 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	fs.IntVar(&bf.cfg.ServerPID, "server-pid", 0, "the server's process `ID`, to read its CPU time and memory")
 	fs.BoolVar(&bf.json, "json", false, "print the result as JSON")
 	fs.StringVar(&bf.html, "html", "", "also write a self-contained HTML report with charts to `file`")
+	fs.IntVar(&bf.cfg.Channels, "channels", 1, "pubsub: spread the subscribers over this many `channels`")
+	fs.Float64Var(&bf.cfg.Rate, "rate", 100, "pubsub: `publishes` per second in all; 0 holds idle subscribers")
+	fs.StringVar(&bf.cfg.PublishVia, "publish", "", "pubsub: publish through the HTTP `api` or the socket (ws)\n(default api with --api-key, else ws)")
+	fs.StringVar(&bf.cfg.APIKey, "api-key", "", "pubsub: the server's API `key`, for --publish api")
+	fs.IntVar(&bf.cfg.Publishers, "publishers", 4, "pubsub: concurrent `publishers`")
+	fs.Var(&bf.headers, "H", "add a request `header` \"Name: value\" to every handshake; repeatable")
+	fs.BoolVar(&bf.tls.insecure, "insecure", false, "wss: skip TLS certificate verification (self-signed servers)")
+	fs.StringVar(&bf.tls.ca, "ca", "", "wss: trust the CA certificates in PEM `file` instead of the system's")
+	fs.StringVar(&bf.tls.cert, "cert", "", "wss: present the client certificate in PEM `file` (with --key)")
+	fs.StringVar(&bf.tls.key, "key", "", "wss: the private key of --cert, a PEM `file`")
 
 	pos, code, done := cmd.parse(fs, args, stderr)
 	if done {
@@ -88,12 +126,39 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	if len(pos) != 1 {
 		return nil, cmd.usageError(stderr, "want one URL, got %d arguments", len(pos)), true
 	}
-	bf.cfg.URL = pos[0]
+	bf.cfg.URL = withScheme(pos[0])
 	bf.cfg.Size = int(size)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch bf.mode {
+	case "":
+		bf.mode = "echo"
+		if set["n"] {
+			bf.mode = "idle"
+		}
+	case "echo", "idle", "pubsub":
+	default:
+		return nil, cmd.usageError(stderr, "--mode is echo, idle or pubsub, not %q", bf.mode), true
+	}
+	bf.cfg.PubSub = bf.mode == "pubsub"
 	var problem string
 	switch {
+	case bf.mode == "idle" && !set["n"]:
+		problem = "idle mode needs -n connections"
+	case bf.mode != "idle" && set["n"]:
+		problem = "-n selects idle mode, not " + bf.mode
+	case bf.mode != "pubsub" && (set["channels"] || set["rate"] || set["publish"] || set["api-key"] || set["publishers"]):
+		problem = "--channels, --rate, --publish, --api-key and --publishers are for --mode pubsub"
+	case bf.cfg.PubSub && (set["p"] || set["compress"] || set["text"]):
+		problem = "-p, --compress and --text are for echo mode"
+	case bf.cfg.PubSub && (bf.cfg.Channels <= 0 || bf.cfg.Channels > bf.cfg.Conns):
+		problem = "--channels must be between 1 and -c"
+	case bf.cfg.PubSub && (bf.cfg.Rate < 0 || bf.cfg.Publishers <= 0):
+		problem = "--rate must not be negative, --publishers must be positive"
+	case bf.cfg.PubSub && bf.cfg.PublishVia != "" && bf.cfg.PublishVia != "api" && bf.cfg.PublishVia != "ws":
+		problem = "--publish is api or ws"
+	case bf.cfg.PubSub && bf.cfg.PublishVia == "api" && bf.cfg.APIKey == "":
+		problem = "--publish api needs --api-key"
 	case set["n"] && set["c"]:
 		problem = "-c and -n are exclusive: -n selects idle mode"
 	case set["n"] && bf.cfg.Idle <= 0:
@@ -109,6 +174,14 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchFlags, int,
 	}
 	if problem != "" {
 		return nil, cmd.usageError(stderr, "%s", problem), true
+	}
+	header, err := parseHeaders(bf.headers)
+	if err != nil {
+		return nil, cmd.usageError(stderr, "%v", err), true
+	}
+	bf.cfg.Header = header
+	if bf.cfg.TLS, err = bf.tls.config(); err != nil {
+		return nil, cmd.usageError(stderr, "%v", err), true
 	}
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -128,6 +201,12 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if done {
 		return code
 	}
+	if bf.cfg.PubSub && bf.cfg.ServerPID == 0 {
+		if pid, port, ok := localServer(bf.cfg.URL); ok {
+			bf.cfg.ServerPID = pid
+			fmt.Fprintf(stderr, "bench: measuring the server process %d, listening on port %d (--server-pid to choose)\n", pid, port)
+		}
+	}
 	pp := &progressPrinter{w: stderr, tty: isTerminal(stderr)}
 	bf.cfg.Progress = pp.update
 	bf.cfg.ProgressInterval = time.Second
@@ -137,9 +216,10 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	res, err := loadgen.Run(ctx, bf.cfg)
 	pp.clear()
 	if err != nil {
-		fmt.Fprintf(stderr, "duplex bench: %v\n", err)
+		fmt.Fprintf(stderr, "duplex bench: %v\n", strings.TrimPrefix(err.Error(), "loadgen: "))
 		return exitError
 	}
+	res.URL = redactURL(res.URL) // the text, the JSON and the HTML title
 	if bf.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -164,6 +244,28 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return exitError
 	}
 	return exitOK
+}
+
+// localServer finds the process serving rawURL when its host is a
+// loopback address.
+func localServer(rawURL string) (pid, port int, ok bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return 0, 0, false
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return 0, 0, false
+	}
+	port, err = strconv.Atoi(u.Port())
+	if err != nil {
+		port = 80
+		if u.Scheme == "wss" || u.Scheme == "https" {
+			port = 443
+		}
+	}
+	pid, err = loadgen.ListenerPID(port)
+	return pid, port, err == nil
 }
 
 func writeHTMLFile(name string, res *loadgen.Result) error {

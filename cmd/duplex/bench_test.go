@@ -23,12 +23,12 @@ func echoURL(t *testing.T) string {
 	t.Helper()
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the upgrade: srv.Close waits until handlers hijack
+		defer wg.Done()
 		c, err := duplex.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.CloseNow()
 		for {
 			typ, p, err := c.Read(r.Context())

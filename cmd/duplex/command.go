@@ -33,7 +33,7 @@ const (
 )
 
 // commands lists the subcommands in the order `duplex help` shows them.
-var commands = []*Command{serveCommand, connectCommand, benchCommand}
+var commands = []*Command{serveCommand, connectCommand, benchCommand, versionCommand}
 
 // run is the whole program but for the process: it dispatches args (without
 // the program name) to a command and returns the exit status.
@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		printMainUsage(stdout)
 		return exitOK
+	case "--version", "-version":
+		return versionCommand.Run(ctx, rest, stdin, stdout, stderr)
 	}
 	cmd := findCommand(name)
 	if cmd == nil {
@@ -79,7 +81,7 @@ func printMainUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Short)
 	}
 	fmt.Fprint(w, "  help       show this text, or a command's with 'duplex help COMMAND'\n\n")
-	fmt.Fprint(w, "Run 'duplex COMMAND --help' for a command's flags, environment and exit status.\n")
+	fmt.Fprint(w, "Run 'duplex COMMAND --help' for a command's flags, environment and exit status,\n'duplex --version' for the version.\n")
 }
 
 // flagSet returns a FlagSet for cmd that reports errors instead of

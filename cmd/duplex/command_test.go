@@ -25,6 +25,7 @@ func TestConnectHelp(t *testing.T) {
 	want := []string{
 		"-H header", "--subprotocol", "--origin", "--compress", "--ping-interval",
 		"--reconnect", "--echo", "--binary\n", "--binary-format", "--insecure", "--timeout", "-v",
+		"--no-close", "--ca file", "--cert file", "--key file", "/ping", "/close [CODE [REASON]]",
 		"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
 		"Exit status", "\n  0 ", "\n  1 ", "\n  2 ", "\n  3 ", "\n  4 ", "\n  130 ",
 	}

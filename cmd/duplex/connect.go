@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +13,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/duplexws/duplex"
-	"github.com/duplexws/duplex/redial"
 	"golang.org/x/net/http2"
 )
 
@@ -35,19 +31,35 @@ var connectCommand = &Command{
 func init() { connectCommand.Run = runConnect }
 
 const connectLong = `
-Connect opens a WebSocket to URL (ws://, wss://, http:// or https://) and
-relays it to the terminal.
+Connect opens a WebSocket to URL (ws://, wss://, http:// or https://; a
+URL without a scheme, such as localhost:8080/ws, means ws://) and relays it
+to the terminal.
 
 Each line read from stdin is sent as a text message (with --binary, as a
 binary message). Every message received is printed on a line of its own:
 text as it is, binary in hex or base64 (--binary-format). When stdout is a
 terminal, received lines start with "< ", and lines sent start with "> "
 when stdin is not a terminal too; otherwise lines are printed bare, for
-pipes. At the end of stdin, connect sends a normal close (1000), prints
-whatever still arrives until the server answers, and exits.
+pipes. At the end of stdin, connect waits until the server has read
+every message sent (a ping answered, for at most --timeout: servers read
+in order), sends a normal close (1000), prints whatever still arrives
+until the server answers, and exits; if the server closed the connection
+instead, say because a message was over its size limit (1009), connect
+reports its code and exits 4. --no-close keeps the connection open after the end of
+stdin, to listen: "duplex connect --no-close URL </dev/null".
+
+When stdin and stdout are both a terminal, connect shows a prompt ("> ")
+that stays below the messages arriving, and lines starting with "/" are
+commands:
+  /ping                     ping the server and print the round trip
+  /close [CODE [REASON]]    close with CODE (default 1000) and exit
+  /help                     list the commands
+  //TEXT                    send "/TEXT"
+Ctrl-D on an empty line ends the input, as the end of stdin does.
 
 Credentials in the URL (ws://user:pass@host/path) are sent as Basic
-authorization. Messages are compressed (permessage-deflate) if the server
+authorization. Under -v, the URL is printed with its password and tokens
+(?token=, ?access_token= and the like) replaced by REDACTED. Messages are compressed (permessage-deflate) if the server
 agrees, unless --compress=false.
 
 %FLAGS%
@@ -66,11 +78,13 @@ Environment:
   in NO_PROXY to reach it directly.
 
 Exit status:
-  0    stdin ended and the close handshake was done, the peer closed with
-       1000 (normal) or 1001 (going away), or --reconnect was stopped by
-       the end of stdin
+  0    stdin ended (or /close was typed) and the close handshake was done,
+       the peer closed with 1000 (normal) or 1001 (going away), or
+       --reconnect was stopped by the end of stdin after sending every line
   1    the connection failed: dial, TLS, proxy, protocol, lost connection,
-       no pong within --timeout
+       no pong within --timeout; with --reconnect, the end of stdin came and
+       5 attempts in a row then failed to connect (or to send the lines
+       still queued)
   2    bad flags or arguments
   3    the server refused the handshake; its status and body are printed:
        "duplex: 401 Unauthorized: invalid token" (with --reconnect, only
@@ -82,6 +96,8 @@ Examples:
   duplex connect ws://localhost:8080/echo
   echo '{"op":"ping"}' | duplex connect -H 'Authorization: Bearer T' wss://example.com/ws
   duplex connect --echo ws://localhost:9001/    # reflect what a server sends
+  duplex connect --no-close localhost:8080/ws?token=T </dev/null   # listen
+  duplex connect --ca ca.pem --cert me.pem --key me-key.pem wss://internal:8443/ws
 `
 
 // connectFlags are connect's command-line flags.
@@ -95,7 +111,8 @@ type connectFlags struct {
 	echo         bool
 	binary       bool
 	binaryFormat string
-	insecure     bool
+	tls          tlsFlags
+	noClose      bool
 	http2        bool
 	timeout      time.Duration
 	verbose      bool
@@ -110,11 +127,15 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.StringVar(&f.origin, "origin", "", "send an Origin header, as a browser page at `URL` would")
 	fs.BoolVar(&f.compress, "compress", true, "offer permessage-deflate; --compress=false turns it off")
 	fs.DurationVar(&f.pingInterval, "ping-interval", 0, "ping the server every `duration`; a pong missing for --timeout ends the\nconnection (or reconnects, with --reconnect); 0 turns pings off")
-	fs.BoolVar(&f.reconnect, "reconnect", false, "reconnect after the connection ends, with exponential backoff (0.5s to\n30s, with jitter); stdin lines are queued while disconnected")
+	fs.BoolVar(&f.reconnect, "reconnect", false, "reconnect after the connection ends, with exponential backoff (0.5s to\n30s, with jitter); stdin lines are queued while disconnected; once\nstdin has ended, 5 failed attempts in a row give up (exit 1)")
 	fs.BoolVar(&f.echo, "echo", false, "send every message received back, with its type, until the peer closes;\nstdin is not read")
 	fs.BoolVar(&f.binary, "binary", false, "send stdin lines as binary messages instead of text")
 	fs.StringVar(&f.binaryFormat, "binary-format", "hex", "print binary messages as `hex|base64`")
-	fs.BoolVar(&f.insecure, "insecure", false, "skip TLS certificate verification (self-signed servers)")
+	fs.BoolVar(&f.tls.insecure, "insecure", false, "skip TLS certificate verification (self-signed servers)")
+	fs.StringVar(&f.tls.ca, "ca", "", "trust the CA certificates in PEM `file` instead of the system's")
+	fs.StringVar(&f.tls.cert, "cert", "", "present the client certificate in PEM `file` (with --key)")
+	fs.StringVar(&f.tls.key, "key", "", "the private key of --cert, a PEM `file`")
+	fs.BoolVar(&f.noClose, "no-close", false, "keep the connection open after the end of stdin, printing what arrives\nuntil the server closes it or connect is interrupted (listen-only)")
 	fs.BoolVar(&f.http2, "http2", false, "open the WebSocket as a stream of an HTTP/2 connection (RFC 8441) when the\nserver supports it (wss: over TLS; ws: over h2c), else fall back to HTTP/1.1")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound the opening handshake, and the wait for a pong, to `duration`")
 	fs.BoolVar(&f.verbose, "v", false, "report the handshake and ping round trips on stderr")
@@ -125,7 +146,7 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if len(positional) != 1 {
 		return cmd.usageError(stderr, "want one URL, got %d arguments", len(positional))
 	}
-	rawURL := positional[0]
+	rawURL := withScheme(positional[0])
 	if err := checkWSURL(rawURL); err != nil {
 		return cmd.usageError(stderr, "%v", err)
 	}
@@ -150,10 +171,19 @@ func runConnect(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		base64:   f.binaryFormat == "base64",
 		verbose:  f.verbose,
 	}
-	if f.reconnect {
-		return connectRedial(ctx, rawURL, opts, &f, stdin, out)
+	in := &input{r: stdin}
+	if isTerminal(stdin) && isTerminal(stdout) && !f.echo {
+		if restore, err := makeRaw(stdin.(*os.File)); err == nil {
+			defer restore()
+			in.interactive(out)
+			in.edit.width = func() int { return termWidth(stdout.(*os.File)) }
+			defer out.stopEditing()
+		}
 	}
-	return connectOnce(ctx, rawURL, opts, &f, stdin, out)
+	if f.reconnect {
+		return connectRedial(ctx, rawURL, opts, &f, in, out)
+	}
+	return connectOnce(ctx, rawURL, opts, &f, in, out)
 }
 
 // checkWSURL catches URLs Dial would refuse, so they are usage errors.
@@ -181,24 +211,23 @@ func (f *connectFlags) dialOptions() (*duplex.DialOptions, error) {
 		Subprotocols: f.subprotocols,
 		Proxy:        proxyFromEnv,
 	}
-	for _, h := range f.headers {
-		name, value, ok := strings.Cut(h, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n") {
-			return nil, fmt.Errorf(`-H %q: want "Name: value"`, h)
-		}
-		if strings.EqualFold(name, "Host") {
-			o.Host = value // in HTTPHeader it would go out twice: a 400
-			continue
-		}
-		o.HTTPHeader.Add(name, value)
+	header, err := parseHeaders(f.headers)
+	if err != nil {
+		return nil, err
 	}
+	if h := header.Get("Host"); h != "" {
+		o.Host = h // in HTTPHeader it would go out twice: a 400
+		header.Del("Host")
+	}
+	o.HTTPHeader = header
 	if f.compress {
 		o.Compression = &duplex.CompressionOptions{}
 	}
-	if f.insecure {
-		o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	tc, err := f.tls.config()
+	if err != nil {
+		return nil, err
 	}
+	o.TLSConfig = tc
 	if f.http2 {
 		o.HTTP2Transport = http2Transport(o.TLSConfig)
 	}
@@ -232,6 +261,20 @@ func (s *schemeSwitch) RoundTrip(r *http.Request) (*http.Response, error) {
 	return s.tls.RoundTrip(r)
 }
 
+// parseHeaders parses -H flags, "Name: value" each.
+func parseHeaders(list []string) (http.Header, error) {
+	h := make(http.Header)
+	for _, line := range list {
+		name, value, ok := strings.Cut(line, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || !validHeaderName(name) || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf(`-H %q: want "Name: value"`, line)
+		}
+		h.Add(name, value)
+	}
+	return h, nil
+}
+
 // validHeaderName reports whether name is an RFC 9110 token.
 func validHeaderName(name string) bool {
 	if name == "" {
@@ -247,7 +290,7 @@ func validHeaderName(name string) bool {
 
 // connectOnce runs one connection, interactive or --echo, and returns the
 // exit status.
-func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f *connectFlags, stdin io.Reader, out *printer) int {
+func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f *connectFlags, in *input, out *printer) int {
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
 	conn, resp, err := duplex.Dial(dctx, rawURL, opts)
 	cancel()
@@ -257,7 +300,7 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 		}
 		return out.dialFailed(err)
 	}
-	out.info("connected to %s over %s (subprotocol %q, extensions %q)", redact(rawURL), resp.Proto, conn.Subprotocol(), conn.Extensions())
+	out.info("connected to %s over %s (subprotocol %q, extensions %q)", redactURL(rawURL), resp.Proto, conn.Subprotocol(), conn.Extensions())
 
 	// The reader and the pinger use their own context: the connection
 	// ends by its close handshake, not by a cancelled read.
@@ -283,25 +326,54 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 		}
 		return readErr
 	}
+	// hangUp closes with code and reason, printing what arrives until
+	// the peer answers, and returns the exit status.
+	hangUp := func(code duplex.StatusCode, reason string) int {
+		closeErr := rd.close(code, reason)
+		readErr := finish(<-readDone)
+		if !closedByUs(readErr, code) {
+			// It had ended before our close went out.
+			return out.connectionEnded(readErr, noPong.Load())
+		}
+		if closeErr != nil {
+			out.errorf("close handshake: %v", strings.TrimPrefix(closeErr.Error(), "duplex: "))
+		}
+		return exitOK
+	}
 
-	lines, typ, stopLines := f.input(stdin)
+	lines, typ, stopLines := in.lines(f)
 	defer stopLines()
 	for {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				// End of input: close, printing what arrives until the
-				// peer answers.
-				closeErr := rd.close(duplex.StatusNormalClosure)
-				readErr := finish(<-readDone)
-				if !closedByUs(readErr) {
-					// It had ended before our close went out.
-					return out.connectionEnded(readErr, noPong.Load())
+				lines = nil
+				if f.noClose {
+					out.info("end of input; listening until the server closes (--no-close)")
+					continue
 				}
-				if closeErr != nil {
-					out.errorf("close handshake: %v", strings.TrimPrefix(closeErr.Error(), "duplex: "))
+				// A message the server refused (too big, say) makes it
+				// close with its own code: wait until it has read them
+				// all, so that its close, not ours, ends the connection.
+				if !awaitRead(ctx, conn, f.timeout) {
+					if ctx.Err() != nil {
+						rd.close(duplex.StatusGoingAway, "")
+						finish(<-readDone)
+						return exitInterrupted
+					}
+					return out.connectionEnded(finish(<-readDone), noPong.Load())
 				}
-				return exitOK
+				return hangUp(duplex.StatusNormalClosure, "")
+			}
+			if in.editing() && len(line) > 0 && line[0] == '/' {
+				send, code, stop := slash(ctx, conn.Ping, out, f.timeout, line, hangUp)
+				if stop {
+					return code
+				}
+				if send == nil {
+					continue
+				}
+				line = send
 			}
 			if err := conn.Write(ctx, typ, line); err != nil {
 				lines = nil // the reader reports how the connection ended
@@ -309,7 +381,7 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 			}
 			out.sent(typ, line)
 		case <-ctx.Done():
-			rd.close(duplex.StatusGoingAway)
+			rd.close(duplex.StatusGoingAway, "")
 			finish(<-readDone)
 			return exitInterrupted
 		case err := <-readDone:
@@ -318,11 +390,29 @@ func connectOnce(ctx context.Context, rawURL string, opts *duplex.DialOptions, f
 	}
 }
 
+// awaitRead pings conn and waits for the pong, for at most timeout: a
+// peer reads its connection in order, so once it answers it has read
+// every message sent before the ping. It returns false when the
+// connection ended meanwhile (or ctx did), and true otherwise, also when
+// no pong came in time: a peer slow to answer is no reason not to close.
+func awaitRead(ctx context.Context, conn *duplex.Conn, timeout time.Duration) bool {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := conn.Ping(pctx)
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case err == nil, errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
 // closedByUs reports whether err is the end of a connection that our
-// normal close ended.
-func closedByUs(err error) bool {
+// close with code ended.
+func closedByUs(err error, code duplex.StatusCode) bool {
 	var ce *duplex.CloseError
-	return errors.As(err, &ce) && ce.Sent && ce.Code == duplex.StatusNormalClosure
+	return errors.As(err, &ce) && ce.Sent && ce.Code == code
 }
 
 // reader prints every message until the connection ends, sending each
@@ -370,11 +460,11 @@ func (rd *reader) run(ctx context.Context) error {
 // when no Read is in progress at that instant, so close first waits for
 // run to be back in Read; a message that arrives in the instant between
 // two Reads can still be dropped.
-func (rd *reader) close(code duplex.StatusCode) error {
+func (rd *reader) close(code duplex.StatusCode, reason string) error {
 	for i := 0; !rd.waiting.Load() && !rd.exited.Load() && i < 1000; i++ {
 		time.Sleep(time.Millisecond)
 	}
-	err := rd.conn.Close(code, "")
+	err := rd.conn.Close(code, reason)
 	close(rd.closed)
 	return err
 }
@@ -408,9 +498,27 @@ func pingLoop(ctx context.Context, conn *duplex.Conn, interval, timeout time.Dur
 	}
 }
 
-// input is what stdin sends: its lines, as messages of the type the flags
+// input is connect's stdin: lines read from a pipe, or typed at the
+// line editor when stdin is a terminal.
+type input struct {
+	r    io.Reader
+	edit *lineEditor // nil unless interactive
+}
+
+// interactive puts the line editor between the terminal and connect.
+func (in *input) interactive(out *printer) {
+	in.edit = &lineEditor{p: out, prompt: "> "}
+	out.edit = in.edit
+	out.marks = true
+}
+
+// editing reports whether lines come from the line editor, which makes
+// slash commands of those that start with "/".
+func (in *input) editing() bool { return in.edit != nil }
+
+// lines is what stdin sends: its lines, as messages of the type the flags
 // ask for; none with --echo. stop lets the reader go.
-func (f *connectFlags) input(stdin io.Reader) (lines <-chan []byte, typ duplex.MessageType, stop func()) {
+func (in *input) lines(f *connectFlags) (lines <-chan []byte, typ duplex.MessageType, stop func()) {
 	typ = duplex.MessageText
 	if f.binary {
 		typ = duplex.MessageBinary
@@ -419,7 +527,12 @@ func (f *connectFlags) input(stdin io.Reader) (lines <-chan []byte, typ duplex.M
 		return nil, typ, func() {}
 	}
 	done := make(chan struct{})
-	return readLines(stdin, done), typ, func() { close(done) }
+	if in.edit != nil {
+		ch := make(chan []byte)
+		go in.edit.run(in.r, ch, done)
+		return ch, typ, func() { close(done) }
+	}
+	return readLines(in.r, done), typ, func() { close(done) }
 }
 
 // readLines sends each line of r, without its line ending, until r ends or
@@ -447,268 +560,4 @@ func readLines(r io.Reader, done <-chan struct{}) <-chan []byte {
 		}
 	}()
 	return ch
-}
-
-// connectRedial runs --reconnect: a redial.Client fed by stdin (or echoing)
-// until stdin ends, ctx ends, or the server refuses our credentials.
-func connectRedial(ctx context.Context, rawURL string, opts *duplex.DialOptions, f *connectFlags, stdin io.Reader, out *printer) int {
-	ping := f.pingInterval
-	if ping == 0 {
-		ping = -1 // redial: negative turns the heartbeat off
-	}
-	var client *redial.Client
-	client = redial.New(rawURL, &redial.Options{
-		Dial:             opts,
-		HandshakeTimeout: f.timeout,
-		PingInterval:     ping,
-		PingTimeout:      f.timeout,
-		OnMessage: func(typ duplex.MessageType, p []byte) {
-			out.received(typ, p)
-			if f.echo {
-				client.Send(ctx, typ, p)
-			}
-		},
-		OnState: func(s redial.State, err error) {
-			switch s {
-			case redial.StateConnected:
-				out.errorf("connected to %s", redact(rawURL))
-			case redial.StateDisconnected:
-				if err == nil {
-					err = errors.New("disconnected")
-				}
-				out.errorf("%s; reconnecting", strings.TrimPrefix(err.Error(), "duplex: "))
-			}
-		},
-	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- client.Run(ctx) }()
-
-	lines, typ, stopLines := f.input(stdin)
-	defer stopLines()
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				client.Flush(ctx) // send what is queued, across reconnects if need be
-				client.Close()
-				lines = nil
-				continue
-			}
-			if err := client.Send(ctx, typ, line); err != nil {
-				lines = nil // closed or interrupted: Run is returning
-				continue
-			}
-			out.sent(typ, line)
-		case err := <-runErr:
-			switch {
-			case err != nil:
-				return out.dialFailed(err)
-			case ctx.Err() != nil:
-				return exitInterrupted
-			}
-			return exitOK
-		}
-	}
-}
-
-// printer writes messages to stdout and notes to stderr, one line at a
-// time from any goroutine.
-type printer struct {
-	mu       sync.Mutex
-	stdout   io.Writer
-	stderr   io.Writer
-	marks    bool // prefix lines with "< " and "> "
-	showSent bool // print the lines sent too
-	base64   bool // binary as base64 instead of hex
-	verbose  bool
-}
-
-func (p *printer) received(typ duplex.MessageType, data []byte) {
-	p.message("< ", typ, data)
-}
-
-func (p *printer) sent(typ duplex.MessageType, data []byte) {
-	if p.showSent {
-		p.message("> ", typ, data)
-	}
-}
-
-func (p *printer) message(mark string, typ duplex.MessageType, data []byte) {
-	var b strings.Builder
-	if p.marks {
-		b.WriteString(mark)
-	}
-	switch {
-	case typ == duplex.MessageText:
-		b.Write(data)
-	case p.base64:
-		b.WriteString(base64.StdEncoding.EncodeToString(data))
-	default:
-		b.WriteString(hex.EncodeToString(data))
-	}
-	b.WriteByte('\n')
-	p.mu.Lock()
-	io.WriteString(p.stdout, b.String())
-	p.mu.Unlock()
-}
-
-// errorf prints a note on stderr, prefixed "duplex: ".
-func (p *printer) errorf(format string, args ...any) {
-	p.mu.Lock()
-	fmt.Fprintf(p.stderr, "duplex: "+format+"\n", args...)
-	p.mu.Unlock()
-}
-
-// info is errorf under -v.
-func (p *printer) info(format string, args ...any) {
-	if p.verbose {
-		p.errorf(format, args...)
-	}
-}
-
-// dialFailed reports a failed dial and returns its exit status: a refusal
-// shows the status and the body the server sent.
-func (p *printer) dialFailed(err error) int {
-	var he *duplex.HandshakeError
-	if errors.As(err, &he) && he.Err == nil && he.StatusCode != 0 {
-		msg := fmt.Sprintf("%d %s", he.StatusCode, http.StatusText(he.StatusCode))
-		if body := trimBody(he.Body); body != "" {
-			msg += ": " + body
-		}
-		p.errorf("%s", msg)
-		return exitRefused
-	}
-	p.errorf("%s", strings.TrimPrefix(err.Error(), "duplex: "))
-	return exitError
-}
-
-// connectionEnded reports how a connection we did not close ended and
-// returns the exit status. quiet: the reason was already printed.
-func (p *printer) connectionEnded(err error, quiet bool) int {
-	var ce *duplex.CloseError
-	if errors.As(err, &ce) && !ce.Sent {
-		switch ce.Code {
-		case duplex.StatusNormalClosure, duplex.StatusGoingAway, duplex.StatusNoStatusReceived:
-			p.info("%s", strings.TrimPrefix(ce.Error(), "duplex: "))
-			return exitOK
-		}
-		p.errorf("%s", strings.TrimPrefix(ce.Error(), "duplex: "))
-		return exitPeerClosed
-	}
-	if !quiet {
-		p.errorf("%s", strings.TrimPrefix(err.Error(), "duplex: "))
-	}
-	return exitError
-}
-
-// trimBody makes a refusal's body printable on one line.
-func trimBody(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
-}
-
-// redact hides the password of a URL for printing.
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	return u.Redacted()
-}
-
-// proxyFromEnv is DialOptions.Proxy for connect: HTTPS_PROXY for https
-// (wss) URLs, HTTP_PROXY for http (ws) ones, unless NO_PROXY matches; the
-// upper-case name wins over the lower-case one. It differs from
-// http.ProxyFromEnvironment on purpose: it reads the environment on every
-// call instead of once per process, and it proxies loopback hosts too, as
-// a user who sets a proxy to watch local traffic expects.
-func proxyFromEnv(req *http.Request) (*url.URL, error) {
-	name := "HTTP_PROXY"
-	if req.URL.Scheme == "https" {
-		name = "HTTPS_PROXY"
-	}
-	raw := getenv(name)
-	if raw == "" || noProxy(getenv("NO_PROXY"), req.URL) {
-		return nil, nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		// A bare "host:port", as curl accepts.
-		if u2, err2 := url.Parse("http://" + raw); err2 == nil && u2.Host != "" {
-			u, err = u2, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("invalid %s %q: %w", name, raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%s %q: only http:// and https:// proxies are supported", name, raw)
-	}
-	return u, nil
-}
-
-// getenv returns the variable name, or its lower-case form if unset.
-func getenv(name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return os.Getenv(strings.ToLower(name))
-}
-
-// noProxy reports whether the NO_PROXY list matches the target u.
-func noProxy(list string, u *url.URL) bool {
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	ip := net.ParseIP(host)
-	for _, e := range strings.Split(list, ",") {
-		e = strings.ToLower(strings.TrimSpace(e))
-		switch {
-		case e == "":
-			continue
-		case e == "*":
-			return true
-		}
-		if _, cidr, err := net.ParseCIDR(e); err == nil {
-			if ip != nil && cidr.Contains(ip) {
-				return true
-			}
-			continue
-		}
-		ehost, eport := e, ""
-		if h, p, err := net.SplitHostPort(e); err == nil {
-			ehost, eport = h, p
-		}
-		ehost = strings.TrimSuffix(strings.TrimPrefix(ehost, "["), "]")
-		if eport != "" && eport != port {
-			continue
-		}
-		if eip := net.ParseIP(ehost); eip != nil {
-			if ip != nil && eip.Equal(ip) {
-				return true
-			}
-			continue
-		}
-		ehost = strings.TrimPrefix(ehost, "*")
-		if strings.HasPrefix(ehost, ".") {
-			// .example.com: subdomains only.
-			if strings.HasSuffix(host, ehost) {
-				return true
-			}
-			continue
-		}
-		// example.com: the name and its subdomains.
-		if host == ehost || strings.HasSuffix(host, "."+ehost) {
-			return true
-		}
-	}
-	return false
 }

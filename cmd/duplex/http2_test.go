@@ -14,7 +14,16 @@ import (
 // HTTP/2 server advertises extended CONNECT only with this GODEBUG.
 func TestMain(m *testing.M) {
 	reexecWithExtendedConnect()
-	os.Exit(m.Run())
+	// duplex serve keeps its development token in the user's
+	// configuration directory: the tests get one of their own.
+	dir, err := os.MkdirTemp("", "duplex-cmd-test")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // connect --http2 against a cleartext HTTP/2 (h2c) server opens the socket

@@ -51,8 +51,10 @@ shares channels, offsets and history between every node on that Redis.
 Every WebSocket endpoint checks credentials before the upgrade (401
 otherwise): a token from ?token=, "Authorization: Bearer", or the cookie
 duplex_token; Basic credentials (ws://user:pass@host); or a JWT. With no
-auth flag, a random token is generated and the page URL carrying it is
-printed. --no-auth lets everyone in, with a warning.
+auth flag, a development token is generated, kept across restarts in the
+user's configuration directory (~/.config/duplex/dev-token on Linux, mode
+0600), and the page URL carrying it is printed. --no-auth lets everyone
+in, with a warning.
 
 With --tls-cert and --tls-key the server speaks HTTPS and HTTP/2 (with
 --h2c, HTTP/2 over cleartext too), and clients may open WebSockets over
@@ -92,8 +94,9 @@ type usageError int
 func (e usageError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // runServe serves until ctx ends, then shuts down gracefully and returns
-// nil. Its first line on stderr is "duplex: serving URL", so --addr with
-// port 0 can be used.
+// nil. Its first line on stderr is "duplex: serving URL/" (with the
+// development token, "duplex: serving URL/?token=T"), so --addr with port
+// 0 can be used.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := serveCommand
 	fs := cmd.flagSet(stdout)
@@ -117,10 +120,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError(cmd.usageError(stderr, "%v", err))
 	}
-	var generated string
+	var generated, tokenPath string
+	var keepErr error
 	if o.NeedsGeneratedToken() {
-		if generated, err = gateway.GenerateToken(); err != nil {
-			return err
+		if generated, tokenPath, keepErr = devToken(); generated == "" {
+			return keepErr
 		}
 		o.Tokens = append(o.Tokens, generated)
 	}
@@ -157,9 +161,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		scheme = "https"
 	}
 	base := scheme + "://" + displayAddr(ln.Addr())
-	fmt.Fprintf(stderr, "duplex: serving %s/\n", base)
-	if generated != "" {
-		fmt.Fprintf(stderr, "duplex: no authentication configured; generated a token. Open the demo page at:\n  %s/?token=%s\n", base, generated)
+	if generated == "" {
+		fmt.Fprintf(stderr, "duplex: serving %s/\n", base)
+	} else {
+		// Only a URL that works: the bare one would open a page whose
+		// socket is refused for want of a token.
+		fmt.Fprintf(stderr, "duplex: serving %s/?token=%s\n", base, generated)
+		if tokenPath != "" {
+			fmt.Fprintf(stderr, "duplex: no authentication configured: that URL carries the development token, kept across restarts in %s (delete the file for a new one)\n", tokenPath)
+		} else {
+			fmt.Fprintf(stderr, "duplex: no authentication configured: that URL carries a token generated for this run only (could not keep one: %v)\n", keepErr)
+		}
 	}
 	if (o.TLS() || *h2c) && !extendedConnectEnabled() {
 		logger.Warn("WebSockets over HTTP/2 are off: GODEBUG lacks http2xconnect=1 (DUPLEX_NO_REEXEC is set?)")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,8 +24,8 @@ func startServe(t *testing.T, ctx context.Context, args ...string) (string, *syn
 	done := make(chan error, 1)
 	go func() { done <- runServe(ctx, args, io.Discard, stderr) }()
 	stderr.waitFor(t, "duplex: serving ", 1)
-	stderr.waitFor(t, "/\n", 1)
-	m := regexp.MustCompile(`duplex: serving (http://[^ \n]+)/\n`).FindStringSubmatch(stderr.String())
+	stderr.waitFor(t, "\n", 1)
+	m := regexp.MustCompile(`duplex: serving (http://[^/ \n]+)/(\?token=[^ \n]+)?\n`).FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no serving line in:\n%s", stderr.String())
 	}
@@ -81,6 +83,7 @@ func TestServeEchoAndShutdown(t *testing.T) {
 // With no auth flag, serve generates a token, prints the page URL with it,
 // and refuses WebSocket upgrades without it.
 func TestServeGeneratesToken(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	base, stderr, done := startServe(t, ctx, "--addr", "127.0.0.1:0")
@@ -131,4 +134,58 @@ func TestServeAddrInUse(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// Issue 17: the development token survives a restart, in a file only the
+// user can read, and the only URL printed carries it.
+func TestServeKeepsDevToken(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	tokenRE := regexp.MustCompile(`duplex: serving (http://\S+/\?token=([A-Za-z0-9_-]+))\n`)
+	serveOnce := func() (pageURL, token, logs string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, stderr, done := startServe(t, ctx, "--addr", "127.0.0.1:0")
+		stderr.waitFor(t, "dev-token", 1)
+		m := tokenRE.FindStringSubmatch(stderr.String())
+		if m == nil {
+			t.Fatalf("no serving line with the token:\n%s", stderr)
+		}
+		resp, err := http.Get(strings.Replace(m[1], "/?", "/api/auth-check?", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Errorf("the printed URL's token: auth-check says %d; want 204", resp.StatusCode)
+		}
+		cancel()
+		waitServe(t, done)
+		return m[1], m[2], stderr.String()
+	}
+	_, first, logs := serveOnce()
+	path := filepath.Join(dir, "duplex", "dev-token")
+	if !strings.Contains(logs, path) {
+		t.Errorf("the logs do not say where the token is kept (%s):\n%s", path, logs)
+	}
+	if n := strings.Count(logs, "http://"); n != 1 {
+		t.Errorf("%d URLs printed; want only the one with the token:\n%s", n, logs)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v; want 0600", path, st.Mode().Perm())
+	}
+	if _, second, _ := serveOnce(); second != first {
+		t.Errorf("after a restart the token is %q; want %q again", second, first)
+	}
+
+	// A token file others can read is not used.
+	os.Chmod(path, 0o644)
+	_, third, logs := serveOnce()
+	if third == first || !strings.Contains(logs, "readable by other users") {
+		t.Errorf("with a world-readable token file: token %q (was %q), logs:\n%s", third, first, logs)
+	}
 }

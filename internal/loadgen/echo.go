@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +68,7 @@ func runEcho(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	// Large messages get a buffer that holds a few, small ones 64 KiB.
 	bufSize := max(64<<10, 2*(cfg.Size+wire.MaxHeaderSize))
 
-	d := newDialer(t, cfg.SourceAddrs)
+	d := newDialer(t, cfg.SourceAddrs, cfg.TLS)
 	conns := make([]*echoConn, cfg.Conns)
 	var connected atomic.Int64
 	phaseStart := time.Now()
@@ -120,6 +121,12 @@ func runEcho(ctx context.Context, cfg *Config, t target) (*Result, error) {
 		}
 	}
 	conns = live
+	if err := conns[0].probe(); err != nil {
+		for _, ec := range conns {
+			ec.nc.Close()
+		}
+		return nil, err
+	}
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -188,6 +195,34 @@ func runEcho(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	finish(res, window, clientCPU, &h, probe)
 	return res, nil
 }
+
+// probe sends one message and checks its echo before the run, so that a
+// server that does not echo (a wrong path, the gateway's /ws) stops the
+// run with a message that says so, not with a table of errors.
+func (ec *echoConn) probe() error {
+	ec.base = time.Now()
+	ec.nc.SetDeadline(time.Now().Add(dialTimeout))
+	defer ec.nc.SetDeadline(noDeadline)
+	err := ec.send()
+	if err == nil {
+		err = ec.receive()
+	}
+	if err != nil {
+		kind := "binary"
+		if ec.op == wire.OpText {
+			kind = "text"
+		}
+		return fmt.Errorf("loadgen: %w: the first message (%s %s) got %s; bench measures echo servers (duplex serve's /echo; for the gateway's channels use --mode pubsub)",
+			ErrNotEcho, sizeString(len(ec.want)), kind, strings.TrimPrefix(err.Error(), "loadgen: "))
+	}
+	ec.hist = Histogram{}
+	ec.msgs.Store(0)
+	return nil
+}
+
+// ErrNotEcho is returned by Run in echo mode when the server's answer to
+// the first message is not its echo.
+var ErrNotEcho = errors.New("the server does not echo")
 
 // run keeps depth messages in flight until stop is set, then collects the
 // echoes still outstanding.
@@ -258,6 +293,9 @@ func (ec *echoConn) receive() error {
 	ec.got++
 	ec.hist.Record(time.Since(ec.base) - ec.sentAt[seq%uint64(ec.depth)])
 	if first.Opcode != ec.op {
+		if first.Opcode == wire.OpText && first.RSV == 0 {
+			return fmt.Errorf("%w: opcode %d, sent %d: %s", errMismatch, first.Opcode, ec.op, quoteStart(p))
+		}
 		return fmt.Errorf("%w: opcode %d, sent %d", errMismatch, first.Opcode, ec.op)
 	}
 	if first.RSV&wire.RSV1 != 0 {
@@ -275,8 +313,19 @@ func (ec *echoConn) receive() error {
 	return nil
 }
 
+// quoteStart quotes the first bytes of a reply that is not an echo.
+func quoteStart(p []byte) string {
+	if len(p) > 80 {
+		return fmt.Sprintf("%q…", p[:80])
+	}
+	return fmt.Sprintf("%q", p)
+}
+
 func (ec *echoConn) verify(p []byte, seq uint64) error {
 	if len(p) != len(ec.want) {
+		if ec.op == wire.OpText {
+			return fmt.Errorf("%w: echo %d has %d bytes, sent %d: %s", errMismatch, seq, len(p), len(ec.want), quoteStart(p))
+		}
 		return fmt.Errorf("%w: echo %d has %d bytes, sent %d", errMismatch, seq, len(p), len(ec.want))
 	}
 	from := 0

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/duplexws/duplex/internal/wire"
@@ -68,6 +69,16 @@ func (fr *frameReader) fill(need int) error {
 		}
 	}
 	return nil
+}
+
+// peekBody returns, on one line, the start of what is buffered after a
+// refused handshake's head: usually its body, which says why.
+func (fr *frameReader) peekBody() string {
+	b := fr.buf[fr.r:fr.w]
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return strings.ToValidUTF8(strings.Join(strings.Fields(string(b)), " "), "?")
 }
 
 // readHead returns an HTTP response head, through its blank line. Bytes

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -22,11 +23,13 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // generator can send one precompressed payload over and over.
 const deflateOffer = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 
-// target is a parsed ws:// URL.
+// target is a parsed ws:// or wss:// URL.
 type target struct {
-	addr string // host:port to dial
-	host string // Host header
-	path string // request-target
+	addr   string      // host:port to dial
+	host   string      // Host header
+	path   string      // request-target
+	tls    bool        // wss: TLS first
+	header http.Header // more request headers (Config.Header)
 }
 
 func parseTarget(raw string) (target, error) {
@@ -34,19 +37,21 @@ func parseTarget(raw string) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("loadgen: parse URL: %w", err)
 	}
+	port := "80"
+	t := target{}
 	switch u.Scheme {
 	case "ws", "http":
 	case "wss", "https":
-		return target{}, errors.New("loadgen: wss is not supported: the load generator measures the WebSocket path, not TLS")
+		t.tls, port = true, "443"
 	default:
-		return target{}, fmt.Errorf("loadgen: URL scheme %q: want ws", u.Scheme)
+		return target{}, fmt.Errorf("loadgen: URL scheme %q: want ws or wss", u.Scheme)
 	}
 	if u.Host == "" {
 		return target{}, fmt.Errorf("loadgen: URL %q has no host", raw)
 	}
-	t := target{addr: u.Host, host: u.Host, path: u.RequestURI()}
+	t.addr, t.host, t.path = u.Host, u.Host, u.RequestURI()
 	if u.Port() == "" {
-		t.addr = net.JoinHostPort(u.Hostname(), "80")
+		t.addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	return t, nil
 }
@@ -71,6 +76,14 @@ func handshake(ctx context.Context, nc net.Conn, fr *frameReader, t target, comp
 	req = append(req, t.host...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "...)
 	req = append(req, key...)
+	for name, values := range t.header {
+		for _, v := range values {
+			req = append(req, "\r\n"...)
+			req = append(req, name...)
+			req = append(req, ": "...)
+			req = append(req, v...)
+		}
+	}
 	if compress {
 		req = append(req, "\r\nSec-WebSocket-Extensions: "...)
 		req = append(req, deflateOffer...)
@@ -86,7 +99,7 @@ func handshake(ctx context.Context, nc net.Conn, fr *frameReader, t target, comp
 	}
 	status, headers, _ := strings.Cut(string(head), "\r\n")
 	if f := strings.Fields(status); len(f) < 2 || f[1] != "101" {
-		return false, fmt.Errorf("loadgen: handshake: server answered %q, want 101", status)
+		return false, &RefusedError{Status: status, Body: fr.peekBody()}
 	}
 	var accept, exts string
 	var upgrade, connection bool
@@ -131,6 +144,21 @@ func handshake(ctx context.Context, nc net.Conn, fr *frameReader, t target, comp
 		return false, fmt.Errorf("loadgen: handshake: server accepted %q without server_no_context_takeover", exts)
 	}
 	return true, nil
+}
+
+// RefusedError is a handshake the server answered with another status
+// than 101: a wrong path, missing credentials.
+type RefusedError struct {
+	Status string // the status line: "HTTP/1.1 401 Unauthorized"
+	Body   string // the start of the body, if it came with the head
+}
+
+func (e *RefusedError) Error() string {
+	msg := fmt.Sprintf("loadgen: handshake: server answered %q, want 101", e.Status)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
 }
 
 func acceptKey(key string) string {

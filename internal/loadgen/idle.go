@@ -27,7 +27,7 @@ const pingers = 64
 // cfg.Duration and pings each again to check that the server kept them.
 func runIdle(ctx context.Context, cfg *Config, t target) (*Result, error) {
 	res := &Result{Mode: "idle", URL: cfg.URL, Target: cfg.Idle, Size: 8, Hold: cfg.Duration.Seconds()}
-	d := newDialer(t, cfg.SourceAddrs)
+	d := newDialer(t, cfg.SourceAddrs, cfg.TLS)
 	probe, err := newServerProbe(cfg.ServerPID)
 	if err != nil {
 		return nil, err

@@ -17,9 +17,11 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,8 +30,16 @@ import (
 
 // Config describes one run. Zero fields take the defaults noted.
 type Config struct {
-	// URL is the server's ws:// URL.
+	// URL is the server's ws:// or wss:// URL.
 	URL string
+
+	// Header holds more request headers for every handshake, such as
+	// Authorization. A Host header replaces the URL's host.
+	Header http.Header
+
+	// TLS configures wss:// connections. Default: the system's roots,
+	// the URL's host as the server name.
+	TLS *tls.Config
 
 	// Conns is the number of echo connections. Default: 1.
 	Conns int
@@ -57,6 +67,21 @@ type Config struct {
 
 	// Idle selects idle mode with this many connections.
 	Idle int
+
+	// PubSub selects pub/sub mode, for the gateway's /ws endpoint: Conns
+	// subscribers spread over Channels channels (bench/0, bench/1, …;
+	// default 1, all on one), Rate publishes a second in all (0: none,
+	// the subscribers stay idle for Duration) of Size bytes of data each,
+	// sent through PublishVia: "api" (POST /api/publish with APIKey) or
+	// "ws" (publish messages on connections of their own); default "api"
+	// with an APIKey, else "ws". Publishers is the number of concurrent
+	// publishers (default 4).
+	PubSub     bool
+	Channels   int
+	Rate       float64
+	PublishVia string
+	APIKey     string
+	Publishers int
 
 	// SourceAddrs are local IP addresses that connections are spread
 	// across, such as 127.0.0.1 and 127.0.0.2, so that tens of thousands of
@@ -110,6 +135,18 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Duration == 0 {
 		cfg.Duration = 10 * time.Second
 	}
+	if cfg.Channels == 0 {
+		cfg.Channels = 1
+	}
+	if cfg.Publishers == 0 {
+		cfg.Publishers = 4
+	}
+	if cfg.PublishVia == "" {
+		cfg.PublishVia = "ws"
+		if cfg.APIKey != "" {
+			cfg.PublishVia = "api"
+		}
+	}
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = time.Second
 	}
@@ -122,6 +159,14 @@ func (cfg *Config) setDefaults() error {
 		return errors.New("loadgen: negative pipeline depth")
 	case cfg.Duration < 0:
 		return errors.New("loadgen: negative duration")
+	case cfg.Channels < 0 || cfg.Publishers < 0 || cfg.Rate < 0:
+		return errors.New("loadgen: negative channels, publishers or rate")
+	case cfg.PubSub && cfg.Channels > cfg.Conns:
+		return fmt.Errorf("loadgen: %d channels for %d subscribers: some would have none", cfg.Channels, cfg.Conns)
+	case cfg.PubSub && cfg.PublishVia != "api" && cfg.PublishVia != "ws":
+		return fmt.Errorf("loadgen: publish via %q: want api or ws", cfg.PublishVia)
+	case cfg.PubSub && cfg.Rate > 0 && cfg.PublishVia == "api" && cfg.APIKey == "":
+		return errors.New("loadgen: publishing through the HTTP API needs its key (the server's --api-key)")
 	}
 	return nil
 }
@@ -138,6 +183,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.header = cfg.Header.Clone()
+	if h := t.header.Get("Host"); h != "" {
+		t.host = h
+		t.header.Del("Host")
+	}
+	if cfg.PubSub {
+		return runPubSub(ctx, &cfg, t)
+	}
 	if cfg.Idle > 0 {
 		return runIdle(ctx, &cfg, t)
 	}
@@ -147,12 +200,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // dialer opens connections, spread round-robin over the source addresses.
 type dialer struct {
 	t       target
+	tls     *tls.Config // for wss
 	dialers []net.Dialer
 	next    atomic.Uint64
 }
 
-func newDialer(t target, sources []net.IP) *dialer {
+func newDialer(t target, sources []net.IP, tlsConfig *tls.Config) *dialer {
 	d := &dialer{t: t}
+	if t.tls {
+		d.tls = tlsConfig.Clone()
+		if d.tls == nil {
+			d.tls = &tls.Config{}
+		}
+		if d.tls.ServerName == "" {
+			host, _, _ := net.SplitHostPort(t.addr)
+			d.tls.ServerName = host
+		}
+		d.tls.NextProtos = []string{"http/1.1"} // the handshake is HTTP/1.1
+		d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
 	for _, ip := range sources {
 		d.dialers = append(d.dialers, net.Dialer{
 			Timeout:   dialTimeout,
@@ -178,6 +244,14 @@ func (d *dialer) dial(ctx context.Context, fr *frameReader, compress bool) (net.
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if d.tls != nil {
+		tc := tls.Client(nc, d.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, false, fmt.Errorf("loadgen: TLS: %w", err)
+		}
+		nc = tc
 	}
 	fr.reset(nc)
 	deflate, err := handshake(ctx, nc, fr, d.t, compress)

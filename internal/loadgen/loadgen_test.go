@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,12 +28,14 @@ func echoServerWith(t *testing.T, opts *duplex.AcceptOptions, alter func(p []byt
 	t.Helper()
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Add before the upgrade: srv.Close waits for handlers until they
+		// hijack, so it cannot return between this Add and wg.Wait.
+		wg.Add(1)
+		defer wg.Done()
 		c, err := duplex.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.CloseNow()
 		ctx := context.Background()
 		for {
@@ -112,12 +115,24 @@ func TestEchoDetectsCorruption(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := echoServer(t, tt.alter)
-			res := run(t, Config{URL: url, Conns: 2, Size: 512, Duration: 100 * time.Millisecond})
-			if res.Errors == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// A server that corrupts the first message stops the run
+			// (ErrNotEcho); one that goes wrong later is counted.
+			res, err := Run(ctx, Config{URL: url, Conns: 2, Size: 512, Duration: 100 * time.Millisecond})
+			var firstErr string
+			switch {
+			case err != nil && !errors.Is(err, ErrNotEcho):
+				t.Fatalf("Run: %v; want ErrNotEcho or a result", err)
+			case err != nil:
+				firstErr = err.Error()
+			case res.Errors == 0:
 				t.Fatalf("errors = 0 with a corrupting server (msgs %d); want > 0", res.Msgs)
+			default:
+				firstErr = res.FirstError
 			}
-			if !strings.Contains(res.FirstError, "differs") && !strings.Contains(res.FirstError, "stamp") && !strings.Contains(res.FirstError, "bytes") {
-				t.Errorf("first error %q; want a mismatch", res.FirstError)
+			if !strings.Contains(firstErr, "differs") && !strings.Contains(firstErr, "stamp") && !strings.Contains(firstErr, "bytes") {
+				t.Errorf("first error %q; want a mismatch", firstErr)
 			}
 		})
 	}

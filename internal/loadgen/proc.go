@@ -72,3 +72,53 @@ func procMem(pid int) (rss, anon int64, err error) {
 	}
 	return rss, anon, nil
 }
+
+// ListenerPID returns the ID of the process on this machine that listens
+// on TCP port, from /proc/net/tcp and tcp6 and the sockets among each
+// process's open files (proc(5)). It finds only processes whose files it
+// may read: its user's, or all as root.
+func ListenerPID(port int) (int, error) {
+	inodes := map[string]bool{}
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for line := range bytes.Lines(b) {
+			f := bytes.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || string(f[3]) != "0A" { // 0A: TCP_LISTEN
+				continue
+			}
+			_, hexPort, ok := bytes.Cut(f[1], []byte(":"))
+			if p, err := strconv.ParseUint(string(hexPort), 16, 16); !ok || err != nil || int(p) != port {
+				continue
+			}
+			inodes["socket:["+string(f[9])+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("loadgen: no process listens on port %d here", port)
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(dir + "/" + fd.Name()); err == nil && inodes[target] {
+				return pid, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("loadgen: the process listening on port %d is not readable (another user's?)", port)
+}

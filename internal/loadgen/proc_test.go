@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -25,5 +26,25 @@ func TestProcSelf(t *testing.T) {
 	}
 	if _, err := procCPU(-1); err == nil {
 		t.Error("procCPU(-1) succeeded; want an error")
+	}
+}
+
+func TestListenerPID(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc is Linux's")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pid, err := ListenerPID(port)
+	if err != nil || pid != os.Getpid() {
+		t.Errorf("ListenerPID(%d) = %d, %v; want this process, %d", port, pid, err, os.Getpid())
+	}
+	ln.Close()
+	if pid, err := ListenerPID(port); err == nil {
+		t.Errorf("ListenerPID of a closed port = %d; want an error", pid)
 	}
 }

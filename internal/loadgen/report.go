@@ -21,6 +21,10 @@ func WriteText(w io.Writer, r *Result) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", row[0], row[1])
 	}
 	tw.Flush()
+	if r.Mode == "pubsub" && r.Rate > 0 && r.Seconds > 0 && float64(r.Publishes) < 0.9*r.Rate*r.Hold {
+		fmt.Fprintf(&b, "\npublishes fell behind the rate asked (%s/s): each waited for the server; more --publishers send more at once\n",
+			strconv.FormatFloat(r.Rate, 'f', -1, 64))
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(&b, "\nfirst error: %s\n", r.FirstError)
 	}
@@ -36,31 +40,54 @@ func (r *Result) rows() [][2]string {
 	var rows [][2]string
 	row := func(k, format string, a ...any) { rows = append(rows, [2]string{k, fmt.Sprintf(format, a...)}) }
 	lat := "round trip"
-	if r.Mode == "idle" {
+	switch r.Mode {
+	case "idle":
 		row("connections", "%s of %s", group(int64(r.Conns)), group(int64(r.Target)))
 		row("pongs", "%s", group(r.Msgs))
 		lat = "ping"
-	} else {
+	case "pubsub":
+		row("subscribers", "%s of %s, on %s", group(int64(r.Conns)), group(int64(r.Target)), channels(r.Channels))
+		if r.Rate > 0 {
+			row("publishes", "%s (%s/s via %s)", group(r.Publishes), group(int64(float64(r.Publishes)/max(r.Seconds, 1e-9)+0.5)), r.PublishVia)
+			row("deliveries", "%s of %s in %.2fs", group(r.Msgs), group(r.Expected), r.Seconds)
+			row("deliveries/s", "%s", group(int64(r.MsgsPerSec+0.5)))
+		}
+		lat = "delivery"
+	default:
 		row("msgs/s", "%s", group(int64(r.MsgsPerSec+0.5)))
 		row("MB/s", "%.1f", r.MBPerSec)
 		row("messages", "%s in %.2fs", group(r.Msgs), r.Seconds)
 	}
 	row("errors", "%s", group(r.Errors))
-	row(lat+" p50", "%s", micros(r.Latency.P50))
-	row(lat+" p90", "%s", micros(r.Latency.P90))
-	row(lat+" p99", "%s", micros(r.Latency.P99))
-	row(lat+" p99.9", "%s", micros(r.Latency.P999))
-	row(lat+" max", "%s", micros(r.Latency.Max))
-	if r.Mode == "echo" {
+	if r.Mode != "pubsub" || r.Rate > 0 {
+		row(lat+" p50", "%s", micros(r.Latency.P50))
+		row(lat+" p90", "%s", micros(r.Latency.P90))
+		row(lat+" p99", "%s", micros(r.Latency.P99))
+		row(lat+" p99.9", "%s", micros(r.Latency.P999))
+		row(lat+" max", "%s", micros(r.Latency.Max))
+	}
+	switch {
+	case r.Mode == "echo":
 		row("load gen CPU/msg", "%.2f µs", r.ClientCPUPerMsg)
-	} else {
+	case r.Mode == "pubsub" && r.Rate > 0:
+		row("load gen CPU/delivery", "%.2f µs", r.ClientCPUPerMsg)
+	default:
 		row("load gen CPU", "%.2fs", r.ClientCPU)
 	}
 	if s := r.Server; s != nil {
+		if r.Mode == "pubsub" && r.Rate > 0 {
+			row("server CPU/delivery", "%.2f µs (%.0f%% of one core)", s.CPUPerMsg, 100*s.Util)
+		}
 		if r.Mode == "echo" {
 			row("server CPU/msg", "%.2f µs (%.0f%% of one core)", s.CPUPerMsg, 100*s.Util)
 		} else {
-			row("server CPU", "%.2fs", s.CPU)
+			switch {
+			case r.Mode == "pubsub" && r.Rate <= 0:
+				// Idle subscribers cost CPU only for heartbeats.
+				row("server CPU", "%.2fs (%.1f%% of one core)", s.CPU, 100*s.Util)
+			case r.Mode != "pubsub":
+				row("server CPU", "%.2fs", s.CPU)
+			}
 			row("server mem/conn", "%s B anonymous (heap, stacks); %s B of RSS", group(int64(s.MemPerConn+0.5)), group(int64(s.MemPerConnRSS+0.5)))
 			if s.MarginalPerConn != 0 {
 				row("  one more conn", "%s B (growth over the second half)", group(int64(s.MarginalPerConn+0.5)))
@@ -73,9 +100,15 @@ func (r *Result) rows() [][2]string {
 
 // Describe says in a line what was run.
 func (r *Result) Describe() string {
-	if r.Mode == "idle" {
-		hold := time.Duration(r.Hold * float64(time.Second))
+	hold := time.Duration(r.Hold * float64(time.Second))
+	switch {
+	case r.Mode == "idle":
 		return fmt.Sprintf("idle: %s connections, one ping each, held %v", group(int64(r.Target)), hold)
+	case r.Mode == "pubsub" && r.Rate <= 0:
+		return fmt.Sprintf("pubsub: %s idle subscribers on %s, held %v", group(int64(r.Target)), channels(r.Channels), hold)
+	case r.Mode == "pubsub":
+		return fmt.Sprintf("pubsub: %s subscribers on %s, %s publishes/s of %s via %s for %v",
+			group(int64(r.Target)), channels(r.Channels), strconv.FormatFloat(r.Rate, 'f', -1, 64), sizeString(r.Size), r.PublishVia, hold)
 	}
 	kind := "binary"
 	if r.Text {
@@ -85,6 +118,13 @@ func (r *Result) Describe() string {
 		kind += ", deflate"
 	}
 	return fmt.Sprintf("echo: %d connections × %s %s, pipeline %d, %.1fs", r.Target, sizeString(r.Size), kind, r.Pipeline, r.Seconds)
+}
+
+func channels(n int) string {
+	if n == 1 {
+		return "1 channel"
+	}
+	return group(int64(n)) + " channels"
 }
 
 func sizeString(n int) string {
@@ -203,8 +243,11 @@ func barChart(title string, labels []string, values []float64, logScale bool, fo
 func WriteHTML(w io.Writer, r *Result) error {
 	var charts []chart
 	latTitle := "Round-trip latency (log scale)"
-	if r.Mode == "idle" {
+	switch r.Mode {
+	case "idle":
 		latTitle = "Ping round trip (log scale)"
+	case "pubsub":
+		latTitle = "Publish-to-delivery latency (log scale)"
 	}
 	charts = append(charts, barChart(latTitle,
 		[]string{"p50", "p90", "p99", "p99.9", "max"},
@@ -220,6 +263,9 @@ func WriteHTML(w io.Writer, r *Result) error {
 		}
 		c := barChart("", labels, tl.MsgsPerSec, false, func(float64) string { return "" })
 		c.Title = fmt.Sprintf("Throughput over time (messages/s; mean %s, %.1f MB/s)", group(int64(r.MsgsPerSec+0.5)), r.MBPerSec)
+		if r.Mode == "pubsub" {
+			c.Title = fmt.Sprintf("Deliveries over time (per second; mean %s)", group(int64(r.MsgsPerSec+0.5)))
+		}
 		charts = append(charts, c)
 	}
 	if r.Mode == "echo" && r.Msgs > 0 {

@@ -9,7 +9,7 @@ import (
 // duplex bench; the field names are a contract with bench/run.sh and other
 // scripts, so keep them stable.
 type Result struct {
-	Mode     string `json:"mode"` // "echo" or "idle"
+	Mode     string `json:"mode"` // "echo", "idle" or "pubsub"
 	URL      string `json:"url"`
 	Conns    int    `json:"conns"` // connections established
 	Target   int    `json:"target_conns"`
@@ -24,6 +24,18 @@ type Result struct {
 
 	// Hold is how long idle mode held the connections, in seconds.
 	Hold float64 `json:"hold_seconds,omitempty"`
+
+	// Pub/sub mode: the channels the subscribers (Conns) are spread
+	// over, how publishes were sent ("api" or "ws") and at what rate a
+	// second, how many succeeded, and the deliveries they called for.
+	// Msgs counts the deliveries, MsgsPerSec their rate, Latency the time
+	// from publish to delivery, and Server.CPUPerMsg the server's CPU per
+	// delivery. Missing deliveries count as errors.
+	Channels   int     `json:"channels,omitempty"`
+	PublishVia string  `json:"publish_via,omitempty"`
+	Rate       float64 `json:"publish_rate,omitempty"`
+	Publishes  int64   `json:"publishes,omitempty"`
+	Expected   int64   `json:"expected_deliveries,omitempty"`
 
 	// Msgs counts verified echoes (idle mode: verified pongs).
 	Msgs       int64   `json:"msgs"`
