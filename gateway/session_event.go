@@ -152,7 +152,7 @@ func (s *eventSession) enqueue(m outMsg) bool {
 	}
 	start := q == nil
 	if start {
-		q = &sendQueue{msgs: make([]outMsg, 0, 2)}
+		q = sendQueues.Get().(*sendQueue)
 		s.q = q
 	}
 	q.msgs = append(q.msgs, m)
@@ -169,8 +169,8 @@ func (s *eventSession) enqueue(m outMsg) bool {
 // there is one, and returns. It runs on a goroutine of its own: a write
 // waits while the client's socket is full.
 //
-// EventConn has no call that writes several messages in one system call
-// yet, so a round writes its messages one by one (a writev per message).
+// A round's fan-out messages that follow each other go out together, up
+// to 16 in a system call (EventConn.WritePreparedBatch).
 func (s *eventSession) writeLoop(q *sendQueue) {
 	var spare []outMsg
 	for {
@@ -181,6 +181,7 @@ func (s *eventSession) writeLoop(q *sendQueue) {
 			if q.flushed != nil {
 				close(q.flushed)
 			}
+			q.release(spare)
 			code, reason := s.closeCode()
 			send := code != 0 && !s.closeSent
 			s.closeSent = s.closeSent || send
@@ -195,32 +196,72 @@ func (s *eventSession) writeLoop(q *sendQueue) {
 		q.msgs, q.bytes = spare, 0
 		q.inFlight.Store(int64(len(batch)))
 		s.mu.Unlock()
-		for i := range batch {
-			if s.ending() {
-				break
-			}
-			m := &batch[i]
-			var err error
-			switch {
-			case m.typ == pingMsg:
-				err = s.conn.Ping(context.Background(), nil)
-			case m.prep != nil:
-				err = s.conn.WritePrepared(context.Background(), m.prep)
-			default:
-				err = s.conn.Write(context.Background(), m.typ, m.data)
-			}
-			q.inFlight.Add(-1)
-			if err != nil {
-				s.closeWith(0, "") // the connection is over: OnClose says why
-				break
-			}
-			if m.typ != pingMsg {
-				s.wroteMsg(len(m.data))
-			}
-		}
+		s.writeBatch(q, batch)
 		clear(batch)
 		q.inFlight.Store(0)
 		spare = batch[:0]
+	}
+}
+
+// sendQueues keeps released queues, with their arrays, for the next
+// sessions that have something to send: a fan-out makes thousands of
+// queues that each live for one write.
+var sendQueues = sync.Pool{New: func() any { return &sendQueue{msgs: make([]outMsg, 0, 4)} }}
+
+// release puts q back in sendQueues, with spare as its array unless that
+// is too large to keep.
+func (q *sendQueue) release(spare []outMsg) {
+	clear(q.msgs)
+	if cap(spare) >= cap(q.msgs) && cap(spare) <= 64 {
+		q.msgs = spare[:0]
+	} else if cap(q.msgs) > 64 {
+		q.msgs = make([]outMsg, 0, 4)
+	}
+	q.msgs = q.msgs[:0]
+	q.bytes, q.flushed = 0, nil
+	q.inFlight.Store(0)
+	sendQueues.Put(q)
+}
+
+// writeBatch writes the messages of one round in order, until the
+// session ends or the connection fails.
+func (s *eventSession) writeBatch(q *sendQueue, batch []outMsg) {
+	var pmv [16]*duplex.PreparedMessage
+	for i := 0; i < len(batch) && !s.ending(); {
+		m := &batch[i]
+		if m.prep != nil {
+			// The run of fan-out messages from here, in one call.
+			pms := pmv[:0]
+			for j := i; j < len(batch) && batch[j].prep != nil && len(pms) < len(pmv); j++ {
+				pms = append(pms, batch[j].prep)
+			}
+			n, err := s.conn.WritePreparedBatch(context.Background(), pms)
+			q.inFlight.Add(-int64(n))
+			for _, m := range batch[i : i+n] {
+				s.wroteMsg(len(m.data))
+			}
+			if err != nil {
+				s.closeWith(0, "") // the connection is over: OnClose says why
+				return
+			}
+			i += n
+			continue
+		}
+		var err error
+		if m.typ == pingMsg {
+			err = s.conn.Ping(context.Background(), nil)
+		} else {
+			err = s.conn.Write(context.Background(), m.typ, m.data)
+		}
+		q.inFlight.Add(-1)
+		if err != nil {
+			s.closeWith(0, "")
+			return
+		}
+		if m.typ != pingMsg {
+			s.wroteMsg(len(m.data))
+		}
+		i++
 	}
 }
 

@@ -38,19 +38,20 @@ import (
 )
 
 var (
-	serveBin  = flag.String("serve", "duplex", "the duplex binary to run as the server")
-	addr      = flag.String("addr", "127.0.0.1:18480", "address the server listens on")
-	modes     = flag.String("modes", "event,goroutine", "session kinds to measure: event, goroutine (--no-event-loop)")
-	conns     = flag.Int("conns", 19000, "idle subscribed clients, each on a channel of its own (0: skip)")
-	ping      = flag.Duration("ping-interval", 5*time.Second, "the server's --ping-interval in the idle run")
-	hold      = flag.Duration("hold", 20*time.Second, "how long the idle run measures the heartbeat's CPU")
-	settle    = flag.Duration("settle", 3*time.Second, "wait before reading the idle server's RSS")
-	fanout    = flag.Int("fanout", 5000, "subscribers of the one channel of the fan-out run (0: skip)")
-	msgs      = flag.Int("msgs", 200, "messages published in the fan-out run")
-	size      = flag.Int("size", 64, "bytes of data in each published message")
-	compress  = flag.Bool("compress", false, "clients offer permessage-deflate, as Chromium does (client_max_window_bits)")
-	extraArgs = flag.String("args", "", "more flags for duplex serve, space-separated")
-	dialers   = flag.Int("dialers", 32, "connections opened at once")
+	serveBin   = flag.String("serve", "duplex", "the duplex binary to run as the server")
+	addr       = flag.String("addr", "127.0.0.1:18480", "address the server listens on")
+	modes      = flag.String("modes", "event,goroutine", "session kinds to measure: event, goroutine (--no-event-loop)")
+	conns      = flag.Int("conns", 19000, "idle subscribed clients, each on a channel of its own (0: skip)")
+	ping       = flag.Duration("ping-interval", 5*time.Second, "the server's --ping-interval in the idle run")
+	hold       = flag.Duration("hold", 20*time.Second, "how long the idle run measures the heartbeat's CPU")
+	settle     = flag.Duration("settle", 3*time.Second, "wait before reading the idle server's RSS")
+	fanout     = flag.Int("fanout", 5000, "subscribers of the one channel of the fan-out run (0: skip)")
+	msgs       = flag.Int("msgs", 200, "messages published in the fan-out run")
+	size       = flag.Int("size", 64, "bytes of data in each published message")
+	compress   = flag.Bool("compress", false, "clients offer permessage-deflate, as Chromium does (client_max_window_bits)")
+	extraArgs  = flag.String("args", "", "more flags for duplex serve, space-separated")
+	dialers    = flag.Int("dialers", 32, "connections opened at once")
+	publishers = flag.Int("publishers", 4, "concurrent publishers in the fan-out run (each POSTs its share of -msgs in turn)")
 )
 
 const apiKey = "gwload-api-key-0123456789"
@@ -335,18 +336,32 @@ func runFanout(mode string) error {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	cpu0, _ := cpu(pid)
 	t0 := time.Now()
-	for range *msgs {
-		req, _ := http.NewRequest("POST", "http://"+*addr+"/api/publish", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
+	var next atomic.Int64
+	errs := make(chan error, *publishers)
+	for range *publishers {
+		go func() {
+			for next.Add(1) <= int64(*msgs) {
+				req, _ := http.NewRequest("POST", "http://"+*addr+"/api/publish", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+apiKey)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("publish: %s", resp.Status)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range *publishers {
+		if err := <-errs; err != nil {
 			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("publish: %s", resp.Status)
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -359,9 +374,8 @@ func runFanout(mode string) error {
 	if got < want {
 		return fmt.Errorf("%d of %d messages delivered in 60s", got, want)
 	}
-	fmt.Printf("%-9s fan-out: %d messages of %d B to %d subscribers (%d deliveries) in %v: server CPU %v = %.2f µs per delivery\n",
-		mode, *msgs, *size, *fanout, got, wall.Round(time.Millisecond), (cpu1 - cpu0).Round(time.Millisecond),
+	fmt.Printf("%-9s fan-out: %d messages of %d B from %d publishers to %d subscribers (%d deliveries) in %v: server CPU %v = %.2f µs per delivery\n",
+		mode, *msgs, *size, *publishers, *fanout, got, wall.Round(time.Millisecond), (cpu1 - cpu0).Round(time.Millisecond),
 		float64(cpu1-cpu0)/float64(time.Microsecond)/float64(got))
 	return nil
 }
-
