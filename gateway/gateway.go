@@ -111,7 +111,9 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	}
 	g.hub = newHub(opts.MaxConnections, g.sweepLoop)
 	if !opts.DisableCompression {
-		g.accept.Compression = &duplex.CompressionOptions{}
+		// Without context takeover by default: a connection keeps no
+		// history between messages (Options.CompressionContextTakeover).
+		g.accept.Compression = &duplex.CompressionOptions{NoContextTakeover: !opts.CompressionContextTakeover}
 	}
 	broker := opts.Broker
 	if broker == nil {

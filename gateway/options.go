@@ -271,6 +271,16 @@ type Options struct {
 	// the loop cannot take (TLS served by this server, HTTP/2, platforms
 	// other than Linux) run on goroutines anyway. Default false.
 	NoEventLoop bool
+
+	// CompressionContextTakeover lets permessage-deflate refer to earlier
+	// messages of the connection (RFC 7692 context takeover): similar
+	// messages then compress several times smaller, and each connection
+	// keeps up to 32 KiB of history per direction, 30 times what an idle
+	// event session costs. Default false: every message is compressed on
+	// its own, a connection keeps nothing between messages, and a fan-out
+	// message is compressed once for all its subscribers (README,
+	// "Compression at scale").
+	CompressionContextTakeover bool
 }
 
 // Defaults of Options.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,12 +122,36 @@ func testCompressionNegotiated(t *testing.T, k sessionKindCase) {
 		if got == disable {
 			t.Errorf("DisableCompression=%v: extensions %q", disable, c.Extensions())
 		}
+		// The default keeps no history on either side (README,
+		// "Compression at scale").
+		if !disable && !strings.Contains(c.Extensions(), "server_no_context_takeover") || !disable && !strings.Contains(c.Extensions(), "client_no_context_takeover") {
+			t.Errorf("default answer to a browser's offer %q; want no context takeover both ways", c.Extensions())
+		}
 		msg := bytes.Repeat([]byte("compressible "), 1000)
 		if _, p := roundTrip(t, c, duplex.MessageText, msg); !bytes.Equal(p, msg) {
 			t.Errorf("DisableCompression=%v: echo differs", disable)
 		}
 		c.Close(duplex.StatusNormalClosure, "")
 	}
+}
+
+// TestCompressionContextTakeover: the option answers the same offer with
+// context takeover, and messages still round-trip.
+func TestCompressionContextTakeover(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k sessionKindCase) {
+		ts := k.start(t, Options{NoAuth: true, CompressionContextTakeover: true})
+		c := dial(t, ts.ws+"/echo", &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
+		if ext := c.Extensions(); !strings.Contains(ext, "permessage-deflate") || strings.Contains(ext, "no_context_takeover") {
+			t.Errorf("extensions %q; want permessage-deflate with context takeover", ext)
+		}
+		for i := range 3 {
+			msg := bytes.Repeat([]byte("compressible "+strconv.Itoa(i)), 500)
+			if _, p := roundTrip(t, c, duplex.MessageText, msg); !bytes.Equal(p, msg) {
+				t.Errorf("message %d: echo differs", i)
+			}
+		}
+		c.Close(duplex.StatusNormalClosure, "")
+	})
 }
 
 func TestMessageTooBig(t *testing.T) { forEachKind(t, testMessageTooBig) }
