@@ -38,26 +38,35 @@ import (
 )
 
 var (
-	serveBin   = flag.String("serve", "duplex", "the duplex binary to run as the server")
-	addr       = flag.String("addr", "127.0.0.1:18480", "address the server listens on")
-	modes      = flag.String("modes", "event,goroutine", "session kinds to measure: event, goroutine (--no-event-loop)")
-	conns      = flag.Int("conns", 19000, "idle subscribed clients, each on a channel of its own (0: skip)")
-	ping       = flag.Duration("ping-interval", 5*time.Second, "the server's --ping-interval in the idle run")
-	hold       = flag.Duration("hold", 20*time.Second, "how long the idle run measures the heartbeat's CPU")
-	settle     = flag.Duration("settle", 3*time.Second, "wait before reading the idle server's RSS")
-	fanout     = flag.Int("fanout", 5000, "subscribers of the one channel of the fan-out run (0: skip)")
-	msgs       = flag.Int("msgs", 200, "messages published in the fan-out run")
-	size       = flag.Int("size", 64, "bytes of data in each published message")
-	compress   = flag.Bool("compress", false, "clients offer permessage-deflate, as Chromium does (client_max_window_bits)")
-	extraArgs  = flag.String("args", "", "more flags for duplex serve, space-separated")
-	dialers    = flag.Int("dialers", 32, "connections opened at once")
-	publishers = flag.Int("publishers", 4, "concurrent publishers in the fan-out run (each POSTs its share of -msgs in turn)")
+	serveBin    = flag.String("serve", "duplex", "the duplex binary to run as the server")
+	addr        = flag.String("addr", "127.0.0.1:18480", "address the server listens on")
+	modes       = flag.String("modes", "event,goroutine", "session kinds to measure: event, goroutine (--no-event-loop)")
+	conns       = flag.Int("conns", 19000, "idle subscribed clients, each on a channel of its own (0: skip)")
+	ping        = flag.Duration("ping-interval", 5*time.Second, "the server's --ping-interval in the idle run")
+	hold        = flag.Duration("hold", 20*time.Second, "how long the idle run measures the heartbeat's CPU")
+	settle      = flag.Duration("settle", 3*time.Second, "wait before reading the idle server's RSS")
+	fanout      = flag.Int("fanout", 5000, "subscribers of the one channel of the fan-out run (0: skip)")
+	msgs        = flag.Int("msgs", 200, "messages published in the fan-out run")
+	size        = flag.Int("size", 64, "bytes of data in each published message")
+	compress    = flag.Bool("compress", false, "clients offer permessage-deflate, as Chromium does (client_max_window_bits)")
+	extraArgs   = flag.String("args", "", "more flags for duplex serve, space-separated")
+	dialers     = flag.Int("dialers", 32, "connections opened at once")
+	publishers  = flag.Int("publishers", 4, "concurrent publishers in the fan-out run (each POSTs its share of -msgs in turn)")
+	compressRun = flag.Int("compress-conns", 0, "clients of the compression run (0: skip): Chromium's offer answered without compression, without context takeover, with it")
 )
 
 const apiKey = "gwload-api-key-0123456789"
 
 func main() {
 	flag.Parse()
+	if *compressRun > 0 {
+		for _, variant := range []string{"off", "no context takeover", "context takeover"} {
+			if err := runCompress(variant); err != nil {
+				fmt.Fprintf(os.Stderr, "gwload: compression: %v\n", err)
+				os.Exit(1)
+			}
+		}
+	}
 	for _, mode := range strings.Split(*modes, ",") {
 		if *conns > 0 {
 			if err := runIdle(mode); err != nil {
@@ -377,5 +386,98 @@ func runFanout(mode string) error {
 	fmt.Printf("%-9s fan-out: %d messages of %d B from %d publishers to %d subscribers (%d deliveries) in %v: server CPU %v = %.2f µs per delivery\n",
 		mode, *msgs, *size, *publishers, *fanout, got, wall.Round(time.Millisecond), (cpu1 - cpu0).Round(time.Millisecond),
 		float64(cpu1-cpu0)/float64(time.Microsecond)/float64(got))
+	return nil
+}
+
+// wchar returns the bytes pid has written with write system calls
+// (sockets included), from /proc/PID/io.
+func wchar(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("no wchar")
+}
+
+// jsonEvent is a message like those a real-time app sends: similar
+// fields, a few values changing.
+func jsonEvent(i int) string {
+	return fmt.Sprintf(`{"id":%d,"user":{"id":%d,"name":"user-%d","avatar":"https://cdn.example.com/avatars/%d.png","roles":["member","reader"]},`+
+		`"type":"comment.created","room":"general","text":"Message number %d of the load test, with a sentence that repeats in every message so that context helps.",`+
+		`"ts":"2026-12-03T07:%02d:%02dZ","reactions":{"like":%d,"love":%d,"laugh":0},"tags":["chat","load","compression","duplex"],"meta":{"client":"gwload","version":"1.0.%d"},`+
+		`"thread":{"id":%d,"title":"Weekly planning for the real-time gateway","participants":["ada","grace","linus","ken","rob","barbara"],"unread":%d,"pinned":false,`+
+		`"last":{"author":"user-%d","excerpt":"We measured memory per idle connection and bytes on the wire for each compression choice; the numbers are in the README."}},`+
+		`"attachments":[{"kind":"image","url":"https://cdn.example.com/uploads/%d/screenshot.png","width":1280,"height":720,"bytes":%d}],"edited":false,"visibility":"room"}`,
+		1000+i, i%97, i%97, i%97, i, i%60, (i*7)%60, i%13, i%5, i%10, 500+i%7, i%11, (i+3)%97, 9000+i, 150000+i*31)
+}
+
+// runCompress measures permessage-deflate as a browser negotiates it:
+// every client offers "permessage-deflate; client_max_window_bits"
+// (Chromium's offer, which duplex.Dial sends), sends one message of
+// about 1 KiB and receives -msgs such messages on one channel. It prints
+// the server's RSS growth per connection after the traffic and the bytes
+// it wrote per delivered message.
+func runCompress(name string) error {
+	*compress = true
+	var args []string
+	switch name {
+	case "off":
+		args = append(args, "--compress=false")
+	case "context takeover":
+		args = append(args, "--compress-context-takeover")
+	}
+	srv, err := startServer("event", append(args, "--ping-interval", "-1s", "--publish-rate", "-1")...)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	pid := srv.cmd.Process.Pid
+	rss0, _ := rss(pid)
+	n := *compressRun
+	cs, err := openAll(n, func(int) string { return "fan" })
+	defer closeAll(cs)
+	if err != nil {
+		return err
+	}
+	for i, cl := range cs {
+		if err := cl.c.Write(context.Background(), duplex.MessageText, []byte(jsonEvent(i))); err != nil {
+			return err
+		}
+	}
+	received.Store(0)
+	w0, _ := wchar(pid)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for i := range *msgs {
+		data := jsonEvent(i)
+		req, _ := http.NewRequest("POST", "http://"+*addr+"/api/publish", strings.NewReader(`{"channel":"fan","data":`+data+`}`))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("publish: %s", resp.Status)
+		}
+	}
+	want := int64(n) * int64(*msgs)
+	deadline := time.Now().Add(60 * time.Second)
+	for received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w1, _ := wchar(pid)
+	if got := received.Load(); got < want {
+		return fmt.Errorf("%s: %d of %d messages delivered", name, got, want)
+	}
+	time.Sleep(*settle)
+	rss1, _ := rss(pid)
+	fmt.Printf("compress  %-19s: %d clients, %d messages of %d B JSON each: %.0f B on the wire per delivery (headers included); server RSS %.0f B per connection after the traffic\n",
+		name, n, *msgs, len(jsonEvent(0)), float64(w1-w0)/float64(want), float64(rss1-rss0)/float64(n))
 	return nil
 }
