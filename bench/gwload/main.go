@@ -51,6 +51,8 @@ var (
 	compress    = flag.Bool("compress", false, "clients offer permessage-deflate, as Chromium does (client_max_window_bits)")
 	extraArgs   = flag.String("args", "", "more flags for duplex serve, space-separated")
 	dialers     = flag.Int("dialers", 32, "connections opened at once")
+	gogc        = flag.String("gogc", "", "GOGC for the server (empty: the environment's)")
+	channels    = flag.Int("channels", 0, "channels the idle clients subscribe to, client i to channel i mod n (0: one channel per client)")
 	publishers  = flag.Int("publishers", 4, "concurrent publishers in the fan-out run (each POSTs its share of -msgs in turn)")
 	compressRun = flag.Int("compress-conns", 0, "clients of the compression run (0: skip): Chromium's offer answered without compression, without context takeover, with it")
 )
@@ -100,6 +102,9 @@ func startServer(mode string, args ...string) (*server, error) {
 		a = append(a, strings.Fields(*extraArgs)...)
 	}
 	s := &server{cmd: exec.Command(*serveBin, a...)}
+	if *gogc != "" {
+		s.cmd.Env = append(os.Environ(), "GOGC="+*gogc)
+	}
 	// The server logs a line per connection: keep only the last bytes.
 	s.cmd.Stdout, s.cmd.Stderr = io.Discard, &tail{b: &s.logs}
 	if err := s.cmd.Start(); err != nil {
@@ -299,9 +304,15 @@ func runIdle(mode string) error {
 	if err != nil {
 		return err
 	}
+	m0 := goMem()
 	closedConns.Store(0)
 	start := time.Now()
-	cs, err := openAll(*conns, func(i int) string { return "c" + strconv.Itoa(i) })
+	cs, err := openAll(*conns, func(i int) string {
+		if *channels > 0 {
+			i %= *channels
+		}
+		return "c" + strconv.Itoa(i)
+	})
 	defer closeAll(cs)
 	if err != nil {
 		return err
@@ -313,9 +324,19 @@ func runIdle(mode string) error {
 		return err
 	}
 	per := float64(rss1-rss0) / float64(*conns)
-	fmt.Printf("%-9s idle: %d subscribed clients opened in %v; server RSS %.1f MB -> %.1f MB: %.0f B per connection\n",
-		mode, *conns, opened.Round(time.Millisecond), float64(rss0)/1e6, float64(rss1)/1e6, per)
+	m1 := goMem()
+	var parts []string
+	for _, k := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+		parts = append(parts, fmt.Sprintf("%s %.0f", strings.TrimSuffix(strings.TrimPrefix(k, "go_memstats_"), "_bytes"), (m1[k]-m0[k])/float64(*conns)))
+	}
+	nch := *channels
+	if nch == 0 {
+		nch = *conns
+	}
+	fmt.Printf("%-9s idle: %d clients subscribed to %d channels, opened in %v; server RSS %.1f MB -> %.1f MB: %.0f B per connection\n",
+		mode, *conns, nch, opened.Round(time.Millisecond), float64(rss0)/1e6, float64(rss1)/1e6, per)
 
+	fmt.Printf("%-9s idle: Go runtime, growth per connection: %s\n", mode, strings.Join(parts, ", "))
 	cpu0, _ := cpu(pid)
 	t0 := time.Now()
 	time.Sleep(*hold)
@@ -480,4 +501,22 @@ func runCompress(name string) error {
 	fmt.Printf("compress  %-19s: %d clients, %d messages of %d B JSON each: %.0f B on the wire per delivery (headers included); server RSS %.0f B per connection after the traffic\n",
 		name, n, *msgs, len(jsonEvent(0)), float64(w1-w0)/float64(want), float64(rss1-rss0)/float64(n))
 	return nil
+}
+
+// goMem reads the server's go_memstats gauges from /metrics.
+func goMem() map[string]float64 {
+	m := map[string]float64{}
+	resp, err := http.Get("http://" + *addr + "/metrics")
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "go_memstats_") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			m[f[0]] = v
+		}
+	}
+	return m
 }
