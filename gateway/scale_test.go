@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +111,42 @@ func TestManyIdleSessionsShutdown(t *testing.T) {
 	if got := ts.metric(t, "duplex_subscriptions"); got != 0 {
 		t.Errorf("duplex_subscriptions = %v after Shutdown; want 0", got)
 	}
+}
+
+// TestTLSRunsGoroutineSessions: a wss:// connection served by the gateway
+// itself cannot go to the event loop (the loop reads the socket, and TLS
+// is in between), so it runs as a goroutine session and works the same.
+func TestTLSRunsGoroutineSessions(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	logs := &logBuffer{}
+	g, err := New(Options{NoAuth: true}, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g)
+	srv.StartTLS()
+	defer srv.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.Shutdown(ctx)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/echo",
+		&duplex.DialOptions{TLSConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, duplex.MessageText, []byte("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "over tls" {
+		t.Fatalf("echo: %q, %v", p, err)
+	}
+	if l := logs.String(); !strings.Contains(l, "msg=connected") || !strings.Contains(l, "session=goroutine") {
+		t.Errorf("a TLS connection did not run as a goroutine session:\n%s", l)
+	}
+	c.Close(duplex.StatusNormalClosure, "")
 }
