@@ -42,8 +42,9 @@ type eventSession struct {
 type sendQueue struct {
 	msgs     []outMsg      // guarded by eventSession.mu
 	bytes    int64         // guarded by eventSession.mu; payload bytes in msgs
+	pings    int           // guarded by eventSession.mu; pings in msgs
 	flushed  chan struct{} // guarded by eventSession.mu; made by a waiting flush, closed when the queue empties
-	inFlight atomic.Int64  // messages taken from msgs and not yet written
+	inFlight atomic.Int64  // messages (not pings) taken from msgs and not yet written
 }
 
 // pingMsg marks a ping in the send queue.
@@ -121,7 +122,8 @@ func (s *eventSession) queueState() (queued int, queuedBytes, unwritten int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if q := s.q; q != nil {
-		return len(q.msgs), q.bytes, int64(len(q.msgs)) + q.inFlight.Load()
+		n := len(q.msgs) - q.pings
+		return n, q.bytes, int64(n) + q.inFlight.Load()
 	}
 	return 0, 0, 0
 }
@@ -141,7 +143,7 @@ func (s *eventSession) enqueue(m outMsg) bool {
 		switch o := &s.g.opts; {
 		case q.bytes+n > o.SendQueueBytes && q.bytes > 0:
 			cause = causeQueueBytes
-		case len(q.msgs) >= o.SendQueue:
+		case len(q.msgs)-q.pings >= o.SendQueue:
 			cause = causeQueueFull
 		}
 		if cause != "" {
@@ -157,6 +159,9 @@ func (s *eventSession) enqueue(m outMsg) bool {
 	}
 	q.msgs = append(q.msgs, m)
 	q.bytes += n
+	if m.typ == pingMsg {
+		q.pings++
+	}
 	s.mu.Unlock()
 	if start {
 		go s.writeLoop(q)
@@ -193,8 +198,8 @@ func (s *eventSession) writeLoop(q *sendQueue) {
 		}
 		// New messages go to the array of the last round: a client that
 		// keeps receiving reuses two arrays.
-		q.msgs, q.bytes = spare, 0
-		q.inFlight.Store(int64(len(batch)))
+		q.inFlight.Store(int64(len(batch) - q.pings))
+		q.msgs, q.bytes, q.pings = spare, 0, 0
 		s.mu.Unlock()
 		s.writeBatch(q, batch)
 		clear(batch)
@@ -218,7 +223,7 @@ func (q *sendQueue) release(spare []outMsg) {
 		q.msgs = make([]outMsg, 0, 4)
 	}
 	q.msgs = q.msgs[:0]
-	q.bytes, q.flushed = 0, nil
+	q.bytes, q.pings, q.flushed = 0, 0, nil
 	q.inFlight.Store(0)
 	sendQueues.Put(q)
 }
@@ -252,8 +257,8 @@ func (s *eventSession) writeBatch(q *sendQueue, batch []outMsg) {
 			err = s.conn.Ping(context.Background(), nil)
 		} else {
 			err = s.conn.Write(context.Background(), m.typ, m.data)
+			q.inFlight.Add(-1)
 		}
-		q.inFlight.Add(-1)
 		if err != nil {
 			s.closeWith(0, "")
 			return
