@@ -29,7 +29,7 @@ import (
 // {"type":"subscribed","recovered":false} that it cannot.
 //
 // Lock order: channels.mu, then the broker's locks, then a channel's mu,
-// then session.mu. The broker calls deliver with its locks held, so
+// then eventSession.mu. The broker calls deliver with its locks held, so
 // nothing may call the broker while holding a channel's mu.
 type channels struct {
 	g       *Gateway

@@ -7,12 +7,14 @@ import (
 
 // hub keeps the sessions of a Gateway and the connection slots.
 //
-// A slot is taken before the handshake and given back when the session's
-// goroutines are gone, so MaxConnections also counts upgrades in progress
+// A slot is taken before the handshake and given back when the session
+// is over (a goroutine session's goroutines are gone, an event session's
+// OnClose has run), so MaxConnections also counts upgrades in progress
 // and Shutdown can wait for every connection by waiting for the slots.
 //
-// Lock order: hub.mu, then (issue 6) a channel's lock, then session.mu.
-// session.mu is a leaf, held only to read or set how the session ends.
+// Lock order: hub.mu, then (issue 6) a channel's lock, then
+// eventSession.mu. eventSession.mu is a leaf, held only to queue a
+// message or take the queue; how a session ends is an atomic pointer.
 // session.send never blocks (a full queue closes the session instead), so
 // fan-out may run under a channel's lock without a slow client stalling
 // the publisher or the other subscribers.
