@@ -24,7 +24,8 @@ import (
 //
 // Any of them, Shutdown, or a channel publisher can end the session with
 // closeWith, which never blocks; the other goroutines then return and run
-// logs the close. It costs about 38 KB while idle (docs/scaling.md).
+// logs the close. It costs about 42 KB of RSS while idle
+// (docs/scaling.md).
 type goSession struct {
 	session
 	conn *duplex.Conn
