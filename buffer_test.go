@@ -10,7 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // Holders of a write buffer reslice it (they append from [:0]); the pool
@@ -50,7 +51,7 @@ func TestWriterAfterEventWrites(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the event loop needs Linux")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 	got := make(chan []byte, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +70,7 @@ func TestWriterAfterEventWrites(t *testing.T) {
 			}
 		}
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 
 	// Event-mode client writes, plain (masked into a pool buffer) and

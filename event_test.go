@@ -45,14 +45,14 @@ func detachedEchoServer(t *testing.T, closed chan<- error) string {
 			t.Errorf("Detach: %v", err)
 		}
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 func TestDetachEcho(t *testing.T) {
 	closed := make(chan error, 1)
 	url := detachedEchoServer(t, closed)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 2*200000)
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, url, nil)
 	if err != nil {
@@ -170,7 +170,7 @@ func TestDetachFrameRightAfterRequest(t *testing.T) {
 		}
 		detachedEcho(t, c)
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	helloWithRequest(t, srv.Listener.Addr().String())
 }
 
@@ -208,7 +208,7 @@ func TestDetachWriteToStalledPeer(t *testing.T) {
 		}
 		conns <- ec
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -281,7 +281,7 @@ func TestDetachClose(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != duplex.StatusGoingAway || !ce.Sent || ce.Reason != "restart" {
 			t.Fatalf("OnClose got %v; want our 1001", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testkit.Wait(t, 0)):
 		t.Fatal("OnClose was not called after the peer's answer")
 	}
 	// The socket is closed: the peer reads EOF.

@@ -158,7 +158,7 @@ func TestAcceptHandshake(t *testing.T) {
 				}
 				accepted <- err
 			}))
-			defer srv.Close()
+			defer testkit.CloseServer(t, srv)
 			host := srv.Listener.Addr().String()
 			edits := tt.edits
 			if tt.originHost != "" {
@@ -177,7 +177,7 @@ func TestAcceptHandshake(t *testing.T) {
 			var err error
 			select {
 			case err = <-accepted:
-			case <-time.After(5 * time.Second):
+			case <-time.After(testkit.Wait(t, 0)):
 				t.Fatal("handler did not finish")
 			}
 			if status == 101 {
@@ -252,7 +252,7 @@ func TestDialRefused(t *testing.T) {
 			url, peers := testkit.ServeHandshake(t, func(r *http.Request) string {
 				return tt.respond(r.Header.Get("Sec-WebSocket-Key"))
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := testkit.Context(t, 0)
 			defer cancel()
 			c, resp, err := duplex.Dial(ctx, url, &duplex.DialOptions{Subprotocols: tt.offer})
 			if err == nil {
@@ -282,7 +282,7 @@ func TestDialRequest(t *testing.T) {
 		return testkit.Response101(r.Header.Get("Sec-WebSocket-Key"), "Sec-WebSocket-Protocol: chat.v1")
 	})
 	u := strings.Replace(url, "ws://", "ws://user:pa%3Ass@", 1) + "/chat?room=1"
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, u, &duplex.DialOptions{
 		Subprotocols: []string{"chat.v2", "chat.v1"},
@@ -358,8 +358,8 @@ func TestDialContext(t *testing.T) {
 				if !errors.Is(err, tt.want) {
 					t.Errorf("Dial = %v; want %v", err, tt.want)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Dial still waiting 5s after its context ended at 200ms")
+			case <-time.After(testkit.Wait(t, 0)):
+				t.Fatalf("Dial still waiting %v after its context ended at 200ms", testkit.Timeout(0))
 			}
 		})
 	}

@@ -2,13 +2,13 @@ package duplex
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // One PreparedMessage broadcast to server connections with different
@@ -32,9 +32,9 @@ func TestPreparedMessageBroadcast(t *testing.T) {
 		mu.Unlock()
 		ready <- struct{}{}
 	}))
-	defer srv.Close()
+	defer testkit.CloseServer(t, srv)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 
 	clients := map[string]*DialOptions{

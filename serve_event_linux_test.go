@@ -44,7 +44,7 @@ func TestServeEventsPeerLeavesRightAfterBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		nc.SetDeadline(testkit.Deadline(t, 0))
 		if _, err := nc.Write([]byte(req)); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestServeEventsPeerLeavesRightAfterBytes(t *testing.T) {
 			if got := duplex.CloseStatus(err); got != duplex.StatusAbnormalClosure {
 				t.Fatalf("connection %d ended with %v; want 1006", i, err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(testkit.Wait(t, 0)):
 			t.Fatalf("connection %d: the server never saw the client go", i)
 		}
 	}

@@ -73,7 +73,7 @@ func TestServeEventsHandshake(t *testing.T) {
 			if status == 101 {
 				select {
 				case <-opened:
-				case <-time.After(5 * time.Second):
+				case <-time.After(testkit.Wait(t, 0)):
 					t.Fatal("OnOpen was not called")
 				}
 				return
@@ -158,7 +158,7 @@ func TestServeEventsCheck(t *testing.T) {
 		}
 		return "user-" + r.URL.Query().Get("user"), 0, ""
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 	_, _, err := duplex.Dial(ctx, "ws://"+addr+"/ws?token=wrong", nil)
 	var he *duplex.HandshakeError
@@ -187,7 +187,7 @@ func TestServeEventsWritePrepared(t *testing.T) {
 	opts := &duplex.EventServerOptions{}
 	opts.Compression = &duplex.CompressionOptions{NoContextTakeover: true}
 	addr, opened, _ := serveEvents(t, opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 	var clients []*duplex.Conn
 	var servers []*duplex.EventConn

@@ -10,9 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 func echoServer(t *testing.T, opts *duplex.AcceptOptions) string {
@@ -34,13 +34,13 @@ func echoServer(t *testing.T, opts *duplex.AcceptOptions) string {
 			}
 		}
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 func TestEchoRoundTrip(t *testing.T) {
 	url := echoServer(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := testkit.Context(t, 2*(16<<20+70000)) // the messages below, both ways
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, url, nil)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestCompressedEcho(t *testing.T) {
 func TestCompressedReadLimit(t *testing.T) {
 	opts := &duplex.CompressionOptions{}
 	url := echoServer(t, &duplex.AcceptOptions{Compression: opts, ReadLimit: 1 << 20})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 2*8<<20) // 8 MiB compressed, and inflated up to the limit
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, url, &duplex.DialOptions{Compression: opts})
 	if err != nil {

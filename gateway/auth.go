@@ -339,7 +339,7 @@ func (id Identity) ChannelAllowed(channel string, publish bool) bool {
 	switch id.Method {
 	case "token", "basic", "none":
 		return true
-	case "jwt":
+	case "jwt", "hook": // hook: the connect hook's answer (hooks_connect.go)
 	default:
 		return false
 	}

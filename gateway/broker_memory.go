@@ -49,6 +49,8 @@ type memoryBroker struct {
 	bytes   int64       // guarded by qmu; cost of the entries and channels held
 	held    int         // guarded by qmu; entries held in all channels
 	evicted atomic.Uint64
+
+	pres memPresence // presence and control bus (broker_memory_presence.go)
 }
 
 // memoryConfig sets the bounds of a memoryBroker. Zero means none, except

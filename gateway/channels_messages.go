@@ -55,9 +55,9 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 			err = errForbidden
 			break
 		}
-		err = g.channels.subscribe(s, req.Channel, req.Since)
+		err = g.clientSubscribe(s, req.Channel, req.Since) // hook, join rate, presence (presence_messages.go)
 	case "unsubscribe":
-		err = g.channels.unsubscribe(s, req.Channel)
+		err = g.clientUnsubscribe(s, req.Channel)
 	case "publish":
 		if !s.identity().ChannelAllowed(req.Channel, true) {
 			err = errForbidden
@@ -66,6 +66,9 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 		if !g.channels.limiter.allow(s, len(req.Data), time.Now()) {
 			g.channels.m.limited.WithLabelValues("publish_rate").Inc()
 			err = errPublishRate
+			break
+		}
+		if req.Data, err = g.hooks.checkPublish(s, req.Channel, req.Data); err != nil {
 			break
 		}
 		err = g.publish(s.context(), "ws", req.Channel, req.Data)

@@ -45,6 +45,17 @@
 //	1013 try again later  "send queue full": the client reads too slowly;
 //	                      "not reading": no pong while messages waited
 //	4401 (application)    "token expired", "refresh refused: ..."
+//	4403 (application)    "disconnected": POST /api/disconnect
+//
+// # Presence and the backend
+//
+// Options.Presence and Options.JoinLeave let subscribers list a channel's
+// members and hear of joins and leaves, on every node when the Broker also
+// implements PresenceStore and ControlBus (the memory and Redis brokers
+// do). The server API subscribes, unsubscribes and disconnects users, and
+// backend hooks (Options.ConnectHook, SubscribeHook, PublishHook,
+// RPCHook) let the application decide who connects and what they may do
+// (docs/protocol.md).
 //
 // # Observability
 //

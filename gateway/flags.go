@@ -42,7 +42,7 @@ func (o *Options) settings() []setting {
 		{"tls-key", "DUPLEX_TLS_KEY", "PEM private key `file` for --tls-cert", (*stringValue)(&o.TLSKey)},
 		{"log-format", "DUPLEX_LOG_FORMAT", "log `format`: text or json", (*stringValue)(&o.LogFormat)},
 		{"compress", "DUPLEX_COMPRESS", "offer permessage-deflate compression; --compress=false turns it off", &boolValue{p: &o.DisableCompression, invert: true}},
-		{"broker", "DUPLEX_BROKER", "carry channels through `url`: memory (one process) or redis://host:port[/db] (several nodes share channels, offsets and history)", (*secretValue)(&o.BrokerURL)},
+		{"broker", "DUPLEX_BROKER", "carry channels through `url`: memory (one process), redis://host:port[/db] (several nodes share channels, offsets and history) or redis+cluster://host:port[,host:port...] (a Redis Cluster, Redis 7+); rediss:// and rediss+cluster:// for TLS", (*secretValue)(&o.BrokerURL)},
 		{"history-size", "DUPLEX_HISTORY_SIZE", "keep the last `n` messages of each channel for clients that reconnect; 0: no history; at most 10000", (*historySizeValue)(&o.HistorySize)},
 		{"history-ttl", "DUPLEX_HISTORY_TTL", "keep a channel's messages for at most `duration`", (*durationValue)(&o.HistoryTTL)},
 		{"api-key", "DUPLEX_API_KEY", "enable POST /api/publish and GET /api/history for \"Authorization: Bearer `key`\"", (*secretValue)(&o.APIKey)},
@@ -69,6 +69,15 @@ func (o *Options) settings() []setting {
 		{"history-page-bytes", "DUPLEX_HISTORY_PAGE_BYTES", "bound the data of one GET /api/history response to `bytes` (at least one message)", (*sizeValue)(&o.HistoryPageBytes)},
 		{"no-event-loop", "DUPLEX_NO_EVENT_LOOP", "run each WebSocket on goroutines of its own (about 42 KB idle) rather than the event loop (about 2 KB idle); wss:// served with --tls-cert and HTTP/2 streams always run on goroutines", &boolValue{p: &o.NoEventLoop}},
 		{"compress-context-takeover", "DUPLEX_COMPRESS_CONTEXT_TAKEOVER", "let compressed messages refer to earlier ones: smaller on the wire, up to 64 KiB more memory per connection", &boolValue{p: &o.CompressionContextTakeover}},
+		{"presence", "DUPLEX_PRESENCE", "let subscribers of channels matching `pattern` list who is subscribed (repeatable)", &listValue{p: &o.Presence}},
+		{"join-leave", "DUPLEX_JOIN_LEAVE", "tell subscribers of channels matching `pattern` when others subscribe and leave (repeatable)", &listValue{p: &o.JoinLeave}},
+		{"presence-ttl", "DUPLEX_PRESENCE_TTL", "drop the members of a node that stopped from presence after `duration`", (*durationValue)(&o.PresenceTTL)},
+		{"connect-hook", "DUPLEX_CONNECT_HOOK", "POST each WebSocket upgrade without a valid credential to `url`, which says who the client is", (*stringValue)(&o.ConnectHook)},
+		{"connect-hook-always", "DUPLEX_CONNECT_HOOK_ALWAYS", "call --connect-hook for every upgrade, with credentials or not", &boolValue{p: &o.ConnectHookAlways}},
+		{"subscribe-hook", "DUPLEX_SUBSCRIBE_HOOK", "ask `url` to allow each subscribe", (*stringValue)(&o.SubscribeHook)},
+		{"publish-hook", "DUPLEX_PUBLISH_HOOK", "ask `url` to allow (and maybe rewrite) each WebSocket publish", (*stringValue)(&o.PublishHook)},
+		{"rpc-hook", "DUPLEX_RPC_HOOK", "answer {\"type\":\"rpc\"} messages by POSTing them to `url`", (*stringValue)(&o.RPCHook)},
+		{"hook-timeout", "DUPLEX_HOOK_TIMEOUT", "give up a hook call after `duration`", (*durationValue)(&o.HookTimeout)},
 	}
 }
 

@@ -29,6 +29,8 @@ import (
 //	/api/auth-check   204 if the request's credentials are good, else 401
 //	/api/publish      POST a message to a channel (Options.APIKey)
 //	/api/history      GET a channel's recent messages (Options.APIKey)
+//	/api/presence, /api/channels, /api/disconnect, /api/subscribe,
+//	/api/unsubscribe  the server API of issue 16 (api_server.go)
 //
 // /ws and /echo authenticate before the upgrade. A Gateway is safe for
 // concurrent use.
@@ -54,6 +56,9 @@ type Gateway struct {
 
 	events     duplex.EventHandler // of every event session (session_event.go)
 	identities sync.Map            // *Identity by identityKey: shared by sessions (identity.go)
+
+	hooks    *hooks    // backend hooks (hooks.go)
+	presence *presence // presence, join/leave, API commands (presence.go)
 }
 
 // New returns a Gateway for opts, logging to logger (nil: slog.Default()).
@@ -121,6 +126,8 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		g.ownBroker = true
 	}
 	g.channels = newChannels(g, broker)
+	g.hooks = newHooks(g)
+	g.presence = newPresence(g, broker)
 	if opts.NoAuth {
 		logger.Warn("authentication is off (--no-auth): anyone who can reach this server can connect")
 	}
@@ -148,6 +155,11 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /api/auth-check", g.serveAuthCheck)
 	m.HandleFunc("POST /api/publish", g.servePublish)
 	m.HandleFunc("GET /api/history", g.serveHistory)
+	m.HandleFunc("GET /api/presence", g.serveAPIPresence)
+	m.HandleFunc("GET /api/channels", g.serveAPIChannels)
+	m.HandleFunc("POST /api/disconnect", g.serveAPICommand("disconnect"))
+	m.HandleFunc("POST /api/subscribe", g.serveAPICommand("subscribe"))
+	m.HandleFunc("POST /api/unsubscribe", g.serveAPICommand("unsubscribe"))
 	g.mux = m
 }
 
@@ -177,6 +189,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		defer g.channels.broker.Close()
 	}
 	defer g.logs.stop()
+	defer g.presence.stop() // after the sessions: their leaves go out first
 	sessions := g.hub.startShutdown()
 	start := time.Now()
 	g.log.Info("shutting down", "connections", len(sessions))

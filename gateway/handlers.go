@@ -34,7 +34,7 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 // on the upgrade would look like a network error and be retried forever.
 func (g *Gateway) serveAuthCheck(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if _, status := g.authenticate(w, r); status != 0 {
+	if _, status := g.admit(w, r); status != 0 { // the connect hook too
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -94,17 +94,24 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 
 // serveWebSocket authenticates r, takes a connection slot, upgrades and
 // runs the session with handle for each message. Every refusal happens
-// before the handshake: 401 here, 503 for a full or closing gateway, and
-// 400, 403, 405 or 426 from duplex.Accept.
+// before the handshake: 401 here (or 401, 403 or 503 from the connect
+// hook), 400 for bad since parameters, 503 for a full or closing gateway,
+// and 400, 403, 405 or 426 from duplex.Accept.
 //
 // A connection the event loop can take (plain TCP) becomes an event
 // session and this handler returns; the session gives its slot back when
 // it ends. Any other (TLS served here, HTTP/2, Options.NoEventLoop) runs
 // as a goroutine session on this handler's goroutine.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
-	ident, status := g.authenticate(w, r)
+	ident, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
 	if status != 0 {
 		g.metrics.refused(status)
+		return
+	}
+	since, err := parseSince(r)
+	if err != nil {
+		g.metrics.refused(http.StatusBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if status, reason := g.hub.reserve(); status != 0 {
@@ -132,9 +139,10 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle 
 		return
 	}
 	id := g.shareIdentity(ident)
-	if !g.opts.NoEventLoop && g.detach(conn, r, id, handle) {
+	// Server-side subscriptions resume after since (control.go).
+	if !g.opts.NoEventLoop && g.detach(conn, r, id, handle, since) {
 		detached = true
 		return
 	}
-	g.newGoSession(conn, r, id, handle).run()
+	g.newGoSession(conn, r, id, handle).run(since)
 }

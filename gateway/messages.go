@@ -26,6 +26,8 @@ type appMessage struct {
 //     (onChannelMessage, docs/protocol.md);
 //   - {"type":"refresh","token":T} extends the session's token lifetime
 //     (onRefresh);
+//   - {"type":"presence"} lists a channel's members (onPresence), and
+//     {"type":"rpc"} calls the RPC hook (onRPC);
 //   - any other message gets a message of the same type holding
 //     "received: " followed by it.
 func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
@@ -44,6 +46,12 @@ func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 				return
 			case "refresh":
 				g.onRefresh(s, p) // refresh.go
+				return
+			case "presence":
+				g.onPresence(s, p) // presence_messages.go
+				return
+			case "rpc":
+				g.onRPC(s, p) // rpc.go
 				return
 			}
 		}

@@ -131,8 +131,10 @@ type Options struct {
 
 	// BrokerURL names the broker, for "duplex serve": empty or "memory"
 	// for the default, in this process; redis://host:port[/db] (or
-	// rediss://) for Redis, which "duplex serve" builds with the
-	// redisbroker package and passes in Broker. New reads Broker only.
+	// rediss://) for Redis, redis+cluster://host:port[,host:port...] (or
+	// rediss+cluster://) for a Redis Cluster, which "duplex serve" builds
+	// with the redisbroker package and passes in Broker. New reads Broker
+	// only.
 	BrokerURL string
 
 	// Broker carries channels between gateways and keeps their history.
@@ -282,6 +284,38 @@ type Options struct {
 	// message is compressed once for all its subscribers (README,
 	// "Compression at scale").
 	CompressionContextTakeover bool
+
+	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
+	// and checks are in options_presence.go.
+
+	// Presence lists path.Match patterns of the channels whose
+	// subscribers may ask who else is subscribed ({"type":"presence"}).
+	Presence []string
+
+	// JoinLeave lists path.Match patterns of the channels whose
+	// subscribers are told when others subscribe and leave.
+	JoinLeave []string
+
+	// PresenceTTL is how long the members of a node that stopped (it
+	// died, or lost the broker) stay listed. Default 30s.
+	PresenceTTL time.Duration
+
+	// ConnectHook is a URL the gateway POSTs each WebSocket upgrade to
+	// that brings no valid credential (or every upgrade, with
+	// ConnectHookAlways); its answer says who the client is and what it
+	// may do.
+	ConnectHook       string
+	ConnectHookAlways bool
+
+	// SubscribeHook and PublishHook are URLs asked to allow each
+	// subscribe and publish of a WebSocket client; PublishHook may
+	// replace the data. RPCHook answers {"type":"rpc"} messages.
+	SubscribeHook string
+	PublishHook   string
+	RPCHook       string
+
+	// HookTimeout bounds one call of a hook. Default 5s.
+	HookTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -356,6 +390,7 @@ func (o Options) withDefaults() Options {
 		o.LogRefusalRate = DefaultLogRefusalRate
 	}
 	o.limitDefaults()
+	o.presenceDefaults() // options_presence.go
 	return o
 }
 
@@ -374,6 +409,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--pong-timeout must not be negative"))
 	}
 	errs = append(errs, o.validateLimits()...)
+	errs = append(errs, o.validatePresence()...) // options_presence.go
 	if o.HistoryTTL < 0 {
 		errs = append(errs, errors.New("--history-ttl must not be negative"))
 	}
@@ -382,12 +418,12 @@ func (o *Options) Validate() error {
 	}
 	switch scheme, _, _ := strings.Cut(o.BrokerURL, "://"); {
 	case o.BrokerURL == "" || o.BrokerURL == "memory":
-	case scheme == "redis" || scheme == "rediss":
+	case scheme == "redis" || scheme == "rediss" || scheme == "redis+cluster" || scheme == "rediss+cluster":
 		if o.Broker == nil {
 			errs = append(errs, fmt.Errorf("--broker %s: build the broker with the redisbroker package and set Options.Broker (duplex serve does)", scheme+"://..."))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db] or rediss://..., not %q", scheme+"://..."))
+		errs = append(errs, fmt.Errorf("--broker: want memory, redis://host:port[/db], redis+cluster://host:port[,host:port...] or rediss://..., not %q", scheme+"://..."))
 	}
 	if o.HTTPIdleTimeout < 0 {
 		errs = append(errs, errors.New("--http-idle-timeout must not be negative"))

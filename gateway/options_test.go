@@ -58,6 +58,8 @@ func TestOptionsDefaults(t *testing.T) {
 		JWKSRefresh:          5 * time.Minute,
 		JWKSTimeout:          10 * time.Second,
 		JWKSMaxSize:          1 << 20,
+		PresenceTTL:          30 * time.Second,
+		HookTimeout:          5 * time.Second,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
@@ -193,6 +195,10 @@ func TestOptionsValidate(t *testing.T) {
 		if _, err := New(o, nil); err == nil {
 			t.Errorf("New(%+v) succeeded; want an error", o)
 		}
+	}
+	// A cluster URL is a Redis broker's: duplex serve builds it (issue 14).
+	if _, err := New(Options{BrokerURL: "redis+cluster://localhost:7000"}, nil); err == nil || !strings.Contains(err.Error(), "redisbroker") {
+		t.Errorf("New with a cluster URL and no Broker: %v; want the error that says to build the broker", err)
 	}
 	if _, err := New(Options{Tokens: []string{""}}, nil); err == nil {
 		t.Error("New with an empty token succeeded")

@@ -57,6 +57,10 @@ type session struct {
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
 
 	subsEnded bool // guarded by channels.mu; leaveAll ran
+
+	// onWS: the session serves /ws (channels), not /echo; only these
+	// get server-side subscriptions and the API's subscribe commands.
+	onWS bool
 }
 
 // sessionEnd is how the server ends a session: made when it starts to,
@@ -98,6 +102,7 @@ func (g *Gateway) initSession(s *session, kind sessionKind, r *http.Request, id 
 	s.id = g.nextID.Add(1)
 	s.ident.Store(id)
 	s.remote = r.RemoteAddr
+	s.onWS = r.URL.Path == "/ws"
 	s.handle = handle
 	s.start = time.Now().UnixNano()
 	s.setExpiry(id.Expires)
@@ -146,6 +151,7 @@ func (s *session) opened(path string) bool {
 func (s *session) ended(err, closeErr error) {
 	s.closeWith(0, "")
 	s.g.channels.leaveAll(s)
+	s.g.presence.leftAll(s) // leave events, the presence store (presence.go)
 	s.g.channels.limiter.forget(s)
 	s.g.hub.remove(s)
 	s.g.metrics.connections.Dec()

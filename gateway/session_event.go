@@ -78,7 +78,12 @@ func newEventHandler() duplex.EventHandler {
 // with conn unchanged, for a connection the loop cannot take: the caller
 // runs a goroutine session instead. Once it returns true the connection
 // slot belongs to the session, which gives it back when it ends.
-func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handle messageHandler) bool {
+//
+// since holds the upgrade's offsets for server-side subscriptions: they
+// are made before the session's value is set, so a message the client
+// sends meanwhile waits in sessionOf and is handled after them, as a
+// goroutine session reads its first message after them.
+func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handle messageHandler, since map[string]uint64) bool {
 	s := &eventSession{}
 	g.initSession(&s.session, s, r, id, handle)
 	s.beat.Store(s.start + int64(g.opts.PingInterval))
@@ -90,20 +95,27 @@ func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handl
 	}
 	s.conn = ec
 	s.opened(r.URL.Path)
+	g.startSession(&s.session, since) // server-side subscriptions (control.go)
 	ec.SetValue(s)
 	return true
 }
 
 // sessionOf returns the session of c. The loop may call the handler as
 // soon as Detach has handed it the socket, before detach has set the
-// value: then this waits the microseconds until it has. (Detach taking
-// the value would spare the wait; the library has no such call yet.)
+// value: then this waits until it has, microseconds, or as long as the
+// server-side subscriptions take (with a Redis broker, a few round trips
+// each). (Detach taking the value would spare the wait; the library has
+// no such call yet.)
 func sessionOf(c *duplex.EventConn) *eventSession {
-	for {
+	for i := 0; ; i++ {
 		if s, ok := c.Value().(*eventSession); ok {
 			return s
 		}
-		runtime.Gosched()
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
 }
 

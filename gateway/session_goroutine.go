@@ -57,12 +57,14 @@ func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity,
 	return s
 }
 
-// run serves the session until it ends and logs how it ended.
-func (s *goSession) run() {
+// run serves the session until it ends and logs how it ended. since
+// holds the upgrade's offsets for server-side subscriptions.
+func (s *goSession) run(since map[string]uint64) {
 	s.opened(s.path)
 	var wg sync.WaitGroup
 	wg.Go(s.writeLoop)
 	wg.Go(s.keep)
+	s.g.startSession(&s.session, since) // server-side subscriptions (control.go)
 	err := s.readLoop()
 	s.closeWith(0, "") // stop the others if the client or the network ended it
 	wg.Wait()

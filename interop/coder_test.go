@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // coderLimit lifts coder's 32 KiB default read limit above the 16 MiB
@@ -89,7 +90,7 @@ func startCoderServer(t *testing.T, mode websocket.CompressionMode) string {
 			case "ping":
 				// coder's Ping needs this loop to go on reading.
 				bg.Go(func() {
-					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					ctx, cancel := context.WithTimeout(ctx, testkit.Timeout(0))
 					defer cancel()
 					reply := "pong"
 					if err := c.Ping(ctx); err != nil {
@@ -113,7 +114,7 @@ func startCoderServer(t *testing.T, mode websocket.CompressionMode) string {
 			}
 		}
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return wsURL(srv.URL)
 }
 
@@ -128,33 +129,48 @@ func coderFragmented(ctx context.Context, c *websocket.Conn, typ websocket.Messa
 }
 
 type coderConn struct {
-	c   *websocket.Conn
-	ctx context.Context
+	t    *testing.T
+	c    *websocket.Conn
+	sent inflight
 }
 
 func coderDial(mode websocket.CompressionMode) peerDial {
 	return func(t *testing.T, url string) (peerConn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		t.Cleanup(cancel)
+		ctx, cancel := context.WithDeadline(context.Background(), testkit.Deadline(t, 0))
+		defer cancel()
 		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: mode})
 		if err != nil {
 			return nil, err
 		}
 		c.SetReadLimit(coderLimit)
-		return &coderConn{c: c, ctx: ctx}, nil
+		return &coderConn{t: t, c: c}, nil
 	}
 }
 
+// until returns a context that ends at deadline; coder closes the
+// connection if it ends during a call.
+func until(deadline time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.Background(), deadline)
+}
+
 func (c *coderConn) send(typ duplex.MessageType, p []byte) error {
-	return c.c.Write(c.ctx, websocket.MessageType(typ), p)
+	c.sent.sent(len(p))
+	ctx, cancel := until(testkit.Deadline(c.t, len(p)))
+	defer cancel()
+	return c.c.Write(ctx, websocket.MessageType(typ), p)
 }
 
 func (c *coderConn) sendFragmented(typ duplex.MessageType, p []byte) error {
-	return coderFragmented(c.ctx, c.c, websocket.MessageType(typ), p)
+	c.sent.sent(len(p))
+	ctx, cancel := until(testkit.Deadline(c.t, len(p)))
+	defer cancel()
+	return coderFragmented(ctx, c.c, websocket.MessageType(typ), p)
 }
 
 func (c *coderConn) recv() (duplex.MessageType, []byte, error) {
-	typ, p, err := c.c.Read(c.ctx)
+	ctx, cancel := until(c.sent.deadline(c.t))
+	defer cancel()
+	typ, p, err := c.c.Read(ctx)
 	return duplex.MessageType(typ), p, err
 }
 
@@ -168,7 +184,7 @@ func (c *coderConn) ping() error {
 		}
 		echo <- err
 	}()
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := until(testkit.Deadline(c.t, 0))
 	defer cancel()
 	perr := c.c.Ping(ctx)
 	if err := c.send(duplex.MessageText, []byte("after ping")); err != nil {
@@ -186,7 +202,9 @@ func (c *coderConn) close(code int, reason string) error {
 }
 
 func (c *coderConn) closed() (int, string, error) {
-	_, _, err := c.c.Read(c.ctx)
+	ctx, cancel := until(testkit.Deadline(c.t, 0))
+	defer cancel()
+	_, _, err := c.c.Read(ctx)
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
 		return int(ce.Code), ce.Reason, nil

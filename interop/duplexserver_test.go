@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // duplexServer is duplex's echo server, speaking the command protocol to
@@ -42,7 +43,7 @@ func startDuplexServer(t *testing.T, opts *duplex.AcceptOptions) *duplexServer {
 	t.Helper()
 	s := &duplexServer{conns: make(map[string]*serverConn)}
 	srv := newSniffServer(http.HandlerFunc(s.serve(opts)))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	s.URL = wsURL(srv.URL)
 	return s
 }
@@ -65,7 +66,7 @@ func (s *duplexServer) ended(t *testing.T, id string) *serverConn {
 	select {
 	case <-sc.done:
 		return sc
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Wait(t, 0)):
 		t.Fatalf("duplex server: connection %q has not ended", id)
 		return nil
 	}
@@ -76,7 +77,7 @@ func (sc *serverConn) extensionsWhenOpen() string {
 	select {
 	case <-sc.opened:
 		return sc.extensions
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Timeout(0)):
 		return ""
 	}
 }
@@ -123,7 +124,7 @@ func (s *duplexServer) serve(opts *duplex.AcceptOptions) func(http.ResponseWrite
 			case "ping":
 				// Ping needs this loop to go on reading to see the pong.
 				bg.Go(func() {
-					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					ctx, cancel := context.WithTimeout(ctx, testkit.Timeout(0))
 					defer cancel()
 					reply := "pong"
 					if _, err := c.Ping(ctx); err != nil {
@@ -150,7 +151,7 @@ func (s *duplexServer) serve(opts *duplex.AcceptOptions) func(http.ResponseWrite
 				// inside Read before Close starts, so Close finds the
 				// reader busy and waits for it to see the answer.
 				bg.Go(func() {
-					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					ctx, cancel := context.WithTimeout(ctx, testkit.Timeout(0))
 					defer cancel()
 					if _, err := c.Ping(ctx); err != nil {
 						sc.closeErr = fmt.Errorf("ping before close: %w", err)

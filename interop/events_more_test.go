@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // Node's ws and Python's websockets clients against duplex's event-driven
@@ -126,7 +127,7 @@ func startEventEcho(t *testing.T, mode string, opts *duplex.AcceptOptions) *even
 				c.CloseNow()
 			}
 		}))
-		t.Cleanup(srv.Close)
+		testkit.Serve(t, srv)
 		s.URL = wsURL(srv.URL)
 	case "serve-events":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -231,7 +232,7 @@ func (s *eventEcho) ended(t *testing.T, id string) *eventSession {
 	select {
 	case <-sess.done:
 		return sess
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Wait(t, 0)):
 		t.Fatalf("event server: connection %q has not ended", id)
 		return nil
 	}

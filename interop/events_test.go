@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/lxzan/gws"
 )
 
@@ -154,7 +155,7 @@ func checkEventEnd(t *testing.T, ended <-chan error, code duplex.StatusCode, rea
 		if !errors.As(err, &ce) || ce.Code != code || ce.Reason != reason || ce.Sent != sent {
 			t.Errorf("OnClose got %v; want code %d %q, sent by duplex: %v", err, code, reason, sent)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Wait(t, 0)):
 		t.Fatalf("no OnClose for the connection closed with %d", code)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -93,7 +94,7 @@ func startGorillaServer(t *testing.T, compress bool) string {
 			}
 			switch cmd {
 			case "ping":
-				c.WriteControl(websocket.PingMessage, []byte("gorilla ping"), time.Now().Add(5*time.Second))
+				c.WriteControl(websocket.PingMessage, []byte("gorilla ping"), time.Now().Add(testkit.Timeout(0)))
 				bg.Go(func() {
 					reply := "pong"
 					select {
@@ -101,7 +102,7 @@ func startGorillaServer(t *testing.T, compress bool) string {
 						if s != "gorilla ping" {
 							reply = fmt.Sprintf("pong with payload %q; want %q", s, "gorilla ping")
 						}
-					case <-time.After(10 * time.Second):
+					case <-time.After(testkit.Timeout(0)):
 						reply = "no pong"
 					}
 					write(websocket.TextMessage, []byte(reply))
@@ -116,11 +117,11 @@ func startGorillaServer(t *testing.T, compress bool) string {
 				}
 			case "close":
 				code, reason := parseClose(arg)
-				c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), reason), time.Now().Add(5*time.Second))
+				c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(code), reason), time.Now().Add(testkit.Timeout(0)))
 				// Read until the answer, then close the TCP connection. The
 				// default close handler would send a second close frame.
 				c.SetCloseHandler(func(int, string) error { return nil })
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.SetReadDeadline(time.Now().Add(testkit.Timeout(0)))
 				for {
 					if _, _, err := c.ReadMessage(); err != nil {
 						return
@@ -133,7 +134,7 @@ func startGorillaServer(t *testing.T, compress bool) string {
 			}
 		}
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return wsURL(srv.URL)
 }
 
@@ -148,18 +149,20 @@ func gorillaFragmented(c *websocket.Conn, typ int, p []byte) error {
 }
 
 type gorillaConn struct {
+	t     *testing.T
 	c     *websocket.Conn
 	pongs chan string
+	sent  inflight
 }
 
 func gorillaDial(compress bool) peerDial {
 	return func(t *testing.T, url string) (peerConn, error) {
-		d := websocket.Dialer{EnableCompression: compress, HandshakeTimeout: 10 * time.Second}
+		d := websocket.Dialer{EnableCompression: compress, HandshakeTimeout: testkit.Timeout(0)}
 		c, _, err := d.Dial(url, nil)
 		if err != nil {
 			return nil, err
 		}
-		g := &gorillaConn{c: c, pongs: make(chan string, 1)}
+		g := &gorillaConn{t: t, c: c, pongs: make(chan string, 1)}
 		c.SetPongHandler(func(s string) error {
 			select {
 			case g.pongs <- s:
@@ -167,26 +170,30 @@ func gorillaDial(compress bool) peerDial {
 			}
 			return nil
 		})
-		c.SetReadDeadline(time.Now().Add(testTimeout))
 		return g, nil
 	}
 }
 
 func (g *gorillaConn) send(typ duplex.MessageType, p []byte) error {
+	g.sent.sent(len(p))
+	g.c.SetWriteDeadline(testkit.Deadline(g.t, len(p)))
 	return g.c.WriteMessage(int(typ), p)
 }
 
 func (g *gorillaConn) sendFragmented(typ duplex.MessageType, p []byte) error {
+	g.sent.sent(len(p))
+	g.c.SetWriteDeadline(testkit.Deadline(g.t, len(p)))
 	return gorillaFragmented(g.c, int(typ), p)
 }
 
 func (g *gorillaConn) recv() (duplex.MessageType, []byte, error) {
+	g.c.SetReadDeadline(g.sent.deadline(g.t))
 	typ, p, err := g.c.ReadMessage()
 	return duplex.MessageType(typ), p, err
 }
 
 func (g *gorillaConn) ping() error {
-	if err := g.c.WriteControl(websocket.PingMessage, []byte("gorilla ping"), time.Now().Add(5*time.Second)); err != nil {
+	if err := g.c.WriteControl(websocket.PingMessage, []byte("gorilla ping"), testkit.Deadline(g.t, 0)); err != nil {
 		return err
 	}
 	// gorilla handles control frames only while reading; duplex sends the
@@ -209,7 +216,7 @@ func (g *gorillaConn) ping() error {
 }
 
 func (g *gorillaConn) close(code int, reason string) error {
-	if err := g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(5*time.Second)); err != nil {
+	if err := g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), testkit.Deadline(g.t, 0)); err != nil {
 		return err
 	}
 	gotCode, _, err := g.closed()
@@ -224,6 +231,7 @@ func (g *gorillaConn) close(code int, reason string) error {
 
 func (g *gorillaConn) closed() (int, string, error) {
 	defer g.c.Close()
+	g.c.SetReadDeadline(testkit.Deadline(g.t, 0))
 	for {
 		_, _, err := g.c.ReadMessage()
 		if err == nil {

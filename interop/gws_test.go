@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"github.com/lxzan/gws"
 )
 
@@ -112,7 +113,7 @@ func startGWSServer(t *testing.T, pd gws.PermessageDeflate) string {
 		c.Session().Store("state", &gwsState{id: connID(r), pongs: make(chan []byte, 1)})
 		c.ReadLoop()
 	}))
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	return wsURL(srv.URL)
 }
 
@@ -153,7 +154,7 @@ func (h *gwsServer) OnMessage(c *gws.Conn, msg *gws.Message) {
 				if string(p) != "gws ping" {
 					reply = fmt.Sprintf("pong with payload %q; want %q", p, "gws ping")
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.Timeout(0)):
 				reply = "no pong"
 			}
 			c.WriteString(reply)
@@ -177,6 +178,8 @@ func (h *gwsServer) OnMessage(c *gws.Conn, msg *gws.Message) {
 // these channels carry them to the exchange.
 type gwsConn struct {
 	gws.BuiltinEventHandler
+	t         *testing.T
+	sent      inflight
 	writeFile bool // see gwsWriteFileOK
 	c         *gws.Conn
 	msgs      chan message
@@ -186,9 +189,10 @@ type gwsConn struct {
 
 func gwsDial(pd gws.PermessageDeflate) peerDial {
 	return func(t *testing.T, url string) (peerConn, error) {
-		g := &gwsConn{writeFile: gwsWriteFileOK(pd, false), msgs: make(chan message, 64), pongs: make(chan []byte, 1), ended: make(chan error, 1)}
+		g := &gwsConn{t: t, writeFile: gwsWriteFileOK(pd, false), msgs: make(chan message, 64), pongs: make(chan []byte, 1), ended: make(chan error, 1)}
 		c, _, err := gws.NewClient(g, &gws.ClientOption{
 			Addr:                url,
+			HandshakeTimeout:    testkit.Timeout(0),
 			PermessageDeflate:   pd,
 			ReadMaxPayloadSize:  gwsLimit,
 			WriteMaxPayloadSize: gwsLimit,
@@ -220,6 +224,8 @@ func (g *gwsConn) OnMessage(c *gws.Conn, msg *gws.Message) {
 func (g *gwsConn) OnClose(c *gws.Conn, err error) { g.ended <- err }
 
 func (g *gwsConn) send(typ duplex.MessageType, p []byte) error {
+	g.sent.sent(len(p))
+	g.c.SetWriteDeadline(testkit.Deadline(g.t, len(p)))
 	return g.c.WriteMessage(gws.Opcode(typ), p)
 }
 
@@ -228,10 +234,13 @@ func (g *gwsConn) sendFragmented(typ duplex.MessageType, p []byte) error {
 	if !g.writeFile {
 		return errNoFragments
 	}
+	g.sent.sent(len(p))
+	g.c.SetWriteDeadline(testkit.Deadline(g.t, len(p)))
 	return g.c.WriteFile(gws.Opcode(typ), bytes.NewReader(p))
 }
 
 func (g *gwsConn) recv() (duplex.MessageType, []byte, error) {
+	timeout := time.Until(g.sent.deadline(g.t))
 	select {
 	case m := <-g.msgs:
 		return m.typ, m.p, nil
@@ -243,8 +252,8 @@ func (g *gwsConn) recv() (duplex.MessageType, []byte, error) {
 	case err := <-g.ended:
 		g.ended <- err
 		return 0, nil, fmt.Errorf("connection closed: %v", err)
-	case <-time.After(testTimeout):
-		return 0, nil, errors.New("no message")
+	case <-time.After(timeout):
+		return 0, nil, fmt.Errorf("no message within %v", timeout)
 	}
 }
 
@@ -258,7 +267,7 @@ func (g *gwsConn) ping() error {
 			return fmt.Errorf("pong payload %q; want %q", p, "gws ping")
 		}
 		return nil
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Wait(g.t, 0)):
 		return errors.New("no pong")
 	}
 }
@@ -278,7 +287,7 @@ func (g *gwsConn) closed() (int, string, error) {
 			return int(ce.Code), string(ce.Reason), nil
 		}
 		return 0, "", fmt.Errorf("closed without a close frame: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Wait(g.t, 0)):
 		return 0, "", errors.New("not closed")
 	}
 }

@@ -28,10 +28,8 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
-
-// testTimeout bounds one peer's whole run; the close timeout inside is 5s.
-const testTimeout = 60 * time.Second
 
 // closeCodes are the codes an application may send (RFC 6455 §7.4.1 and
 // the IANA registry), at both ends of the registered ranges.
@@ -252,7 +250,7 @@ func (l *closeLog) wait(id string) string {
 	select {
 	case <-e.done:
 		return e.seen
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.Timeout(0)):
 		return "none: connection " + id + " has not ended"
 	}
 }
@@ -277,8 +275,8 @@ var deflateReady = sync.OnceValue(func() bool {
 			c.CloseNow()
 		}
 	}))
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer srv.Close() // the connection is hijacked: Close does not wait for it
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout(0))
 	defer cancel()
 	c, _, err := duplex.Dial(ctx, wsURL(srv.URL), &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
 	if err != nil {
@@ -304,9 +302,12 @@ func noDeflate(t *testing.T, expect bool, detail string) {
 	t.Skipf("permessage-deflate not negotiated with these peer settings: %s", detail)
 }
 
-// dialDuplex dials with a frame-counting transport.
-func dialDuplex(t *testing.T, ctx context.Context, url string, o duplex.DialOptions) (*duplex.Conn, *sniffConn) {
+// dialDuplex dials with a frame-counting transport. The connection is
+// dropped when the test ends, before the servers started earlier close.
+func dialDuplex(t *testing.T, url string, o duplex.DialOptions) (*duplex.Conn, *sniffConn) {
 	t.Helper()
+	ctx, cancel := testkit.Context(t, 0)
+	defer cancel()
 	var sc *sniffConn
 	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer

@@ -2,20 +2,18 @@ package interop
 
 import (
 	"os"
-	"os/exec"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // requireNode returns the node binary, or skips (fails under
 // DUPLEX_REQUIRE_ALL=1) when node or the pinned ws package is missing.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missingPeer(t, "node not found on PATH")
-	}
+	node := testkit.RequireTool(t, "node")
 	if _, err := os.Stat("node/node_modules/ws/package.json"); err != nil {
-		missingPeer(t, "interop/node/node_modules/ws is missing: run `npm ci` in interop/node")
+		testkit.Missing(t, "node's ws package", "npm ci in interop/node")
 	}
 	return node
 }

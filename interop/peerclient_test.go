@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // peerConn is a Go peer's client connection, seen through what the
@@ -26,6 +29,18 @@ type peerConn interface {
 	closed() (code int, reason string, err error)
 	// kill drops the connection without a handshake.
 	kill()
+}
+
+// inflight counts the bytes a peer client sent since its last receive,
+// to scale the wait for the echo: each peer adapter keeps one.
+type inflight struct{ n atomic.Int64 }
+
+func (f *inflight) sent(n int) { f.n.Add(int64(n)) }
+
+// deadline is when the next message should have come, counting the bytes
+// sent since the last one both ways, and resets the count.
+func (f *inflight) deadline(t testing.TB) time.Time {
+	return testkit.Deadline(t, 2*int(f.n.Swap(0)))
 }
 
 // errNoFragments is returned by sendFragmented when the peer cannot send

@@ -13,21 +13,8 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
-
-// requireAll is set by CI: a peer that cannot run fails instead of
-// skipping.
-var requireAll = os.Getenv("DUPLEX_REQUIRE_ALL") == "1"
-
-// missingPeer skips the test because a peer cannot run here, or fails it
-// under DUPLEX_REQUIRE_ALL=1.
-func missingPeer(t *testing.T, why string) {
-	t.Helper()
-	if requireAll {
-		t.Fatalf("%s (DUPLEX_REQUIRE_ALL=1 requires every peer)", why)
-	}
-	t.Skipf("%s; DUPLEX_REQUIRE_ALL=1 makes this fail", why)
-}
 
 // lockedBuffer collects a subprocess's output while it runs.
 type lockedBuffer struct {
@@ -53,13 +40,14 @@ type peerServer struct {
 	stderr *lockedBuffer
 }
 
-// startPeerServer runs name with args in dir, waits (at most 20s) for the
+// startPeerServer runs name with args in dir, waits (testkit.Wait) for the
 // "PORT <n>" line on its stdout, and kills it when the test ends. Failures
 // carry the peer's stderr; so does the test's log if it failed.
 func startPeerServer(t *testing.T, dir, name string, args ...string) *peerServer {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), testkit.ScriptEnv(t)...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -89,7 +77,12 @@ func startPeerServer(t *testing.T, dir, name string, args ...string) *peerServer
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		select {
+		case <-exited:
+		case <-time.After(testkit.Timeout(0)):
+			// A child of the peer holds its stdout open.
+			t.Errorf("%s %s: still running %v after it was killed", name, strings.Join(args, " "), testkit.Timeout(0))
+		}
 		if t.Failed() {
 			t.Logf("%s %s stderr:\n%s\nstdout:\n%s", name, strings.Join(args, " "), stderr, rest)
 		}
@@ -99,20 +92,24 @@ func startPeerServer(t *testing.T, dir, name string, args ...string) *peerServer
 		return &peerServer{URL: "ws://127.0.0.1:" + p, stderr: stderr}
 	case <-exited:
 		t.Fatalf("%s %s exited before printing PORT: %v\nstderr:\n%s", name, strings.Join(args, " "), cmd.ProcessState, stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s %s printed no PORT line within 20s\nstderr:\n%s", name, strings.Join(args, " "), stderr)
+	case <-time.After(testkit.Wait(t, 0)):
+		t.Fatalf("%s %s printed no PORT line within %v\nstderr:\n%s", name, strings.Join(args, " "), testkit.Timeout(0), stderr)
 	}
 	return nil
 }
 
-// runPeerScript runs a client script to completion (at most 100s) and
-// fails the test with its output if it exits non-zero.
+// runPeerScript runs a client script to completion and fails the test with
+// its output if it exits non-zero. The script scales its waits to the bytes
+// of each step (testkit.ScriptEnv) and gives up by testkit.Cutoff, which
+// is also when it is killed if it has not.
 func runPeerScript(t *testing.T, dir, name string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), testkit.Cutoff(t).Add(5*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), testkit.ScriptEnv(t)...)
+	cmd.WaitDelay = time.Second // its children may hold the output pipes
 	var stdout, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1,9 +1,13 @@
 package interop
 
 import (
+	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // python is Debian's interpreter, which has the python3-websockets
@@ -13,7 +17,7 @@ const python = "/usr/bin/python3"
 var pythonProblem = sync.OnceValue(func() string {
 	out, err := exec.Command(python, "-c", "import websockets; print(websockets.__version__)").CombinedOutput()
 	if err != nil {
-		return python + " cannot import websockets (apt-get install python3-websockets): " + string(out)
+		return strings.TrimSpace(fmt.Sprintf("%v %s", err, out))
 	}
 	return ""
 })
@@ -21,7 +25,8 @@ var pythonProblem = sync.OnceValue(func() string {
 func requirePython(t *testing.T) {
 	t.Helper()
 	if p := pythonProblem(); p != "" {
-		missingPeer(t, p)
+		t.Logf("%s cannot import websockets: %s", python, p)
+		testkit.Missing(t, "python3-websockets", "apt-get install python3-websockets (for "+python+")")
 	}
 }
 

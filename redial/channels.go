@@ -32,6 +32,15 @@ type Channels struct {
 
 	mu   sync.Mutex
 	subs map[string]*channelState // guarded by mu
+
+	// Issue 16 (presence.go): server-side subscriptions of this
+	// connection and of the one before, and requests waiting for answers.
+	server       map[string]*channelState         // guarded by mu
+	prevServer   map[string]*channelState         // guarded by mu
+	presenceWait map[string][]chan presenceResult // guarded by mu
+	rpcWait      map[uint64]chan rpcResult        // guarded by mu
+	rpcID        uint64                           // guarded by mu
+	unanswered   map[string]bool                  // guarded by mu; unsubscribed before the subscribe's answer
 }
 
 // ChannelOptions configures Channels. A nil *ChannelOptions means no
@@ -52,6 +61,17 @@ type ChannelOptions struct {
 	// OnError receives every {"type":"error"}; channel is empty when the
 	// error is not about one.
 	OnError func(channel, err string)
+
+	// OnJoin and OnLeave receive the {"type":"join"} and
+	// {"type":"leave"} events of channels with join/leave events
+	// (--join-leave): another client subscribed or left.
+	OnJoin  func(PresenceEvent)
+	OnLeave func(PresenceEvent)
+
+	// OnUnsubscribed receives the channel of a {"type":"unsubscribed"}:
+	// the server (its /api/unsubscribe) ended a subscription. Channels
+	// forgets the channel.
+	OnUnsubscribed func(channel string)
 }
 
 // ChannelMessage is a message of a channel.
@@ -68,7 +88,13 @@ type channelState struct {
 
 // NewChannels returns a Channels with no subscriptions.
 func NewChannels(opts *ChannelOptions) *Channels {
-	cs := &Channels{subs: make(map[string]*channelState)}
+	cs := &Channels{
+		subs:         make(map[string]*channelState),
+		server:       make(map[string]*channelState),
+		presenceWait: make(map[string][]chan presenceResult),
+		rpcWait:      make(map[uint64]chan rpcResult),
+		unanswered:   make(map[string]bool),
+	}
 	if opts != nil {
 		cs.opts = *opts
 	}
@@ -91,7 +117,14 @@ func (cs *Channels) Subscribe(channel string) {
 func (cs *Channels) Unsubscribe(channel string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if st := cs.subs[channel]; st != nil && !st.known {
+		// The answer to its subscribe may still come: it is not a
+		// server-side subscription (presence.go).
+		cs.unanswered[channel] = true
+	}
 	delete(cs.subs, channel)
+	delete(cs.server, channel)
+	delete(cs.prevServer, channel)
 }
 
 // Offset returns the offset Channels would resume channel after, and
@@ -109,6 +142,12 @@ func (cs *Channels) Offset(channel string) (uint64, bool) {
 // known. Use it as Options.OnConnect, or call it from yours.
 func (cs *Channels) OnConnect(ctx context.Context, conn *duplex.Conn) error {
 	cs.mu.Lock()
+	// The server subscribes again on its own, and says so: keep the
+	// offsets of the last connection's until it has (Query).
+	if len(cs.server) > 0 {
+		cs.prevServer = cs.server
+	}
+	cs.server = make(map[string]*channelState)
 	msgs := make([][]byte, 0, len(cs.subs))
 	for name, st := range cs.subs {
 		msgs = append(msgs, subscribeMessage(name, st.offset, st.known))
@@ -151,7 +190,7 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 		Offset    uint64          `json:"offset"`
 		Data      json.RawMessage `json:"data"`
 		Recovered bool            `json:"recovered"`
-		Error     string          `json:"error"`
+		Error     json.RawMessage `json:"error"` // a string, except in some rpc answers
 	}
 	if json.Unmarshal(p, &m) != nil {
 		return false
@@ -159,7 +198,11 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 	switch m.Type {
 	case "message":
 		cs.mu.Lock()
-		if st := cs.subs[m.Channel]; st != nil && (!st.known || m.Offset > st.offset) {
+		st := cs.subs[m.Channel]
+		if st == nil {
+			st = cs.server[m.Channel]
+		}
+		if st != nil && (!st.known || m.Offset > st.offset) {
 			st.offset, st.known = m.Offset, true
 		}
 		cs.mu.Unlock()
@@ -168,10 +211,24 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 		}
 	case "subscribed":
 		cs.mu.Lock()
+		st := cs.subs[m.Channel]
+		if st == nil && cs.unanswered[m.Channel] {
+			delete(cs.unanswered, m.Channel)
+			st = &channelState{} // a subscribe taken back: tracked by nobody
+		} else if st == nil {
+			// Not asked for: a server-side subscription (presence.go).
+			if st = cs.server[m.Channel]; st == nil {
+				st = &channelState{}
+				if prev := cs.prevServer[m.Channel]; prev != nil {
+					*st = *prev
+				}
+				cs.server[m.Channel] = st
+			}
+		}
 		// When recovered, the replay that follows moves the offset on.
 		// When not, the client starts over at the server's latest offset,
 		// which may be lower than ours if the channel was reset.
-		if st := cs.subs[m.Channel]; st != nil && (!st.known || !m.Recovered) {
+		if !st.known || !m.Recovered {
 			st.offset, st.known = m.Offset, true
 		}
 		cs.mu.Unlock()
@@ -179,11 +236,14 @@ func (cs *Channels) Handle(typ duplex.MessageType, p []byte) bool {
 			cs.opts.OnSubscribed(m.Channel, m.Offset, m.Recovered)
 		}
 	case "error":
+		var msg string
+		json.Unmarshal(m.Error, &msg)
+		cs.presenceRefused(m.Channel, msg)
 		if cs.opts.OnError != nil {
-			cs.opts.OnError(m.Channel, m.Error)
+			cs.opts.OnError(m.Channel, msg)
 		}
 	default:
-		return false
+		return cs.handleExtra(m.Type, m.Channel, p)
 	}
 	return true
 }

@@ -129,6 +129,11 @@ type Options struct {
 	// RefreshBefore is how long before its exp a token is replaced.
 	// Default: 1m.
 	RefreshBefore time.Duration
+
+	// Query, when set, is called before every dial; its parameters are
+	// added to the URL's query. Channels.Query gives the "since"
+	// parameters that resume server-side subscriptions.
+	Query func() url.Values
 }
 
 // State is where a Client stands.
@@ -347,6 +352,12 @@ func permanent(err error) bool {
 	var he *duplex.HandshakeError
 	return errors.As(err, &he) &&
 		(he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusForbidden)
+}
+
+// disconnected reports whether the server ended the session for good,
+// with its API's /api/disconnect (StatusDisconnected).
+func disconnected(err error) bool {
+	return duplex.CloseStatus(err) == StatusDisconnected
 }
 
 // checkURL rejects URLs no retry can make work.

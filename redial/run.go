@@ -19,7 +19,8 @@ var errStopped = errors.New("redial: stopping")
 // called, and then returns nil, after closing the connection with its
 // close handshake (bounded by DialOptions.CloseTimeout). It returns an
 // error at once, without retrying, when retrying cannot help: a
-// *duplex.HandshakeError with status 401 or 403, or a malformed URL. Every
+// *duplex.HandshakeError with status 401 or 403, a close with
+// StatusDisconnected (the server's /api/disconnect), or a malformed URL. Every
 // other failure is retried after a backoff. No goroutine Run started
 // outlives it.
 func (c *Client) Run(ctx context.Context) (err error) {
@@ -46,6 +47,8 @@ func (c *Client) Run(ctx context.Context) (err error) {
 		switch {
 		case ctx.Err() != nil || c.stopped():
 			return nil
+		case disconnected(err):
+			return err // the server's /api/disconnect (presence.go)
 		case permanent(err) && c.retryWithNewToken():
 			// A token kept from before (its key may have been rotated
 			// out) was refused: one more dial, with a new one.
@@ -86,6 +89,9 @@ func (c *Client) connect(ctx context.Context, url string) (time.Duration, error)
 	dctx, cancel := context.WithTimeout(ctx, c.opts.HandshakeTimeout)
 	stop := context.AfterFunc(c.stopCtx, cancel)
 	dialOpts := c.opts.Dial
+	if c.opts.Query != nil {
+		url = withQuery(url, c.opts.Query())
+	}
 	if c.opts.Token != nil {
 		tok, fresh, err := c.dialToken(dctx)
 		c.dialedFresh = fresh

@@ -23,6 +23,13 @@ const OPEN = 1;
 export const TOKEN_EXPIRED = 4401;
 
 /**
+ * Close code of a session the server ended with its API's /api/disconnect
+ * (docs/protocol.md): the socket stops and does not reconnect, as after a
+ * refused token.
+ */
+export const DISCONNECTED = 4403;
+
+/**
  * tokenExpiry returns the "exp" claim of a JWT in Unix seconds, or
  * undefined if token is not a JWT with a numeric exp. The signature is not
  * checked: the result only schedules refreshes, the server decides.
@@ -112,6 +119,15 @@ export function backoffDelay(attempt, min = 500, max = 30000, rand = Math.random
  * - `rtt`: {ms}: the round trip of the last ping.
  * - `refresh`: {exp} when the server accepted a refreshed token (exp in
  *   Unix seconds, 0 for none), or {error} when refreshToken failed.
+ * - `join` / `leave`: {channel, client, user}: another client subscribed
+ *   to or left a channel with join/leave events (--join-leave).
+ * - `unsubscribed`: {channel}: the server ended a subscription (its
+ *   /api/unsubscribe); the channel is forgotten.
+ *
+ * Server-side subscriptions (a JWT's subs claim, the connect hook, the
+ * server's /api/subscribe) arrive as `subscribed` events for channels the
+ * page did not ask for; they are kept in `serverChannels` and resumed on
+ * reconnect with "since" query parameters, which the server reads.
  *
  * Wire conventions (text frames, JSON): the client sends
  * {"type":"ping","t":ms} and expects {"type":"pong","t":ms} with the same t;
@@ -142,6 +158,12 @@ export class DuplexSocket extends EventTarget {
     this._tokenFresh = false; // the token came from refreshToken and was not used yet
     /** @type {Map<string, unknown>} channel → last offset seen (undefined if none) */
     this.channels = new Map();
+    /** @type {Map<string, unknown>} server-side channel → last offset seen */
+    this.serverChannels = new Map();
+    this._prevServer = new Map(); // the last connection's, until the server resubscribes
+    this._unanswered = new Set(); // unsubscribed before the server answered the subscribe
+    this._rpcID = 0;
+    this._pending = new Map(); // rpc id or "presence:"+channel → {resolve, reject, timer}
     queueMicrotask(() => { if (this._gen === 0) this._start(); });
   }
 
@@ -199,7 +221,12 @@ export class DuplexSocket extends EventTarget {
    * @param {string} channel
    */
   unsubscribe(channel) {
-    if (!this.channels.delete(channel)) return;
+    // A server-side subscription ends the same way.
+    const server = this.serverChannels.delete(channel);
+    this._prevServer.delete(channel);
+    // The answer to a subscribe still on its way is not a server-side one.
+    if (this.channels.has(channel) && this.channels.get(channel) === undefined) this._unanswered.add(channel);
+    if (!this.channels.delete(channel) && !server) return;
     if (this._ws && this._ws.readyState === OPEN) {
       this._ws.send(JSON.stringify({ type: 'unsubscribe', channel }));
     }
@@ -219,6 +246,62 @@ export class DuplexSocket extends EventTarget {
     this._teardown(1000, 'reconnect');
     this._attempt = 0;
     this._start();
+  }
+
+  /**
+   * presence asks who is subscribed to a channel, on every node. The
+   * socket must be subscribed to it, and the server must allow presence
+   * on it (--presence).
+   *
+   * @param {string} channel
+   * @param {{timeout?: number}} [opts] milliseconds to wait (default 10000)
+   * @returns {Promise<Array<{client: string, user: string}>>}
+   */
+  presence(channel, opts = {}) {
+    return this._request('presence:' + channel, { type: 'presence', channel }, opts.timeout);
+  }
+
+  /**
+   * rpc calls the server's RPC hook with method and data and resolves with
+   * the answer's data, or rejects with an Error carrying the answer's
+   * error (also `hook timeout`, `hook unavailable`, `rpc not available`).
+   *
+   * @param {string} method
+   * @param {unknown} [data]
+   * @param {{timeout?: number}} [opts] milliseconds to wait (default 10000)
+   * @returns {Promise<unknown>}
+   */
+  rpc(method, data, opts = {}) {
+    const id = ++this._rpcID;
+    const msg = { type: 'rpc', id, method };
+    if (data !== undefined) msg.data = data;
+    return this._request(id, msg, opts.timeout);
+  }
+
+  /** Sends msg now and waits for the answer filed under key. */
+  _request(key, msg, timeout = 10000) {
+    if (!this._ws || this._ws.readyState !== OPEN) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      const prev = this._pending.get(key);
+      const timer = setTimeout(() => this._settle(key, new Error('timed out')), timeout);
+      this._pending.set(key, {
+        resolve: (v) => { prev?.resolve(v); resolve(v); },
+        reject: (e) => { prev?.reject(e); reject(e); },
+        timer,
+      });
+      if (prev) clearTimeout(prev.timer);
+      this._ws.send(JSON.stringify(msg));
+    });
+  }
+
+  /** Settles the request filed under key: with value, or err if set. */
+  _settle(key, err, value) {
+    const p = this._pending.get(key);
+    if (!p) return false;
+    this._pending.delete(key);
+    clearTimeout(p.timer);
+    if (err) p.reject(err); else p.resolve(value);
+    return true;
   }
 
   /**
@@ -290,7 +373,7 @@ export class DuplexSocket extends EventTarget {
     const WS = this.opts.WebSocket || globalThis.WebSocket;
     let ws;
     try {
-      ws = new WS(resolve(this.url));
+      ws = new WS(withSince(resolve(this.url), this._resumeServer()));
     } catch (err) {
       // A malformed URL (SyntaxError) will not get better by retrying.
       this._setState('stopped', { reason: String(err && err.message || err) });
@@ -318,7 +401,13 @@ export class DuplexSocket extends EventTarget {
       clearInterval(this._pingTimer);
       clearTimeout(this._refreshTimer);
       this._ws = null;
+      for (const key of [...this._pending.keys()]) this._settle(key, new Error('connection closed'));
       this._setState('closed', { code: ev.code, reason: ev.reason });
+      if (ev.code === DISCONNECTED) {
+        // The server's /api/disconnect: coming back would defeat it.
+        this._setState('stopped', { code: ev.code, reason: ev.reason });
+        return;
+      }
       // The token ran out or a refresh was refused: reconnecting with it
       // would be refused too.
       if (ev.code === TOKEN_EXPIRED && this.opts.refreshToken) {
@@ -397,6 +486,17 @@ export class DuplexSocket extends EventTarget {
     this._ws.send(JSON.stringify({ type: 'ping', t: this._lastPing.t }));
   }
 
+  /**
+   * The server-side channels to resume on the next connection, with their
+   * offsets: this connection's, else the last one's (a connection that
+   * failed before the server resubscribed keeps them).
+   */
+  _resumeServer() {
+    if (this.serverChannels.size > 0) this._prevServer = this.serverChannels;
+    this.serverChannels = new Map();
+    return this._prevServer;
+  }
+
   _sendSubscribe(channel) {
     const msg = { type: 'subscribe', channel };
     const since = this.channels.get(channel);
@@ -420,7 +520,23 @@ export class DuplexSocket extends EventTarget {
       this.dispatchEvent(new CustomEvent('refresh', { detail: { exp: m.exp } }));
       return;
     }
+    if (m && this._receiveIssue16(m)) return;
     const detail = { data };
+    if (m && m.type === 'subscribed' && this._unanswered.delete(m.channel)) {
+      // The late answer to a subscribe the page took back: not ours now.
+    } else if (m && m.type === 'subscribed' && typeof m.channel === 'string' && !this.channels.has(m.channel)) {
+      // Not asked for: a server-side subscription.
+      const prev = this._prevServer.get(m.channel);
+      if (!this.serverChannels.has(m.channel) || !m.recovered) {
+        this.serverChannels.set(m.channel, m.recovered && prev !== undefined ? prev : m.offset);
+      }
+    }
+    if (m && m.type === 'message' && typeof m.channel === 'string' && this.serverChannels.has(m.channel)) {
+      const last = this.serverChannels.get(m.channel);
+      if (!(typeof last === 'number' && typeof m.offset === 'number' && m.offset <= last)) {
+        this.serverChannels.set(m.channel, m.offset);
+      }
+    }
     if (m && m.type === 'subscribed' && typeof m.channel === 'string') {
       // Without recovery the client starts over at the server's latest
       // offset, which is lower than ours if the channel was reset. With
@@ -443,6 +559,42 @@ export class DuplexSocket extends EventTarget {
       Object.assign(detail, { channel: m.channel, offset: m.offset, payload: m.data });
     }
     this.dispatchEvent(new CustomEvent('message', { detail }));
+  }
+
+  /**
+   * Handles the messages of issue 16 (join, leave, unsubscribed, presence,
+   * rpc, and errors answering a presence request); returns whether m was
+   * one of them. They are events or answers, not `message` events.
+   */
+  _receiveIssue16(m) {
+    switch (m.type) {
+      case 'join':
+      case 'leave':
+        this.dispatchEvent(new CustomEvent(m.type, { detail: { channel: m.channel, client: m.client, user: m.user } }));
+        return true;
+      case 'unsubscribed':
+        this.channels.delete(m.channel);
+        this.serverChannels.delete(m.channel);
+        this._prevServer.delete(m.channel);
+        this.dispatchEvent(new CustomEvent('unsubscribed', { detail: { channel: m.channel } }));
+        return true;
+      case 'presence':
+        this._settle('presence:' + m.channel, undefined, Array.isArray(m.clients) ? m.clients : []);
+        return true;
+      case 'rpc': {
+        const err = m.error !== undefined && m.error !== null
+          ? new Error(typeof m.error === 'string' ? m.error : JSON.stringify(m.error)) : undefined;
+        this._settle(m.id, err, m.data);
+        return true;
+      }
+      case 'error':
+        // Errors a presence request gets; others stay messages.
+        if (typeof m.channel === 'string' && (m.error === 'presence not enabled for this channel' || m.error === 'not subscribed')) {
+          return this._settle('presence:' + m.channel, new Error(m.error));
+        }
+        return false;
+    }
+    return false;
   }
 }
 
@@ -468,6 +620,20 @@ function withToken(url, token) {
   try { u = new URL(url, 'http://base.invalid'); } catch { return url; }
   if (!u.searchParams.has('token')) return url;
   u.searchParams.set('token', token);
+  return u.origin === 'http://base.invalid' ? u.pathname + u.search + u.hash : u.toString();
+}
+
+/**
+ * withSince adds a "since" query parameter CHANNEL:OFFSET to url for each
+ * channel of offsets whose offset is known (docs/protocol.md,
+ * "Server-side subscriptions").
+ */
+function withSince(url, offsets) {
+  const known = [...offsets].filter(([, off]) => off !== undefined && off !== null);
+  if (known.length === 0) return url;
+  let u;
+  try { u = new URL(url, 'http://base.invalid'); } catch { return url; }
+  for (const [ch, off] of known) u.searchParams.append('since', ch + ':' + off);
   return u.origin === 'http://base.invalid' ? u.pathname + u.search + u.hash : u.toString();
 }
 

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, DuplexSocket, tokenExpiry, TOKEN_EXPIRED } from './duplex.js';
+import { backoffDelay, DISCONNECTED, DuplexSocket, tokenExpiry, TOKEN_EXPIRED } from './duplex.js';
 
 /** FakeWebSocket records what is sent; the test drives open and close. */
 class FakeWebSocket {
@@ -317,4 +317,117 @@ test('an auth check refusing a kept token asks refreshToken once, then gives up'
   assert.equal((await unauthorized).code, 401);
   assert.deepEqual(checked.slice(2), ['/api/auth-check?token=revoked', '/api/auth-check?token=bad2']);
   assert.equal(FakeWebSocket.made.length, 1);
+});
+
+// Issue 16: server-side subscriptions, join/leave, presence, rpc, 4403.
+
+test('server-side subscriptions resume with since in the URL', async (t) => {
+  const s = newSocket(t, { minDelay: 1, maxDelay: 1 });
+  const subs = [];
+  s.addEventListener('subscribed', (e) => subs.push([e.detail.channel, e.detail.recovered]));
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  assert.equal(ws.url, 'ws://test/ws', 'nothing to resume on the first connection');
+  ws.serverOpen();
+  // Unasked: the server subscribed the page (its token's subs).
+  ws.serverSend(JSON.stringify({ type: 'subscribed', channel: 'user/ada', offset: 40, recovered: false }));
+  ws.serverSend(JSON.stringify({ type: 'message', channel: 'user/ada', offset: 41, data: 1 }));
+  assert.deepEqual(ws.sent, [], 'the page sends no subscribe for it');
+  assert.equal(s.serverChannels.get('user/ada'), 41);
+
+  ws.serverClose(1006);
+  await nextState(s, 'connecting');
+  const ws2 = FakeWebSocket.made[1];
+  assert.equal(new URL(ws2.url).searchParams.get('since'), 'user/ada:41');
+  ws2.serverOpen();
+  assert.deepEqual(ws2.sent, []);
+  // A connection lost before the server resubscribed keeps the offsets.
+  ws2.serverClose(1006);
+  await nextState(s, 'connecting');
+  const ws3 = FakeWebSocket.made[2];
+  assert.equal(new URL(ws3.url).searchParams.get('since'), 'user/ada:41');
+  ws3.serverOpen();
+  ws3.serverSend(JSON.stringify({ type: 'subscribed', channel: 'user/ada', offset: 43, recovered: true }));
+  assert.equal(s.serverChannels.get('user/ada'), 41, 'the replay that follows moves it on');
+  ws3.serverSend(JSON.stringify({ type: 'message', channel: 'user/ada', offset: 42, data: 2 }));
+  assert.equal(s.serverChannels.get('user/ada'), 42);
+  assert.deepEqual(subs, [['user/ada', false], ['user/ada', true]]);
+
+  const un = nextEvent(s, 'unsubscribed');
+  ws3.serverSend(JSON.stringify({ type: 'unsubscribed', channel: 'user/ada' }));
+  assert.deepEqual(await un, { channel: 'user/ada' });
+  assert.equal(s.serverChannels.has('user/ada'), false);
+});
+
+test('join and leave are events, not messages', async (t) => {
+  const s = newSocket(t);
+  const msgs = [];
+  s.addEventListener('message', (e) => msgs.push(e.detail.data));
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+  const join = nextEvent(s, 'join');
+  ws.serverSend(JSON.stringify({ type: 'join', channel: 'room/1', client: 'ab12.7', user: 'bob' }));
+  assert.deepEqual(await join, { channel: 'room/1', client: 'ab12.7', user: 'bob' });
+  const leave = nextEvent(s, 'leave');
+  ws.serverSend(JSON.stringify({ type: 'leave', channel: 'room/1', client: 'ab12.7', user: 'bob' }));
+  assert.deepEqual(await leave, { channel: 'room/1', client: 'ab12.7', user: 'bob' });
+  assert.deepEqual(msgs, []);
+});
+
+test('presence and rpc resolve with their answers', async (t) => {
+  const s = newSocket(t);
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+
+  const p = s.presence('room/1');
+  assert.deepEqual(JSON.parse(ws.sent.at(-1)), { type: 'presence', channel: 'room/1' });
+  ws.serverSend(JSON.stringify({ type: 'presence', channel: 'room/1', clients: [{ client: 'a.1', user: 'ada' }] }));
+  assert.deepEqual(await p, [{ client: 'a.1', user: 'ada' }]);
+
+  const refused = s.presence('lobby');
+  ws.serverSend(JSON.stringify({ type: 'error', error: 'presence not enabled for this channel', channel: 'lobby' }));
+  await assert.rejects(refused, /presence not enabled/);
+
+  const r1 = s.rpc('sum', [1, 2]);
+  const r2 = s.rpc('nope');
+  const [m1, m2] = ws.sent.slice(-2).map((m) => JSON.parse(m));
+  assert.deepEqual(m1, { type: 'rpc', id: m1.id, method: 'sum', data: [1, 2] });
+  assert.notEqual(m1.id, m2.id);
+  ws.serverSend(JSON.stringify({ type: 'rpc', id: m2.id, error: 'hook timeout' }));
+  ws.serverSend(JSON.stringify({ type: 'rpc', id: m1.id, data: 3 }));
+  assert.equal(await r1, 3);
+  await assert.rejects(r2, /hook timeout/);
+
+  const lost = s.rpc('slow');
+  ws.serverClose(1006);
+  await assert.rejects(lost, /connection closed/);
+  await assert.rejects(s.rpc('x'), /not connected/);
+});
+
+test('a 4403 close (the server API disconnect) stops without reconnecting', async (t) => {
+  const s = newSocket(t, { minDelay: 1, maxDelay: 1 });
+  await nextState(s, 'connecting');
+  FakeWebSocket.made[0].serverOpen();
+  const stopped = nextState(s, 'stopped');
+  FakeWebSocket.made[0].serverClose(DISCONNECTED, 'disconnected');
+  assert.deepEqual(await stopped, { state: 'stopped', attempt: 0, code: 4403, reason: 'disconnected' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(FakeWebSocket.made.length, 1, 'no new connection');
+  assert.equal(s.state, 'stopped');
+});
+
+test('the late answer to a subscribe taken back is not a server-side subscription', async (t) => {
+  const s = newSocket(t);
+  await nextState(s, 'connecting');
+  const ws = FakeWebSocket.made[0];
+  ws.serverOpen();
+  s.subscribe('news');
+  s.unsubscribe('news');
+  ws.serverSend(JSON.stringify({ type: 'subscribed', channel: 'news', offset: 5, recovered: false }));
+  assert.equal(s.serverChannels.has('news'), false);
+  // A later one, unasked, is the server's.
+  ws.serverSend(JSON.stringify({ type: 'subscribed', channel: 'news', offset: 6, recovered: false }));
+  assert.equal(s.serverChannels.get('news'), 6);
 });

@@ -37,7 +37,8 @@ func TestIndexHTML(t *testing.T) {
 	}
 
 	// Browser tests find the controls by these ids.
-	for _, id := range []string{"msg", "send", "token", "reconnect", "state", "rtt", "log", "channel", "subscribe"} {
+	for _, id := range []string{"msg", "send", "token", "reconnect", "state", "rtt", "log", "channel", "subscribe",
+		"subs", "pubchannel", "pubdata", "publish", "history", "history-title", "history-status", "history-list"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf(`index.html lacks id="%s"`, id)
 		}

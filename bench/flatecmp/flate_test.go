@@ -3,9 +3,10 @@
 // compressible text, level 1, sync flush per message, with a fresh window
 // (no context takeover) and a carried one (takeover). It compares
 // compress/flate, klauspost/compress and duplex's own codec
-// (internal/deflate, which compress/flate backs at other levels).
+// (internal/deflate, which compress/flate backs at other levels). json and
+// words send one message over and over; feed sends 64 different ones.
 //
-//	cd bench && go test -bench . -benchmem ./flatecmp
+//	cd bench && go test -bench . -benchmem -benchtime 20000x ./flatecmp
 package flatecmp
 
 import (
@@ -22,7 +23,10 @@ import (
 
 // messages are 1 KiB of text: JSON-like records, the kind chat and
 // dashboards send, and random words from a small vocabulary, which is what
-// `duplex bench --text` sends.
+// `duplex bench --text` sends. Each is sent over and over, the best case
+// for context takeover. feed is a stream of 64 different JSON messages
+// (64 KiB, twice the window), as a ticker or chat room sends: similar
+// keys, different values, so takeover gains what the messages share.
 var messages = []struct {
 	name string
 	data []byte
@@ -51,16 +55,33 @@ var messages = []struct {
 	}()},
 }
 
+var feed = func() [][]byte {
+	r := rand.New(rand.NewPCG(2, 0xfeed))
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace"}
+	words := []string{"price", "update", "order", "filled", "cancelled", "open", "closed", "pending"}
+	var out [][]byte
+	for i := range 64 {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, `{"type":"event","seq":%d,"items":[`, 1000+i)
+		for b.Len() < 1024 {
+			fmt.Fprintf(&b, `{"who":%q,"what":%q,"qty":%d,"px":%d.%02d},`,
+				users[r.IntN(len(users))], words[r.IntN(len(words))], r.IntN(1000), 100+r.IntN(50), r.IntN(100))
+		}
+		out = append(out, b.Bytes()[:1024])
+	}
+	return out
+}()
+
 type writer interface {
 	io.Writer
 	Flush() error
 	Reset(io.Writer)
 }
 
-func benchWriter(b *testing.B, msg []byte, newWriter func(io.Writer) writer, takeover bool) {
+func benchWriter(b *testing.B, msgs [][]byte, newWriter func(io.Writer) writer, takeover bool) {
 	var out bytes.Buffer
 	w := newWriter(&out)
-	b.SetBytes(int64(len(msg)))
+	b.SetBytes(int64(len(msgs[0])))
 	b.ReportAllocs()
 	var total int
 	for i := 0; i < b.N; i++ {
@@ -68,7 +89,7 @@ func benchWriter(b *testing.B, msg []byte, newWriter func(io.Writer) writer, tak
 		if !takeover {
 			w.Reset(&out)
 		}
-		w.Write(msg)
+		w.Write(msgs[i%len(msgs)])
 		w.Flush()
 		total += out.Len() - 4 // the tail RFC 7692 removes
 	}
@@ -76,7 +97,17 @@ func benchWriter(b *testing.B, msg []byte, newWriter func(io.Writer) writer, tak
 }
 
 func BenchmarkCompress(b *testing.B) {
+	sets := []struct {
+		name string
+		data [][]byte
+	}{{"feed", feed}}
 	for _, m := range messages {
+		sets = append(sets, struct {
+			name string
+			data [][]byte
+		}{m.name, [][]byte{m.data}})
+	}
+	for _, m := range sets {
 		for _, takeover := range []bool{false, true} {
 			name := m.name + "/no-takeover"
 			if takeover {
@@ -89,16 +120,14 @@ func BenchmarkCompress(b *testing.B) {
 				benchWriter(b, m.data, func(o io.Writer) writer { w, _ := kpflate.NewWriter(o, 1); return w }, takeover)
 			})
 			b.Run(name+"/duplex", func(b *testing.B) {
-				// With takeover it refers to the last 2 KiB, indexed
-				// before each message as a connection's Compressor does,
-				// where the writers above carry their whole stream on.
+				// One Compressor, as a connection keeps.
 				c := deflate.NewCompressor(1, 15, takeover)
 				var out []byte
 				var total int
-				b.SetBytes(int64(len(m.data)))
+				b.SetBytes(int64(len(m.data[0])))
 				b.ReportAllocs()
 				for i := 0; i < b.N; i++ {
-					out, _ = c.Compress(out[:0], m.data)
+					out, _ = c.Compress(out[:0], m.data[i%len(m.data)])
 					total += len(out)
 				}
 				b.ReportMetric(float64(total)/float64(b.N), "bytes/msg")

@@ -70,8 +70,10 @@ func TestBenchPubSub(t *testing.T) {
 			if res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 || res.MsgsPerSec <= 0 {
 				t.Errorf("latency %+v, deliveries/s %v; want measured", res.Latency, res.MsgsPerSec)
 			}
-			if s := res.Server; s == nil || s.CPUPerMsg <= 0 || s.MemPerConnRSS == 0 {
-				t.Errorf("server stats %+v; want CPU per delivery and memory per subscriber", s)
+			// CPU comes from /proc in 10 ms ticks: a short run on a busy
+			// machine can see none, so only its presence is checked.
+			if s := res.Server; s == nil || s.PID != os.Getpid() || s.CPUPerMsg < 0 || s.MemPerConnRSS == 0 {
+				t.Errorf("server stats %+v; want this process's CPU per delivery and memory per subscriber", s)
 			}
 		})
 	}

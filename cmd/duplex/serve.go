@@ -46,7 +46,8 @@ Serve runs the duplex gateway on one port:
 Channels keep their last --history-size messages for --history-ttl, so a
 client that reconnects with the last offset it saw gets what it missed.
 By default they live in this process; --broker redis://host:port[/db]
-shares channels, offsets and history between every node on that Redis.
+shares channels, offsets and history between every node on that Redis,
+and --broker redis+cluster://host:port[,host:port...] on a Redis Cluster.
 
 Every WebSocket endpoint checks credentials before the upgrade (401
 otherwise): a token from ?token=, "Authorization: Bearer", or the cookie
@@ -128,7 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		o.Tokens = append(o.Tokens, generated)
 	}
-	if strings.HasPrefix(o.BrokerURL, "redis://") || strings.HasPrefix(o.BrokerURL, "rediss://") {
+	if scheme, _, _ := strings.Cut(o.BrokerURL, "://"); strings.HasPrefix(scheme, "redis") {
 		b, err := redisbroker.New(o.BrokerURL, &redisbroker.Options{
 			HistorySize: o.HistorySize,
 			HistoryTTL:  o.HistoryTTL,

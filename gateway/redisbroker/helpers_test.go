@@ -30,16 +30,18 @@ import (
 // port, with its data in the test's temporary directory. It keeps an
 // append-only file, so a restart keeps what was stored.
 type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	url  string
-	cmd  *exec.Cmd
+	t         testing.TB
+	noPersist bool // keep nothing across a restart
+	bin       string
+	dir       string
+	port      int
+	url       string
+	cmd       *exec.Cmd
 }
 
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
+	requireRedis(t, false)
 	rs := &redisServer{t: t, bin: testkit.RequireTool(t, "redis-server"), dir: t.TempDir(), port: freePort(t)}
 	rs.url = fmt.Sprintf("redis://127.0.0.1:%d/0", rs.port)
 	rs.start()
@@ -60,9 +62,14 @@ func freePort(t testing.TB) int {
 // start runs redis-server and waits until it answers PING.
 func (rs *redisServer) start() {
 	rs.t.Helper()
+	aof := "yes"
+	if rs.noPersist {
+		aof = "no"
+	}
 	rs.cmd = exec.Command(rs.bin,
 		"--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1", "--dir", rs.dir,
-		"--save", "", "--appendonly", "yes", "--logfile", filepath.Join(rs.dir, "redis.log"))
+		"--save", "", "--appendonly", aof, "--logfile", filepath.Join(rs.dir, "redis.log"))
+	dieWithTest(rs.cmd)
 	if err := rs.cmd.Start(); err != nil {
 		rs.t.Fatalf("redis-server: %v", err)
 	}

@@ -306,6 +306,23 @@ func TestRedisRestart(t *testing.T) {
 	subB.expect(offsets, 0)
 	subA.expectNothing()
 	subB.expectNothing()
+
+	// Redis kept everything (append-only file): a client resuming from
+	// before the restart recovers it all.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, a.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	late := &subscriber{t: t, c: c}
+	late.write(fmt.Sprintf(`{"type":"subscribe","channel":"r","since":%d}`, offsets[9]))
+	if m := late.next(); m.Type != "subscribed" || !m.Recovered || m.Offset != offsets[99] {
+		t.Fatalf("resubscribe after the restart: %+v; want recovered true at offset %d", m, offsets[99])
+	}
+	late.expect(offsets[10:], 10)
+	late.expectNothing()
 }
 
 // TestNoRedis: with no Redis to reach, the broker says so, the gateway's
@@ -353,4 +370,101 @@ func TestNoRedis(t *testing.T) {
 	if _, err := redisbroker.New("http://nope", nil); err == nil {
 		t.Error("New with an http URL succeeded")
 	}
+}
+
+// TestNewURL: the URLs New takes, and clear errors that never quote a
+// password for the ones it does not.
+func TestNewURL(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	for _, ok := range []string{
+		"redis://127.0.0.1:1/0",
+		"redis://:s3cret@127.0.0.1:1",
+		"redis+cluster://127.0.0.1:1",
+		"redis+cluster://127.0.0.1:1,127.0.0.1:2,[::1]:3",
+		"redis+cluster://user:s3cret@127.0.0.1:1,127.0.0.1:2",
+		"rediss+cluster://127.0.0.1:1",
+	} {
+		b, err := redisbroker.New(ok, &redisbroker.Options{Logger: quietLogger()})
+		if err != nil {
+			t.Errorf("New(%q): %v", ok, err)
+			continue
+		}
+		b.Close()
+	}
+	for _, bad := range []string{
+		"http://s3cret@127.0.0.1:1",
+		"redis+cluster://",
+		"redis+cluster://:s3cret@127.0.0.1",
+		"redis+cluster://user:s3cret@127.0.0.1:1,nohost",
+		"redis+cluster://127.0.0.1:99999",
+		"redis+sentinel://127.0.0.1:1",
+	} {
+		_, err := redisbroker.New(bad, nil)
+		if err == nil {
+			t.Errorf("New(%q) succeeded; want an error", bad)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q): %v: quotes the password", bad, err)
+		}
+	}
+	if _, err := redisbroker.New("redis://127.0.0.1:1", &redisbroker.Options{KeyPrefix: "a{b}:"}); err == nil {
+		t.Error("New with a KeyPrefix holding a hash tag succeeded")
+	}
+}
+
+// TestRedisLostData: Redis restarts with nothing (no persistence), so the
+// channel starts a new life. Its subscriber is told so once, with
+// {"type":"subscribed","recovered":false}, then gets the new messages.
+// (TestRedisRestart is the other side: Redis kept its data, and nobody is
+// told recovered false.)
+func TestRedisLostData(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	rs := startRedis(t)
+	rs.stop()
+	rs.noPersist = true
+	rs.start()
+	a, b := startNode(t, "A", rs, 100), startNode(t, "B", rs, 100)
+	sub := subscribe(t, a, "l")
+	waitFor(t, 5*time.Second, "the readers", func() bool { return a.b.Healthy() == nil && b.b.Healthy() == nil })
+	var offsets []uint64
+	for i := range 10 {
+		code, off := b.publish("l", strconv.Itoa(i))
+		if code != 200 {
+			t.Fatalf("publish %d: %d", i, code)
+		}
+		offsets = append(offsets, off)
+	}
+	sub.expect(offsets, 0)
+	rs.stop()
+	rs.start()
+	waitFor(t, 10*time.Second, "/healthz 200 on both nodes", func() bool {
+		ca, _ := a.health()
+		cb, _ := b.health()
+		return ca == 200 && cb == 200
+	})
+	var again []uint64
+	for i := range 5 {
+		code, off := b.publish("l", strconv.Itoa(10+i))
+		if code != 200 {
+			t.Fatalf("publish after the restart %d: %d", i, code)
+		}
+		again = append(again, off)
+	}
+	if again[0] <= offsets[9] {
+		t.Fatalf("first offset after the loss %d; want above %d", again[0], offsets[9])
+	}
+	// The gateway learns of the loss from the first new message, whose
+	// prev (0: a new channel) is not the last it sent: it tells the
+	// client, which goes on after the offset given.
+	m := sub.next()
+	if m.Type != "subscribed" || m.Recovered || m.Offset < again[0] {
+		t.Fatalf("after the loss: %+v; want subscribed, recovered false, at offset %d or later", m, again[0])
+	}
+	for _, off := range again {
+		if off > m.Offset {
+			if got := sub.next(); got.Type != "message" || got.Offset != off {
+				t.Fatalf("after the loss: %+v; want offset %d", got, off)
+			}
+		}
+	}
+	sub.expectNothing()
 }

@@ -8,14 +8,18 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[2]  the channel's stream: one entry per held message, with ID
 //	         "<offset>-0" and fields d (data), t (Redis time in ms) and
 //	         p (offset of the message before, 0 for the first)
+//	KEYS[3]  the channel's live PUB/SUB channel
 //	ARGV[1]  data
 //	ARGV[2]  history size: the stream's MAXLEN
 //	ARGV[3]  history TTL in ms: both keys expire after it, from the last
 //	         publish
+//	ARGV[4]  PUBLISH, or SPUBLISH on a cluster (sharded PUB/SUB; KEYS[3]
+//	         has the hash tag of the keys, so it is on their shard)
 //
-// It returns {offset, prev}. Taking the offset with HINCRBY and using it
-// as the entry's ID in one script makes offset order the stream's order,
-// and XRANGE/XREAD by offset direct.
+// It returns {offset, prev}, and publishes "<offset> <prev> <data>" on
+// KEYS[3]. Taking the offset with HINCRBY and using it as the entry's ID
+// in one script makes offset order the stream's order, and XRANGE by
+// offset direct.
 //
 // A channel with no meta gets a base from Redis' clock in microseconds,
 // above anything its stream still holds, so offsets never go back even
@@ -44,6 +48,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], string.format('%d-0', n),
   'd', ARGV[1], 't', ms, 'p', string.format('%d', prev))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call(ARGV[4], KEYS[3], string.format('%d %d ', n, prev) .. ARGV[1])
 return {n, prev}
 `)
 

@@ -32,11 +32,13 @@ var benchLevels = []struct {
 // 1 uses the package's encoder, the default level compress/flate's writer.
 //
 //   - notakeover: a fresh window per message.
-//   - takeover/own: one connection sending. At level 1 the encoder indexes
-//     2 KiB of history before each message; a flate.Writer comes back from
-//     the pool still carrying the connection's stream and needs nothing.
+//   - takeover/own: one connection sending. At level 1 the connection's
+//     stream carries its history and match index on (stream.go); a
+//     flate.Writer comes back from the pool still carrying the
+//     connection's stream and needs nothing.
 //   - takeover/interleaved: two connections taking turns: a flate.Writer
-//     is primed with 2 KiB of history for every message (the worst case).
+//     is primed with 2 KiB of history for every message (the worst case);
+//     at level 1 each stream carries on as when alone.
 func BenchmarkCompress(b *testing.B) {
 	msgs := benchMessages()
 	for _, lv := range benchLevels {

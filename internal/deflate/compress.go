@@ -11,10 +11,10 @@ import (
 // removes it from every compressed message and §7.2.2 appends it back.
 const tail = "\x00\x00\xff\xff"
 
-// maxPrime bounds the history a Compressor keeps for context takeover. At
-// level 1 the encoder indexes it before each message; at other levels it
-// is compressed into a discarding sink to prime a pooled flate.Writer,
-// which costs about as much as compressing it. On 1 KiB JSON messages
+// maxPrime bounds the history a Compressor at a level other than 1 keeps
+// for context takeover (level 1 keeps a stream; see stream.go). It is
+// compressed into a discarding sink to prime a pooled flate.Writer, which
+// costs about as much as compressing it. On 1 KiB JSON messages
 // (BenchmarkCompress) a primed message costs ~57 µs at level 6, against
 // ~29 µs without takeover, where priming with all 32 KiB would cost ~700
 // µs. 2 KiB gets 85-90% of the ratio gain at level 6.
@@ -22,17 +22,22 @@ const maxPrime = 2 << 10
 
 // Compressor compresses the messages of one direction of a connection.
 // Between messages it holds no encoder or flate.Writer, only (with context
-// takeover) up to 2 KiB of history; see the package doc.
+// takeover) history: at level 1 a stream of at most 24 KiB, at other levels
+// up to 2 KiB; see the package doc.
 type Compressor struct {
-	level int // flate level; flate.HuffmanOnly when the window is limited
+	level int // flate level; flate.HuffmanOnly when the window is limited (see NewCompressor)
 
-	// With context takeover, hist holds the end of the plaintext sent so
-	// far and id/seq name the stream's state, so that a pooled writer still
-	// holding it can carry on without priming.
+	// With context takeover at levels other than 1, hist holds the end of
+	// the plaintext sent so far and id/seq name the stream's state, so that
+	// a pooled writer still holding it can carry on without priming.
 	takeover bool
 	id       uint64
 	seq      uint64 // messages compressed
 	hist     window
+
+	// At level 1 with context takeover, the history and match index;
+	// st.table is nil until the first message.
+	st stream
 }
 
 // pooledWriter is a flate.Writer writing to an in-memory sink.
@@ -67,15 +72,21 @@ var lastCompressorID atomic.Uint64
 // flate.DefaultCompression), a window of windowBits (8..15; any other value
 // means 15) and context takeover or not, as negotiated for this direction.
 //
-// compress/flate cannot compress with a window smaller than 32 KiB, so below
-// 15 bits the compressor uses flate.HuffmanOnly, which never refers back and
-// so honours any window (RFC 7692 §7.1.2.1, §7.1.2.2). flate.NoCompression
-// is kept as is, for the same reason.
+// Below 15 bits, level 1 with context takeover keeps its references within
+// the window. compress/flate cannot compress with a window smaller than 32
+// KiB, so at other levels, and without takeover (whose output must not
+// depend on the window; see the package doc), the compressor uses
+// flate.HuffmanOnly, which never refers back and so honours any window
+// (RFC 7692 §7.1.2.1, §7.1.2.2). flate.NoCompression is kept as is, for the
+// same reason.
 func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor {
 	if level < flate.HuffmanOnly || level > flate.BestCompression || level == flate.DefaultCompression {
 		level = 6 // what flate.DefaultCompression means
 	}
-	if validBits(windowBits) && windowBits < 15 && level != flate.NoCompression {
+	if !validBits(windowBits) {
+		windowBits = 15
+	}
+	if windowBits < 15 && level != flate.NoCompression && (level != flate.BestSpeed || !contextTakeover) {
 		level = flate.HuffmanOnly
 	}
 	c := &Compressor{level: level}
@@ -84,6 +95,7 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 		c.takeover = true
 		c.id = lastCompressorID.Add(1)
 		c.hist.max = maxPrime
+		c.st.reach = min(1<<windowBits, maxReach)
 	}
 	return c
 }
@@ -102,17 +114,15 @@ func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
 		return c.compressFlate(dst, p)
 	}
 	e := encoderPool.Get().(*encoder)
-	var h1, h2 []byte
+	var out []byte
 	if c.takeover {
 		// §7.1.1: the message may refer to earlier ones, which the peer's
 		// inflater still holds (example in §7.2.3.2).
-		h1, h2 = c.hist.parts()
+		out = c.st.compress(e, dst, p)
+	} else {
+		out = e.compress(dst, p, maxDistance)
 	}
-	out := e.compress(dst, h1, h2, p)
 	encoderPool.Put(e)
-	if c.takeover {
-		c.hist.write(p)
-	}
 	return out, nil
 }
 

@@ -6,9 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // zlibPeer runs testdata/zlibpeer.py, a peer built on zlib, over msgs.
@@ -17,18 +18,13 @@ import (
 // to a window below 15 bits.
 func zlibPeer(t *testing.T, mode string, bits int, msgs [][]byte) [][]byte {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("DUPLEX_REQUIRE_ALL") != "" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found; DUPLEX_REQUIRE_ALL=1 makes this fail")
-	}
+	python := testkit.RequireTool(t, "python3")
 	var in bytes.Buffer
 	for _, m := range msgs {
 		binary.Write(&in, binary.BigEndian, uint32(len(m)))
 		in.Write(m)
 	}
-	cmd := exec.Command("python3", "testdata/zlibpeer.py", mode, fmt.Sprint(bits))
+	cmd := exec.Command(python, "testdata/zlibpeer.py", mode, fmt.Sprint(bits))
 	cmd.Stdin = &in
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

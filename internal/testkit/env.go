@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -10,21 +9,31 @@ import (
 	"time"
 )
 
-// RequireTool returns the path of the command name, or skips the test
-// when it is not installed. With DUPLEX_REQUIRE_ALL=1 (as CI sets it) a
-// missing tool fails the test instead, so nothing is skipped silently.
+// RequireTool returns the path of the command name, or calls Missing
+// (skip, or fail under DUPLEX_REQUIRE_ALL=1) when it is not installed.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
 		return p
 	}
-	msg := name + " not found; DUPLEX_REQUIRE_ALL=1 makes this fail"
-	if os.Getenv("DUPLEX_REQUIRE_ALL") == "1" {
-		t.Fatal(name + " not found and DUPLEX_REQUIRE_ALL=1")
+	install := installHints[name]
+	if install == "" {
+		install = "put " + name + " on PATH"
 	}
-	t.Skip(msg)
+	Missing(t, name, install)
 	return ""
+}
+
+// installHints say how to get the programs the tests run, on Debian.
+var installHints = map[string]string{
+	"node":         "apt-get install nodejs npm, then npm ci in interop/node",
+	"redis-server": "apt-get install redis-server",
+	"redis-cli":    "apt-get install redis-server",
+	"python3":      "apt-get install python3",
+	"chromium":     "apt-get install chromium, or set DUPLEX_CHROMIUM",
+	"chromedriver": "apt-get install chromium-driver",
+	"go":           "https://go.dev/dl/",
 }
 
 // modulePath marks the goroutines CheckNoGoroutineLeak watches: any with a
@@ -34,8 +43,10 @@ const modulePath = "github.com/duplexws/duplex"
 // CheckNoGoroutineLeak fails the test if a goroutine started during it
 // that runs code of this module is still alive at the end. Call it first,
 // so that its check runs after every other cleanup (servers, peers,
-// connections). It waits up to 5 s for goroutines that are on their way
-// out. The event loop's own goroutines are not counted. Do not use it in parallel tests: their goroutines would be counted.
+// connections). It waits up to Timeout(0) (cut to end by Cutoff) for
+// goroutines that are on their way out, which on a busy machine can take
+// seconds. The event loop's own goroutines are not counted. Do not use it
+// in parallel tests: their goroutines would be counted.
 func CheckNoGoroutineLeak(t testing.TB) {
 	t.Helper()
 	before := make(map[string]bool)
@@ -43,7 +54,7 @@ func CheckNoGoroutineLeak(t testing.TB) {
 		before[g.id] = true
 	}
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := Deadline(t, 0)
 		for {
 			var leaked []string
 			for _, g := range goroutines()[1:] { // [0] is this one

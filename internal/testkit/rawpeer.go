@@ -27,8 +27,9 @@ import (
 )
 
 // DefaultTimeout bounds every wait of a RawPeer: a frame that does not
-// arrive in this time fails the read.
-const DefaultTimeout = 5 * time.Second
+// arrive in this time fails the read. It is 5 s times
+// DUPLEX_TEST_SLOWDOWN (see Timeout).
+var DefaultTimeout = Scale(5 * time.Second)
 
 // CloseWait is how long ExpectClose waits for a server to close TCP after
 // the close handshake. RFC 6455 §7.1.1: "when a server is instructed to

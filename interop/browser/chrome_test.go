@@ -17,40 +17,36 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "write the demo page's screenshot to docs/screenshot.png")
 
-// requireAll is set by CI: a missing browser fails instead of skipping.
-var requireAll = os.Getenv("DUPLEX_REQUIRE_ALL") == "1"
-
-// stepTimeout bounds one browser action or wait. The slowest wait is a
-// reconnection after a restart: a few backoff delays of at most 4 s.
-const stepTimeout = 30 * time.Second
+// stepTimeout bounds one browser action or wait that moves few bytes
+// (times DUPLEX_TEST_SLOWDOWN). The slowest such wait is a reconnection
+// after a restart: a few backoff delays of at most 4 s. The tab's methods
+// cut every wait to end by testkit.Cutoff, before go test's -timeout.
+var stepTimeout = testkit.Scale(30 * time.Second)
 
 // chromiumPath returns the browser to run: $DUPLEX_CHROMIUM, or Debian's
-// chromium. Without one the test skips, or fails under
+// chromium. Without one the test skips (testkit.Missing), or fails under
 // DUPLEX_REQUIRE_ALL=1.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	var why string
 	if p := os.Getenv("DUPLEX_CHROMIUM"); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
-		why = "$DUPLEX_CHROMIUM=" + p + " does not exist"
-	} else {
-		for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-			if p, err := exec.LookPath(name); err == nil {
-				return p
-			}
+		testkit.Missing(t, "chromium", "$DUPLEX_CHROMIUM="+p+" does not exist; apt-get install chromium")
+		return ""
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
 		}
-		why = "chromium not found (apt-get install chromium, or set DUPLEX_CHROMIUM)"
 	}
-	if requireAll {
-		t.Fatal(why + " and DUPLEX_REQUIRE_ALL=1")
-	}
-	t.Skip(why + "; DUPLEX_REQUIRE_ALL=1 makes this fail")
+	testkit.Missing(t, "chromium", "apt-get install chromium, or set DUPLEX_CHROMIUM")
 	return ""
 }
 
@@ -82,11 +78,11 @@ func newTab(t *testing.T, extra ...chromedp.ExecAllocatorOption) *tab {
 	)
 	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc) // waits for the browser process to exit
+	boundedCleanup(t, "the browser process to exit", cancelAlloc)
 
 	quiet := func(string, ...any) {} // cdproto's notes on events it does not know
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(quiet), chromedp.WithLogf(quiet))
-	t.Cleanup(cancel)
+	boundedCleanup(t, "the browser to close", cancel)
 
 	// The first action starts the browser and opens the tab. It must run on
 	// ctx itself: the browser lives as long as the context of that action.
@@ -112,10 +108,39 @@ func newTab(t *testing.T, extra ...chromedp.ExecAllocatorOption) *tab {
 	return tb
 }
 
+// within returns a context of the tab's that ends d from now, or at
+// testkit.Cutoff if that comes first.
+func (tb *tab) within(d time.Duration) (context.Context, context.CancelFunc) {
+	end := time.Now().Add(d)
+	if cut := testkit.Cutoff(tb.t); cut.Before(end) {
+		end = cut
+	}
+	return context.WithDeadline(tb.ctx, end)
+}
+
+// boundedCleanup registers f, which waits for something to end, as a
+// cleanup of t that gives up after testkit.Timeout(0) with an error
+// naming what, so that a browser that does not exit cannot hang the test
+// and hide its failures (issue 17).
+func boundedCleanup(t *testing.T, what string, f func()) {
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() {
+			f()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(testkit.Timeout(0)):
+			t.Errorf("gave up waiting %v for %s", testkit.Timeout(0), what)
+		}
+	})
+}
+
 // do runs actions, failing the test on error.
 func (tb *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	ctx, cancel := tb.within(stepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		tb.fail("%s: %v", what, err)
@@ -125,7 +150,7 @@ func (tb *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // eval evaluates a JavaScript expression and decodes its value into T.
 func eval[T any](tb *tab, expr string) T {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	ctx, cancel := tb.within(stepTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -136,10 +161,14 @@ func eval[T any](tb *tab, expr string) T {
 
 // waitFor waits until the JavaScript expression is truthy, re-evaluating
 // it on every DOM mutation so that no state shown on the page is missed,
-// however briefly. It fails the test after timeout, describing what.
+// however briefly. It fails the test after timeout, describing what; the
+// timeout is cut to end by testkit.Cutoff.
 func (tb *tab) waitFor(what, expr string, timeout time.Duration) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, timeout+5*time.Second)
+	if cut := time.Until(testkit.Cutoff(tb.t)) - 5*time.Second; cut < timeout {
+		timeout = max(cut, time.Second)
+	}
+	ctx, cancel := tb.within(timeout + 5*time.Second)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
 		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(timeout)))
@@ -169,7 +198,7 @@ func (tb *tab) fail(format string, args ...any) {
 // directory and returns the image.
 func (tb *tab) screenshot(name string) []byte {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	ctx, cancel := tb.within(stepTimeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {

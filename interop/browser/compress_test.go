@@ -41,11 +41,11 @@ func TestCompression(t *testing.T) {
 			srv.Listener = countingListener{srv.Listener}
 			srv.Config.ConnContext = withConn
 			srv.Start()
-			t.Cleanup(srv.Close)
+			testkit.Serve(t, srv)
 
 			const texts, binary = 200, 1 << 20
 			tb.do("loading the page", chromedp.Navigate(fmt.Sprintf("%s/?texts=%d&binary=%d", srv.URL, texts, binary)))
-			res := tb.result()
+			res := tb.resultOf(2 * (binary + texts*1000))
 			recs := echo.wait(t)
 
 			if !res.OK || res.Messages != texts+1 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // socketRecord is what the echo server saw of one WebSocket request.
@@ -84,8 +85,8 @@ func (e *echoServer) wait(t *testing.T) []socketRecord {
 	}()
 	select {
 	case <-done:
-	case <-time.After(stepTimeout):
-		t.Fatalf("echo handlers still running %v after the page finished", stepTimeout)
+	case <-time.After(testkit.Wait(t, 0)):
+		t.Fatalf("echo handlers still running %v after the page finished", testkit.Timeout(0))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -108,7 +109,14 @@ type pageResult struct {
 // result waits for the page to finish and decodes its report.
 func (tb *tab) result() pageResult {
 	tb.t.Helper()
-	tb.waitFor("the page's result", `document.getElementById('result').dataset.done === 'true'`, stepTimeout)
+	return tb.resultOf(0)
+}
+
+// resultOf is result for a page that echoes n bytes in all (both ways):
+// it waits longer for them.
+func (tb *tab) resultOf(n int) pageResult {
+	tb.t.Helper()
+	tb.waitFor("the page's result", `document.getElementById('result').dataset.done === 'true'`, stepTimeout+testkit.ForBytes(n))
 	raw := eval[string](tb, `document.getElementById('result').textContent`)
 	var res pageResult
 	if err := json.Unmarshal([]byte(raw), &res); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // TestEventModeChromium has Chromium's own WebSocket stack exchange with
@@ -121,7 +122,7 @@ func (e *eventEchoRecorder) start(t *testing.T, mode string, opts *duplex.Accept
 		})
 	}
 	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	if mode == "detach" {
 		return srv.URL, "ws" + strings.TrimPrefix(srv.URL, "http") + "/echo"
 	}

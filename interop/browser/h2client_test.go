@@ -13,9 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/duplexws/duplex"
+	"github.com/duplexws/duplex/internal/testkit"
 	"golang.org/x/net/http2"
 )
 
@@ -56,12 +56,21 @@ func startH2Echo(t *testing.T, h2 bool, opts *duplex.AcceptOptions) *h2Server {
 	}))
 	srv.EnableHTTP2 = h2
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	// An HTTP/2 WebSocket is a request in progress until its handler
+	// returns, which a bare srv.Close waits for without end (issue 17).
+	testkit.Serve(t, srv)
 	s.url = "wss" + strings.TrimPrefix(srv.URL, "https") + "/echo"
 	s.tls = &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
 	return s
 }
 
+// TestGoClientHTTP2 runs three sockets over one HTTP/2 connection: echoes
+// up to 2 MiB, a ping, a close from each side. Every step has a deadline
+// scaled to its bytes, and the sockets are dropped before the server
+// closes, so that a failure is printed however it happens (issue 17: a
+// fixed 20 s for the whole run failed the ping on a busy machine, and the
+// server's Close then waited for the open sockets until go test's
+// timeout, hiding the failure).
 func TestGoClientHTTP2(t *testing.T) {
 	if reexecErr != nil {
 		t.Fatal(reexecErr)
@@ -76,13 +85,14 @@ func TestGoClientHTTP2(t *testing.T) {
 			srv := startH2Echo(t, true, &duplex.AcceptOptions{Compression: copts})
 			tr := &http2.Transport{TLSClientConfig: srv.tls}
 			t.Cleanup(tr.CloseIdleConnections)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
 			dial := func() *duplex.Conn {
+				ctx, cancel := testkit.Context(t, 0)
+				defer cancel()
 				c, resp, err := duplex.Dial(ctx, srv.url, &duplex.DialOptions{HTTP2Transport: tr, Compression: copts})
 				if err != nil {
 					t.Fatal(err)
 				}
+				t.Cleanup(func() { c.CloseNow() }) // before the server's cleanup
 				if resp.ProtoMajor != 2 {
 					t.Fatalf("handshake over HTTP/%d; want 2", resp.ProtoMajor)
 				}
@@ -94,15 +104,19 @@ func TestGoClientHTTP2(t *testing.T) {
 			conns := []*duplex.Conn{dial(), dial(), dial()}
 			for i, c := range conns {
 				for _, msg := range []string{"hello", "", strings.Repeat("é", 1<<20)} {
+					ctx, cancel := testkit.Context(t, 2*len(msg))
 					if err := c.Write(ctx, duplex.MessageText, []byte(msg)); err != nil {
-						t.Fatal(err)
+						t.Fatalf("conn %d: write of %d bytes: %v", i, len(msg), err)
 					}
 					_, p, err := c.Read(ctx)
+					cancel()
 					if err != nil || string(p) != msg {
 						t.Fatalf("conn %d: echo of %d bytes: got %d, %v", i, len(msg), len(p), err)
 					}
 				}
 			}
+			ctx, cancel := testkit.Context(t, 0)
+			defer cancel()
 			// Ping needs a reader; the server's close reaches it.
 			c := conns[0]
 			readErr := make(chan error, 1)
@@ -149,7 +163,7 @@ func TestGoClientHTTP2Fallback(t *testing.T) {
 	srv := startH2Echo(t, false, nil)
 	tr := &http2.Transport{TLSClientConfig: srv.tls}
 	t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testkit.Context(t, 0)
 	defer cancel()
 	c, resp, err := duplex.Dial(ctx, srv.url, &duplex.DialOptions{HTTP2Transport: tr, TLSConfig: srv.tls})
 	if err != nil {

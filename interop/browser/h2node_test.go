@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func startH2Recorder(t *testing.T, opts *duplex.AcceptOptions) *h2Recorder {
 	}))
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 	s.url = srv.URL + "/echo"
 	s.tls = &tls.Config{
 		RootCAs:    srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs,
@@ -70,8 +71,8 @@ func (s *h2Recorder) wait(t *testing.T) (recs []socketRecord, refused []error, r
 	}()
 	select {
 	case <-done:
-	case <-time.After(stepTimeout):
-		t.Fatalf("echo handlers still running %v later", stepTimeout)
+	case <-time.After(testkit.Wait(t, 0)):
+		t.Fatalf("echo handlers still running %v later", testkit.Timeout(0))
 	}
 	s.echo.mu.Lock()
 	recs = append(recs, s.echo.records...)
@@ -83,16 +84,19 @@ func (s *h2Recorder) wait(t *testing.T) (recs []socketRecord, refused []error, r
 	return recs, refused, requests
 }
 
-// runNodeScript runs node with script (in ../node) and args, for at most
-// 100 s, and fails the test with its output unless it exits 0 having
-// printed OK.
+// runNodeScript runs node with script (in ../node) and args, and fails the
+// test with its output unless it exits 0 having printed OK. The script
+// scales its waits as testkit.ScriptEnv says and is killed at
+// testkit.Cutoff if it has not ended.
 func runNodeScript(t *testing.T, script string, args ...string) {
 	t.Helper()
 	node := testkit.RequireTool(t, "node")
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), testkit.Cutoff(t).Add(5*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	cmd.Dir = "../node"
+	cmd.Env = append(os.Environ(), testkit.ScriptEnv(t)...)
+	cmd.WaitDelay = time.Second
 	var stdout, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

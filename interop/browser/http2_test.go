@@ -58,11 +58,11 @@ func TestHTTP2(t *testing.T) {
 		}
 	})
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	testkit.Serve(t, srv)
 
 	const sockets, texts, binary = 3, 50, 256 << 10
 	tb.do("loading the page", chromedp.Navigate(fmt.Sprintf("%s/?n=%d&texts=%d&binary=%d", srv.URL, sockets, texts, binary)))
-	res := tb.result()
+	res := tb.resultOf(2 * sockets * (binary + texts*1000))
 	recs := echo.wait(t)
 
 	mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // xconnect is the GODEBUG setting that makes net/http's HTTP/2 server
@@ -21,6 +23,7 @@ var reexecErr error
 
 // TestMain restarts the test binary with xconnect added to GODEBUG, the
 // same process image and arguments, so that go test sees one process.
+// After the tests it prints one line per missing peer (testkit.Missing).
 func TestMain(m *testing.M) {
 	if !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
 		exe, err := os.Executable()
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 		// Exec returns only on failure.
 		reexecErr = fmt.Errorf("re-executing %s with GODEBUG=%s: %w", exe, xconnect, err)
 	}
-	os.Exit(m.Run())
+	os.Exit(testkit.Main(m))
 }
 
 // withGODEBUG returns env with setting added to its GODEBUG variable,

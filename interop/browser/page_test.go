@@ -2,9 +2,6 @@ package browser
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,17 +83,7 @@ func TestPage(t *testing.T) {
 		t.Errorf("#notice is shown with a good token: %q", eval[string](tb, `document.getElementById('notice').textContent`))
 	}
 
-	png := tb.screenshot("page.png")
-	if *update {
-		name := filepath.Join("..", "..", "docs", "screenshot.png")
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", name)
-	}
+	tb.screenshot("page.png") // docs/screenshot.png: TestPageScreenshot
 
 	// The server saw the page's socket on /ws, compressed: Chromium always
 	// offers permessage-deflate and the gateway accepts it by default.
@@ -108,6 +95,131 @@ func TestPage(t *testing.T) {
 		t.Errorf("connection logged with path %q, extensions %q; want /ws, permessage-deflate", c.str("path"), c.str("extensions"))
 	}
 	checkLogsHideToken(t, gs, pageToken)
+}
+
+// checkOnlyAuthChecked fails unless the page asked /api/auth-check and
+// stopped there: browsers hide the status of a refused upgrade, so it must
+// not have tried one.
+func checkOnlyAuthChecked(t *testing.T, gs *gatewayServer) {
+	t.Helper()
+	var checks, upgrades int
+	for _, r := range gs.records("auth failed") {
+		switch u := r.str("url"); {
+		case strings.HasPrefix(u, "/api/auth-check"):
+			checks++
+		case strings.HasPrefix(u, "/ws"):
+			upgrades++
+		}
+	}
+	if checks == 0 || upgrades != 0 {
+		t.Errorf("gateway logged %d refused auth checks and %d refused upgrades; want at least 1 and 0", checks, upgrades)
+	}
+}
+
+// noticeShown returns the text of #notice, failing unless it is visible.
+func noticeShown(tb *tab) string {
+	tb.t.Helper()
+	visible := eval[bool](tb, `(() => { const n = document.getElementById('notice');
+		return !n.hidden && n.offsetHeight > 0 && getComputedStyle(n).display !== 'none'; })()`)
+	text := eval[string](tb, `document.getElementById('notice').textContent`)
+	if !visible {
+		tb.t.Errorf("#notice is hidden (text %q); want it shown", text)
+	}
+	return text
+}
+
+// checkAddressHasToken fails unless the address bar carries token, so
+// that reloading the page keeps the token that worked.
+func checkAddressHasToken(tb *tab, token string) {
+	tb.t.Helper()
+	if got, want := eval[string](tb, `location.search`), "?token="+token; got != want {
+		tb.t.Errorf("location.search = %q after reconnecting; want %q", got, want)
+	}
+}
+
+// TestPageNoToken opens the page as the bare URL of "duplex serve" would,
+// without ?token=: the page must say that no token was given (not that
+// one was refused) and how to get one, then connect once it is entered.
+func TestPageNoToken(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	tb := newTab(t)
+	gs := startGateway(t, "127.0.0.1:0", pageOptions())
+	tb.do("loading the page", chromedp.Navigate(gs.url+"/"))
+	tb.waitFor("state unauthorized", stateIs("unauthorized"), stepTimeout)
+
+	if s := eval[string](tb, `document.getElementById('state').textContent`); s != "unauthorized: no token" {
+		t.Errorf("#state reads %q; want %q", s, "unauthorized: no token")
+	}
+	notice := noticeShown(tb)
+	for _, want := range []string{"No token", "?token=", "press Reconnect"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("#notice reads %q; want it to hold %q", notice, want)
+		}
+	}
+	if strings.Contains(notice, "refused") || strings.Contains(notice, "rejected") {
+		t.Errorf("#notice reads %q: it blames a token that was never given", notice)
+	}
+	tb.screenshot("no-token.png")
+	checkOnlyAuthChecked(t, gs)
+
+	tb.do("entering the token", chromedp.SendKeys(chromedp.ID("token"), pageToken+kb.Enter))
+	tb.waitFor("state open with the token", stateIs("open"), stepTimeout)
+	if hidden := eval[bool](tb, `document.getElementById('notice').hidden`); !hidden {
+		t.Errorf("#notice still shown after connecting")
+	}
+	checkAddressHasToken(tb, pageToken)
+	tb.send("hello with a token")
+	tb.acked("hello with a token")
+	checkLogsHideToken(t, gs, pageToken)
+}
+
+// TestPageTokenChanged is a restart of a server that comes back with
+// another token (issue 17): the page must say the token was refused and
+// what to do, keep the message typed while the server was down, and send
+// it, once, when the new token is entered.
+func TestPageTokenChanged(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	const newToken = "browser-test-token-after-restart-M4d"
+	tb := newTab(t)
+	first := startGateway(t, "127.0.0.1:0", pageOptions())
+	tb.do("loading the page", chromedp.Navigate(first.url+"/?token="+pageToken))
+	tb.waitFor("state open", stateIs("open"), stepTimeout)
+	tb.send("before the restart")
+	tb.acked("before the restart")
+
+	first.kill()
+	tb.waitFor("state reconnecting", stateIs("reconnecting"), stepTimeout)
+	const queued = "typed while the server was down"
+	tb.send(queued)
+	tb.waitFor("the queued message in the log", entries("sent", queued+"  (queued until connected)")+" === 1", stepTimeout)
+
+	second := startGateway(t, first.addr, gateway.Options{Tokens: []string{newToken}})
+	tb.waitFor("state unauthorized after the restart", stateIs("unauthorized"), stepTimeout)
+	notice := noticeShown(tb)
+	for _, want := range []string{"refused this token", "restarted", "press Reconnect", "1 queued message will be sent"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("#notice reads %q; want it to hold %q", notice, want)
+		}
+	}
+	tb.screenshot("token-changed.png")
+	checkOnlyAuthChecked(t, second)
+
+	// Pasted as serve prints it: the whole URL.
+	eval[chromedp.Void](tb, `document.getElementById('token').value = ''`)
+	tb.do("pasting the new URL", chromedp.SendKeys(chromedp.ID("token"), second.url+"/?token="+newToken+kb.Enter))
+	tb.waitFor("state open with the new token", stateIs("open"), stepTimeout)
+	if v := eval[string](tb, `document.getElementById('token').value`); v != newToken {
+		t.Errorf("token box holds %q after pasting the URL; want the token %q", v, newToken)
+	}
+	checkAddressHasToken(tb, newToken)
+	tb.acked(queued)
+	tb.send("after the restart")
+	tb.acked("after the restart") // in order after any second ack of the queued one
+	if n := eval[int](tb, entries("recv", "received: "+queued)); n != 1 {
+		t.Errorf("the queued message was acknowledged %d times; want 1", n)
+	}
+	checkLogsHideToken(t, first, pageToken)
+	checkLogsHideToken(t, second, newToken)
 }
 
 // TestPageUnauthorized loads the page with a wrong token: it must say so
@@ -127,25 +239,15 @@ func TestPageUnauthorized(t *testing.T) {
 	visible := eval[bool](tb, `(() => { const n = document.getElementById('notice');
 		return !n.hidden && n.offsetHeight > 0 && getComputedStyle(n).display !== 'none'; })()`)
 	notice := eval[string](tb, `document.getElementById('notice').textContent`)
-	if !visible || !regexp.MustCompile(`(?i)unauthori[sz]ed|rejected`).MatchString(notice) {
-		t.Errorf("#notice visible=%v text=%q; want it visible, saying the token was refused", visible, notice)
+	if !visible || !strings.Contains(notice, "refused this token") || !strings.Contains(notice, "press Reconnect") {
+		t.Errorf("#notice visible=%v text=%q; want it visible, saying the token was refused and what to do", visible, notice)
+	}
+	if strings.Contains(notice, "No token") {
+		t.Errorf("#notice says %q although a token was given", notice)
 	}
 	tb.screenshot("unauthorized.png")
 
-	// The page asked /api/auth-check and stopped there: browsers hide the
-	// status of a refused upgrade, so it must not have tried one.
-	var checks, upgrades int
-	for _, r := range gs.records("auth failed") {
-		switch u := r.str("url"); {
-		case strings.HasPrefix(u, "/api/auth-check"):
-			checks++
-		case strings.HasPrefix(u, "/ws"):
-			upgrades++
-		}
-	}
-	if checks == 0 || upgrades != 0 {
-		t.Errorf("gateway logged %d refused auth checks and %d refused upgrades; want at least 1 and 0", checks, upgrades)
-	}
+	checkOnlyAuthChecked(t, gs)
 	checkLogsHideToken(t, gs, wrong)
 
 	// The right token and Enter in the token box reconnect.
@@ -173,10 +275,10 @@ func TestPageRestart(t *testing.T) {
 	tb.acked("before the restart")
 
 	first.kill()
-	tb.waitFor("state reconnecting", stateIs("reconnecting"), stepTimeout)
-	if s := eval[string](tb, `document.getElementById('state').textContent`); !regexp.MustCompile(`^reconnecting in \d+ s, attempt \d+$`).MatchString(s) {
-		t.Errorf("#state reads %q; want \"reconnecting in N s, attempt K\"", s)
-	}
+	// State and text are read in one evaluation: the first retry may come
+	// at once (full jitter), so a second read could see "connecting".
+	tb.waitFor(`the badge reading "reconnecting in N s, attempt K"`, stateIs("reconnecting")+
+		` && /^reconnecting in \d+ s, attempt \d+$/.test(document.getElementById('state').textContent)`, stepTimeout)
 
 	const queued = "typed while the server was down"
 	tb.send(queued)

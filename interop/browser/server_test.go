@@ -12,9 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/duplexws/duplex/gateway"
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // gatewayServer is a gateway behind an httptest server whose TCP
@@ -59,12 +59,12 @@ func startGateway(t *testing.T, addr string, opts gateway.Options) *gatewayServe
 
 // stop closes every WebSocket with 1001 and stops the server.
 func (s *gatewayServer) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout(0))
 	defer cancel()
 	if err := s.gw.Shutdown(ctx); err != nil {
 		s.t.Errorf("gateway shutdown on %s: %v", s.addr, err)
 	}
-	s.srv.Close()
+	testkit.CloseServer(s.t, s.srv)
 	s.ln.release()
 }
 
@@ -75,7 +75,7 @@ func (s *gatewayServer) kill() {
 	s.t.Helper()
 	s.srv.Listener.Close()
 	s.ln.closeAll()
-	s.srv.Close()
+	testkit.CloseServer(s.t, s.srv)
 	// Shutdown waits for every session; theirs already failed on the
 	// closed connections, so its 1001 reaches no one.
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)

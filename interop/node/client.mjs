@@ -9,7 +9,7 @@
 // flags: see deflateOptions in common.mjs.
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { closeCodes, closeReason, deflateOptions, pattern } from './common.mjs';
+import { closeCodes, closeReason, deflateOptions, pattern, runMs, waitMs } from './common.mjs';
 
 const [base, ...args] = process.argv.slice(2);
 const closeCodesWanted = !args.includes('--no-close-codes');
@@ -48,10 +48,12 @@ class Peer {
     ws.on('error', (err) => console.error(`ws error: ${err.message}`));
   }
 
-  recv() {
+  // recv waits for the next message, longer if n bytes are on their way.
+  recv(n = 0) {
     if (this.queue.length > 0) return Promise.resolve(this.queue.shift());
+    const ms = waitMs(n);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no message within 30s')), 30000);
+      const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
       this.waiters.push({
         resolve: (m) => (clearTimeout(timer), resolve(m)),
         reject: (e) => (clearTimeout(timer), reject(e)),
@@ -74,7 +76,7 @@ class Peer {
     } else {
       await this.send(data);
     }
-    const m = await this.recv();
+    const m = await this.recv(2 * bytes.length);
     if (m.isBinary !== binary || !Buffer.from(m.data).equals(bytes)) {
       throw new Error(`echo of ${name} (${bytes.length} bytes, binary ${binary}) came back as ${m.data.length} bytes, binary ${m.isBinary}`);
     }
@@ -121,13 +123,13 @@ async function main() {
   // UTF-8 across frames.
   await c.echo('fragmented text', prose(300000), 1000);
   await c.send('cmd:fragmented 300000');
-  const f = await c.recv();
+  const f = await c.recv(300000);
   if (!f.isBinary || !Buffer.from(f.data).equals(pattern(300000))) throw new Error('cmd:fragmented: wrong payload');
 
   // ws pings duplex; duplex answers with the same payload.
   const payload = Buffer.from('ws ping');
   const pong = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no pong from duplex within 10s')), 10000);
+    const timer = setTimeout(() => reject(new Error(`no pong from duplex within ${waitMs()} ms`)), waitMs());
     c.ws.once('pong', (p) => (clearTimeout(timer), p.equals(payload) ? resolve() : reject(new Error(`pong payload ${p}`))));
   });
   c.ws.ping(payload);
@@ -143,8 +145,9 @@ async function main() {
     burst.push(i % 7 === 3 ? Buffer.from(s) : s);
   }
   await Promise.all(burst.map((m) => c.send(m)));
+  const burstBytes = burst.reduce((n, m) => n + Buffer.byteLength(m), 0);
   for (const [i, m] of burst.entries()) {
-    const got = await c.recv();
+    const got = await c.recv(i === 0 ? 2 * burstBytes : 0);
     if (got.isBinary !== (typeof m !== 'string') || !Buffer.from(got.data).equals(Buffer.from(m))) {
       throw new Error(`burst message ${i} came back different`);
     }
@@ -181,9 +184,9 @@ async function main() {
 }
 
 setTimeout(() => {
-  console.error('client.mjs: timed out after 90s');
+  console.error(`client.mjs: timed out after ${runMs} ms (DUPLEX_TEST_RUN_MS)`);
   process.exit(2);
-}, 90000).unref();
+}, runMs).unref();
 
 main().then(
   () => process.exit(0),

@@ -49,6 +49,14 @@ export function pattern(n) {
   return p;
 }
 
+// Waits scale with the bytes of a step, as in the Go tests (testkit.Timeout,
+// which sets these variables): DUPLEX_TEST_WAIT_MS plus n bytes at
+// DUPLEX_TEST_RATE bytes a second. DUPLEX_TEST_RUN_MS bounds a whole run.
+const waitBaseMs = Number(process.env.DUPLEX_TEST_WAIT_MS) || 20000;
+const waitRate = Number(process.env.DUPLEX_TEST_RATE) || 256 << 10;
+export const waitMs = (n = 0) => waitBaseMs + Math.ceil((n * 1000) / waitRate);
+export const runMs = Number(process.env.DUPLEX_TEST_RUN_MS) || 600000;
+
 export const closeCodes = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999];
 
 export const closeReason = (code) => `reason ${code} ✓`;

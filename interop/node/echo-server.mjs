@@ -2,7 +2,7 @@
 // 127.0.0.1:0, prints "PORT <n>" and serves the command protocol of
 // ../README.md until killed. Flags: see deflateOptions in common.mjs.
 import { WebSocketServer } from 'ws';
-import { deflateOptions, pattern } from './common.mjs';
+import { deflateOptions, pattern, waitMs } from './common.mjs';
 
 // closes: what each connection's close frame said, by the id in its path.
 const closes = new Map();
@@ -53,7 +53,7 @@ async function command(ws, text) {
         ws.once('pong', (p) => resolve(p.equals(payload) ? 'pong' : `pong with payload ${p}`)),
       );
       ws.ping(payload);
-      ws.send(await Promise.race([pong, timeout(10000, 'no pong')]));
+      ws.send(await Promise.race([pong, timeout(waitMs(), 'no pong')]));
       break;
     }
     case 'fragmented': {
@@ -69,7 +69,7 @@ async function command(ws, text) {
       break;
     }
     case 'closed':
-      ws.send(await Promise.race([closeEntry(arg).seen, timeout(10000, `none: connection ${arg} has not ended`)]));
+      ws.send(await Promise.race([closeEntry(arg).seen, timeout(waitMs(), `none: connection ${arg} has not ended`)]));
       break;
     default:
       ws.send(`unknown command ${JSON.stringify(cmd)}`);

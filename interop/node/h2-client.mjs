@@ -13,10 +13,13 @@
 // or prints the reason on stderr and exits 1.
 import http2 from 'node:http2';
 import { randomBytes } from 'node:crypto';
+import { runMs, waitMs } from './common.mjs';
 
 const OP = { cont: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa };
 const opName = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k]));
-const timeoutMs = 30000;
+// A frame's wait: the largest message (100 KiB) both ways, scaled as the Go
+// test says (common.mjs), and never under 30 s.
+const timeoutMs = Math.max(30000, waitMs(2 * (100 << 10)));
 
 // encodeFrame returns one client frame: FIN set, masked with a fresh key
 // (RFC 6455 §5.3), the payload length in 7, 7+16 or 7+64 bits (§5.2).
@@ -276,9 +279,9 @@ async function main() {
 }
 
 const watchdog = setTimeout(() => {
-  console.error('h2-client: not done within 60 s');
+  console.error(`h2-client: not done within ${runMs} ms (DUPLEX_TEST_RUN_MS)`);
   process.exit(1);
-}, 60000);
+}, runMs);
 watchdog.unref();
 
 main().then(

@@ -9,7 +9,7 @@ import sys
 
 import websockets
 
-from peer import CLOSE_CODES, close_reason, compression_kwargs, parser, pattern
+from peer import CLOSE_CODES, RUN_SECONDS, close_reason, compression_kwargs, parser, pattern, wait
 
 
 class Failure(Exception):
@@ -27,6 +27,10 @@ def prose(n):
     return "".join(out)
 
 
+def size(m):
+    return len(m.encode()) if isinstance(m, str) else len(m)
+
+
 def describe(m):
     kind = "text" if isinstance(m, str) else "binary"
     return f"{kind}, {len(m)} {'chars' if kind == 'text' else 'bytes'}"
@@ -36,20 +40,22 @@ async def echo(ws, name, message, fragments=None):
     """Sends message (str is text), in fragments when given, and checks the
     echo."""
     await ws.send(fragments if fragments is not None else message)
-    got = await asyncio.wait_for(ws.recv(), 30)
+    got = await asyncio.wait_for(ws.recv(), wait(2 * size(message)))
     if type(got) is not type(message) or got != message:
         raise Failure(f"echo of {name} ({describe(message)}) came back as {describe(got)}")
 
 
 async def expect_text(ws, want, what):
-    got = await asyncio.wait_for(ws.recv(), 30)
+    got = await asyncio.wait_for(ws.recv(), wait())
     if got != want:
         raise Failure(f"{what}: got {got!r:.200}; want {want!r}")
 
 
 async def run(args, kwargs):
     base = args.url
-    connect = lambda path: websockets.connect(base + path, max_size=64 << 20, ping_interval=None, **kwargs)
+    connect = lambda path: websockets.connect(
+        base + path, max_size=64 << 20, ping_interval=None, open_timeout=wait(), close_timeout=wait(), **kwargs
+    )
     async with connect("/c/main") as ws:
         print("EXTENSIONS", [e.name for e in ws.extensions], flush=True)
         messages = [
@@ -72,16 +78,16 @@ async def run(args, kwargs):
         text = prose(300000)
         await echo(ws, "fragmented text", text, [text[i:i + 1000] for i in range(0, len(text), 1000)])
         await ws.send("cmd:fragmented 300000")
-        got = await asyncio.wait_for(ws.recv(), 30)
+        got = await asyncio.wait_for(ws.recv(), wait(300000))
         if got != pattern(300000):
             raise Failure("cmd:fragmented: wrong payload")
 
         # websockets pings duplex: the waiter resolves on the matching pong.
         waiter = await ws.ping(b"websockets ping")
         try:
-            await asyncio.wait_for(waiter, 10)
+            await asyncio.wait_for(waiter, wait())
         except asyncio.TimeoutError:
-            raise Failure("no pong from duplex within 10s")
+            raise Failure(f"no pong from duplex within {wait():.0f}s")
         # duplex pings websockets, which answers by itself.
         await ws.send("cmd:ping")
         await expect_text(ws, "pong", "cmd:ping")
@@ -93,8 +99,9 @@ async def run(args, kwargs):
             burst.append(s.encode() if i % 7 == 3 else s)
         for m in burst:
             await ws.send(m)
+        burst_bytes = sum(size(m) for m in burst)
         for i, m in enumerate(burst):
-            got = await asyncio.wait_for(ws.recv(), 30)
+            got = await asyncio.wait_for(ws.recv(), wait(2 * burst_bytes if i == 0 else 0))
             if got != m:
                 raise Failure(f"burst message {i} came back different")
 
@@ -114,7 +121,7 @@ async def run(args, kwargs):
         # duplex closes; websockets reports its code and reason.
         async with connect(f"/c/server-close-{code}") as ws:
             await ws.send(f"cmd:close {code} {reason}")
-            await asyncio.wait_for(ws.wait_closed(), 10)
+            await asyncio.wait_for(ws.wait_closed(), wait())
             if ws.close_code != code or ws.close_reason != reason:
                 raise Failure(
                     f"duplex closed with {code} {reason!r}; websockets saw {ws.close_code} {ws.close_reason!r}"
@@ -133,7 +140,7 @@ def main():
     p.add_argument("--big-size", type=int, default=16 << 20, help="size of the large message")
     args = p.parse_args()
     try:
-        asyncio.run(asyncio.wait_for(run(args, compression_kwargs(args, server=False)), 90))
+        asyncio.run(asyncio.wait_for(run(args, compression_kwargs(args, server=False)), RUN_SECONDS))
     except Failure as e:
         print(f"client.py: {e}", file=sys.stderr)
         sys.exit(1)

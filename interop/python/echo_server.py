@@ -7,7 +7,7 @@ import sys
 
 import websockets
 
-from peer import compression_kwargs, parser, pattern
+from peer import compression_kwargs, parser, pattern, wait
 
 # What each connection's close frame said, by the id in its path.
 closes = {}
@@ -26,7 +26,7 @@ async def command(ws, text):
         # The pong waiter resolves only on a pong with this payload.
         waiter = await ws.ping(payload)
         try:
-            await asyncio.wait_for(waiter, 10)
+            await asyncio.wait_for(waiter, wait())
             await ws.send("pong")
         except asyncio.TimeoutError:
             await ws.send("no pong")
@@ -38,7 +38,7 @@ async def command(ws, text):
         await ws.close(int(code), reason)
     elif cmd == "closed":
         try:
-            seen = await asyncio.wait_for(asyncio.shield(close_entry(arg)), 10)
+            seen = await asyncio.wait_for(asyncio.shield(close_entry(arg)), wait())
         except asyncio.TimeoutError:
             seen = f"none: connection {arg} has not ended"
         await ws.send(seen)
@@ -75,6 +75,7 @@ async def main():
         0,
         max_size=64 << 20,
         ping_interval=None,
+        close_timeout=wait(),
         **compression_kwargs(args, server=True),
     ) as server:
         port = server.sockets[0].getsockname()[1]

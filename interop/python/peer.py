@@ -3,6 +3,7 @@ codes of duplex's interop protocol (../README.md). Written for the
 websockets package's asyncio API as Debian 12 ships it (10.4)."""
 
 import argparse
+import os
 
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -10,6 +11,19 @@ from websockets.extensions.permessage_deflate import (
 )
 
 CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999]
+
+
+# Waits scale with the bytes of a step, as in the Go tests (testkit.Timeout,
+# which sets these variables): DUPLEX_TEST_WAIT_MS plus n bytes at
+# DUPLEX_TEST_RATE bytes a second. DUPLEX_TEST_RUN_MS bounds a whole run.
+_WAIT_BASE = int(os.environ.get("DUPLEX_TEST_WAIT_MS") or 20000) / 1000
+_WAIT_RATE = int(os.environ.get("DUPLEX_TEST_RATE") or 256 << 10)
+RUN_SECONDS = int(os.environ.get("DUPLEX_TEST_RUN_MS") or 600000) / 1000
+
+
+def wait(n=0):
+    """Seconds to wait for a step that moves n bytes."""
+    return _WAIT_BASE + n / _WAIT_RATE
 
 
 def close_reason(code):
