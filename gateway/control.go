@@ -108,10 +108,13 @@ func (p *presence) deliverEvent(m controlMsg) {
 		User    string `json:"user"`
 	}{m.Op, m.Channel, m.Client, m.User})
 	p.mu.Lock()
-	targets := make([]*session, 0, len(p.byChan[m.Channel]))
-	for s, since := range p.byChan[m.Channel] {
-		if m.At == 0 || since <= m.At {
-			targets = append(targets, s)
+	var targets []*session
+	if subs := p.byChan[m.Channel]; subs != nil {
+		targets = make([]*session, 0, subs.len())
+		for s, since := range subs.all {
+			if m.At == 0 || since <= m.At {
+				targets = append(targets, s)
+			}
 		}
 	}
 	p.mu.Unlock()

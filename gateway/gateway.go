@@ -127,7 +127,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	}
 	g.channels = newChannels(g, broker)
 	g.hooks = newHooks(g)
-	g.presence = newPresence(g, broker)
+	g.presence = newPresence(g, broker, !g.ownBroker)
 	if opts.NoAuth {
 		logger.Warn("authentication is off (--no-auth): anyone who can reach this server can connect")
 	}

@@ -433,3 +433,54 @@ func testPresenceRateLimited(t *testing.T, k sessionKindCase) {
 		t.Errorf("4 presence requests at 1/s: %d refused; want at least %d", refused, most)
 	}
 }
+
+// A gateway with a memory broker of its own keeps no presence records
+// for channels without --presence or --join-leave: the server API reads
+// this node's subscribers from the channels themselves, so an idle
+// session on an ordinary channel costs presence nothing.
+func TestPresenceOwnBrokerReadsChannels(t *testing.T) {
+	forEachKind(t, testPresenceOwnBrokerReadsChannels)
+}
+
+func testPresenceOwnBrokerReadsChannels(t *testing.T, k sessionKindCase) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), APIKey: presenceAPIKey, JoinLeave: []string{"room/*"}})
+	ada := ts.connect(t, userToken(t, "ada", nil))
+	bob := ts.connect(t, userToken(t, "bob", nil))
+	for _, c := range []*chanClient{ada, bob} {
+		c.sendJSON(`{"type":"subscribe","channel":"news"}`)
+		c.expectMsg("subscribed")
+	}
+	ms := ts.presenceOf(t, "news")
+	if len(ms) != 2 || ms[0].User != "ada" || ms[1].User != "bob" || ms[0].Node != ts.g.presence.node {
+		t.Fatalf("GET /api/presence?channel=news = %+v; want ada and bob on %s", ms, ts.g.presence.node)
+	}
+	p := ts.g.presence
+	p.mu.Lock()
+	records := len(p.sessions) + len(p.byChan)
+	p.mu.Unlock()
+	if records != 0 {
+		t.Errorf("presence keeps %d records for an ordinary channel; want none", records)
+	}
+
+	// A --join-leave channel is tracked: bob hears ada join.
+	bob.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
+	bob.expectMsg("subscribed")
+	ada.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
+	ada.expectMsg("subscribed")
+	if m := bob.expectMsg("join"); m.User != "ada" || m.Channel != "room/1" {
+		t.Fatalf("join = %+v; want ada's in room/1", m)
+	}
+	var chans struct {
+		Channels []channelCount `json:"channels"`
+	}
+	if code := ts.api(t, "GET", "/api/channels", "", &chans); code != 200 || len(chans.Channels) != 2 ||
+		chans.Channels[0] != (channelCount{"news", 2}) || chans.Channels[1] != (channelCount{"room/1", 2}) {
+		t.Fatalf("GET /api/channels = %d %+v; want news and room/1 with 2 each", code, chans)
+	}
+	ada.c.Close(duplex.StatusNormalClosure, "")
+	if m := bob.expectMsg("leave"); m.User != "ada" {
+		t.Fatalf("leave = %+v; want ada's", m)
+	}
+	waitFor(t, 5*time.Second, "ada to leave news", func() bool { return len(ts.presenceOf(t, "news")) == 1 })
+}
