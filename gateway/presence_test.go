@@ -484,3 +484,40 @@ func testPresenceOwnBrokerReadsChannels(t *testing.T, k sessionKindCase) {
 	}
 	waitFor(t, 5*time.Second, "ada to leave news", func() bool { return len(ts.presenceOf(t, "news")) == 1 })
 }
+
+// Server-side subscriptions are made before the server reads the
+// client's first message, whichever kind of session: a subscribe sent
+// at once to the same channel finds it subscribed already.
+func TestServerSideSubscriptionsBeforeFirstMessage(t *testing.T) {
+	forEachKind(t, testServerSideSubscriptionsBeforeFirstMessage)
+}
+
+func testServerSideSubscriptionsBeforeFirstMessage(t *testing.T, k sessionKindCase) {
+	testkit.CheckNoGoroutineLeak(t)
+	// Each subscription reads the channel's history: slowly here, so that
+	// a message the server read meanwhile would overtake them.
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), Broker: slowHistory{newSharedBroker(t)}})
+	subs := []string{"user/ada", "team/1", "team/2", "team/3"}
+	tok := userToken(t, "ada", map[string]any{"subs": subs})
+	for range 5 {
+		c := ts.connect(t, tok)
+		c.sendJSON(`{"type":"subscribe","channel":"team/3"}`)
+		for _, ch := range subs {
+			if m := c.expectMsg("subscribed"); m.Channel != ch {
+				t.Fatalf("subscribed = %+v; want the server-side %s first", m, ch)
+			}
+		}
+		if m := c.expectMsg("error"); m.Channel != "team/3" || string(m.Error) != `"already subscribed"` {
+			t.Fatalf("the client's subscribe → %+v; want already subscribed", m)
+		}
+		c.c.Close(duplex.StatusNormalClosure, "")
+	}
+}
+
+// slowHistory is a broker whose History takes 20 ms.
+type slowHistory struct{ Broker }
+
+func (b slowHistory) History(ctx context.Context, channel string, since uint64) ([]Message, bool, uint64, error) {
+	time.Sleep(20 * time.Millisecond)
+	return b.Broker.History(ctx, channel, since)
+}
