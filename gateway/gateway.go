@@ -142,7 +142,7 @@ func (g *Gateway) routes() {
 	// No method in these patterns: a POST must reach Accept, which
 	// answers 405 with "Allow: GET" (after authentication).
 	m.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		g.serveWebSocket(w, r, g.onAppMessage)
+		g.serveWebSocket(w, r, onAppMessage)
 	})
 	m.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		g.serveWebSocket(w, r, onEchoMessage)

@@ -13,10 +13,16 @@ import (
 
 // eventSession is a session on the library's event loop
 // (duplex.Conn.Detach): no goroutine and no buffer while idle. The loop
-// calls its handler when a message arrives; Sweep (heartbeat.go) pings it
-// and checks its token's expiry; a goroutine is started only to write,
-// while it has something queued, and ends when the queue is empty, so a
-// publisher never waits for a client and an idle client holds no stack.
+// calls its handler when a message arrives; the gateway's sweep
+// (heartbeat.go) pings it and checks its token's expiry; a goroutine is
+// started only to write, while it has something queued, and ends when
+// the queue is empty, so a publisher never waits for a client and an
+// idle client holds no stack.
+//
+// One cost of the loop: a client message whose answers do not go out
+// keeps a loop worker waiting in flush, up to drainTimeout, as the
+// reader of a goroutine session waits (the loop adds workers when all
+// are stuck).
 //
 // It is what a plain TCP connection (ws://, or wss:// behind a proxy
 // that terminates TLS) runs as, unless Options.NoEventLoop.
@@ -87,8 +93,9 @@ func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handl
 	s := &eventSession{}
 	g.initSession(&s.session, s, r, id, handle)
 	s.beat.Store(s.start + int64(g.opts.PingInterval))
-	// The session is the connection's Value before the loop sees a byte,
-	// so every callback finds it.
+	// The loop may call the handler as soon as Detach returns: the
+	// callbacks wait in sessionOf until SetValue, after opened has
+	// registered and logged the session.
 	ec, err := conn.Detach(g.eventHandler())
 	if err != nil {
 		return false
