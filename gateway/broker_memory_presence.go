@@ -14,8 +14,8 @@ import (
 // it, under busMu, so that a deliver may call the store.
 type memPresence struct {
 	mu      sync.Mutex
-	members map[string]map[string]Member // guarded by mu; channel → client → member
-	nodes   map[string]time.Time         // guarded by mu; node → when it stops being live
+	members map[string]*smallMap[string, Member] // guarded by mu; channel → client → member
+	nodes   map[string]time.Time                 // guarded by mu; node → when it stops being live
 
 	busMu  sync.RWMutex
 	subs   map[*memControlSub]struct{} // guarded by busMu
@@ -26,7 +26,7 @@ type memControlSub struct{ deliver func([]byte) }
 
 func (p *memPresence) init() {
 	if p.members == nil {
-		p.members = make(map[string]map[string]Member)
+		p.members = make(map[string]*smallMap[string, Member])
 		p.nodes = make(map[string]time.Time)
 	}
 }
@@ -45,10 +45,10 @@ func (b *memoryBroker) AddMember(_ context.Context, channel string, m Member) er
 	p.init()
 	ms := p.members[channel]
 	if ms == nil {
-		ms = make(map[string]Member)
+		ms = &smallMap[string, Member]{}
 		p.members[channel] = ms
 	}
-	ms[m.Client] = m
+	ms.set(m.Client, m)
 	return nil
 }
 
@@ -58,8 +58,8 @@ func (b *memoryBroker) RemoveMember(_ context.Context, channel string, m Member)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ms := p.members[channel]; ms != nil {
-		delete(ms, m.Client)
-		if len(ms) == 0 {
+		ms.del(m.Client)
+		if ms.len() == 0 {
 			delete(p.members, channel)
 		}
 	}
@@ -74,9 +74,11 @@ func (b *memoryBroker) Members(_ context.Context, channel string) ([]Member, err
 	defer p.mu.Unlock()
 	now := time.Now()
 	var out []Member
-	for _, m := range p.members[channel] {
-		if p.live(m.Node, now) {
-			out = append(out, m)
+	if ms := p.members[channel]; ms != nil {
+		for _, m := range ms.all {
+			if p.live(m.Node, now) {
+				out = append(out, m)
+			}
 		}
 	}
 	return out, nil
@@ -90,7 +92,7 @@ func (b *memoryBroker) ChannelCounts(_ context.Context) (map[string]int, error) 
 	now := time.Now()
 	out := make(map[string]int)
 	for ch, ms := range p.members {
-		for _, m := range ms {
+		for _, m := range ms.all {
 			if p.live(m.Node, now) {
 				out[ch]++
 			}
@@ -121,13 +123,16 @@ func (b *memoryBroker) ReapDead(_ context.Context) ([]ChannelMember, error) {
 	now := time.Now()
 	var out []ChannelMember
 	for ch, ms := range p.members {
-		for id, m := range ms {
+		first := len(out)
+		for _, m := range ms.all {
 			if !p.live(m.Node, now) {
 				out = append(out, ChannelMember{Channel: ch, Member: m})
-				delete(ms, id)
 			}
 		}
-		if len(ms) == 0 {
+		for _, cm := range out[first:] {
+			ms.del(cm.Client)
+		}
+		if ms.len() == 0 {
 			delete(p.members, ch)
 		}
 	}
@@ -150,13 +155,18 @@ func (b *memoryBroker) DropNode(_ context.Context, node string) error {
 
 func (p *memPresence) dropLocked(node string) {
 	delete(p.nodes, node)
+	var gone []string
 	for ch, ms := range p.members {
-		for id, m := range ms {
+		gone = gone[:0]
+		for id, m := range ms.all {
 			if m.Node == node {
-				delete(ms, id)
+				gone = append(gone, id)
 			}
 		}
-		if len(ms) == 0 {
+		for _, id := range gone {
+			ms.del(id)
+		}
+		if ms.len() == 0 {
 			delete(p.members, ch)
 		}
 	}

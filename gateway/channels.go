@@ -29,7 +29,7 @@ import (
 // {"type":"subscribed","recovered":false} that it cannot.
 //
 // Lock order: channels.mu, then the broker's locks, then a channel's mu,
-// then session.mu. The broker calls deliver with its locks held, so
+// then eventSession.mu. The broker calls deliver with its locks held, so
 // nothing may call the broker while holding a channel's mu.
 type channels struct {
 	g       *Gateway
@@ -37,10 +37,11 @@ type channels struct {
 	m       *channelMetrics
 	limiter *publishLimiter
 
-	mu        sync.Mutex
-	byName    map[string]*channel           // guarded by mu; channels with subscribers here
-	bySession map[*session]*sessionChannels // guarded by mu
-	total     int                           // guarded by mu; subscriptions of all sessions
+	mu     sync.Mutex
+	byName map[string]*channel // guarded by mu; channels with subscribers here
+	total  int                 // guarded by mu; subscriptions of all sessions
+
+	// A session's own channels are in session.subs, guarded by mu.
 }
 
 // channel is one channel that sessions of this gateway subscribe to.
@@ -50,7 +51,7 @@ type channel struct {
 	stop func() // ends the broker's deliveries; called under channels.mu
 
 	mu   sync.Mutex
-	subs map[*session]*subscriber // guarded by mu
+	subs subSet // guarded by mu
 }
 
 // subscriber is one session's subscription to one channel. Its fields are
@@ -66,12 +67,6 @@ type subscriber struct {
 	// held meanwhile, and are sent after it.
 	filling bool
 	held    []Message
-}
-
-// sessionChannels are the channels one session subscribes to.
-type sessionChannels struct {
-	subs  map[string]*channel // guarded by channels.mu
-	ended bool                // guarded by channels.mu; the session is gone
 }
 
 const (
@@ -90,12 +85,11 @@ var (
 
 func newChannels(g *Gateway, b Broker) *channels {
 	cs := &channels{
-		g:         g,
-		broker:    b,
-		m:         newChannelMetrics(g.metrics.reg),
-		limiter:   newPublishLimiter(&g.opts),
-		byName:    make(map[string]*channel),
-		bySession: make(map[*session]*sessionChannels),
+		g:       g,
+		broker:  b,
+		m:       newChannelMetrics(g.metrics.reg),
+		limiter: newPublishLimiter(&g.opts),
+		byName:  make(map[string]*channel),
 	}
 	if mb, ok := b.(*memoryBroker); ok {
 		registerMemoryBroker(g.metrics.reg, mb)
@@ -116,12 +110,12 @@ func (cs *channels) subscribe(s *session, name string, since *uint64) error {
 	if since != nil {
 		from = *since
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, historyTimeout)
+	ctx, cancel := context.WithTimeout(s.context(), historyTimeout)
 	msgs, recovered, latest, err := cs.broker.History(ctx, name, from)
 	cancel()
 	if err != nil {
 		cs.leave(s, name)
-		if s.ctx.Err() != nil {
+		if s.ending() {
 			return errConnectionEnding
 		}
 		cs.g.log.Warn("broker history failed", "channel", name, "conn", s.id, "error", err)
@@ -132,7 +126,7 @@ func (cs *channels) subscribe(s *session, name string, since *uint64) error {
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.subs[s] != sub {
+	if ch.subs.get(s) != sub {
 		return nil // unsubscribed meanwhile
 	}
 	s.send(duplex.MessageText, encodeSubscribed(name, latest, recovered))
@@ -150,23 +144,15 @@ func (cs *channels) subscribe(s *session, name string, since *uint64) error {
 func (cs *channels) join(s *session, name string) (*channel, *subscriber, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	sc := cs.bySession[s]
-	if sc == nil {
-		if s.ctx.Err() != nil {
-			return nil, nil, errConnectionEnding
-		}
-		sc = &sessionChannels{subs: make(map[string]*channel)}
-		cs.bySession[s] = sc
-		// The session's context ends once, when it starts to close:
-		// its subscriptions end with it.
-		context.AfterFunc(s.ctx, func() { cs.leaveAll(s) })
-	}
+	// A session that has started to end is left by leaveAll, which runs
+	// after it has (session.ended), under cs.mu: either it sees this
+	// subscription or this sees the session ending.
 	switch {
-	case sc.ended:
+	case s.subsEnded || s.ending():
 		return nil, nil, errConnectionEnding
-	case sc.subs[name] != nil:
+	case s.subscribed(name) >= 0:
 		return nil, nil, errAlreadySubscribed
-	case len(sc.subs) >= cs.g.opts.MaxConnectionSubscriptions:
+	case len(s.subs) >= cs.g.opts.MaxConnectionSubscriptions:
 		return nil, nil, errTooManyChannels
 	case cs.g.opts.MaxSubscriptions > 0 && cs.total >= cs.g.opts.MaxSubscriptions:
 		cs.m.limited.WithLabelValues("subscriptions").Inc()
@@ -174,16 +160,16 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 	}
 	ch := cs.byName[name]
 	if ch == nil {
-		ch = &channel{cs: cs, name: name, subs: make(map[*session]*subscriber)}
+		ch = &channel{cs: cs, name: name}
 		ch.stop = cs.broker.Subscribe(name, ch.deliver)
 		cs.byName[name] = ch
 		cs.m.channels.Inc()
 	}
 	sub := &subscriber{s: s, filling: true}
 	ch.mu.Lock()
-	ch.subs[s] = sub
+	ch.subs.add(sub)
 	ch.mu.Unlock()
-	sc.subs[name] = ch
+	s.subs = append(s.subs, ch)
 	cs.total++
 	cs.m.subscriptions.Inc()
 	return ch, sub, nil
@@ -201,37 +187,48 @@ func (cs *channels) unsubscribe(s *session, name string) error {
 func (cs *channels) leave(s *session, name string) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	sc := cs.bySession[s]
-	if sc == nil || sc.subs[name] == nil {
+	i := s.subscribed(name)
+	if i < 0 {
 		return false
 	}
-	cs.drop(s, sc.subs[name])
-	delete(sc.subs, name)
+	cs.drop(s, s.subs[i])
+	s.subs[i] = s.subs[len(s.subs)-1]
+	s.subs[len(s.subs)-1] = nil
+	s.subs = s.subs[:len(s.subs)-1]
+	if len(s.subs) == 0 {
+		s.subs = nil
+	}
 	return true
 }
 
-// leaveAll ends every subscription of s, once s has started to close.
+// subscribed returns the index of name in s.subs, or -1. Its caller holds
+// cs.mu.
+func (s *session) subscribed(name string) int {
+	for i, ch := range s.subs {
+		if ch.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// leaveAll ends every subscription of s, once s has ended.
 func (cs *channels) leaveAll(s *session) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	sc := cs.bySession[s]
-	if sc == nil {
-		return
-	}
-	delete(cs.bySession, s)
-	sc.ended = true
-	for _, ch := range sc.subs {
+	s.subsEnded = true
+	for _, ch := range s.subs {
 		cs.drop(s, ch)
 	}
-	sc.subs = nil
+	s.subs = nil
 }
 
 // drop removes s from ch, and ch from the gateway and the broker if s was
 // its last subscriber. Its caller holds cs.mu.
 func (cs *channels) drop(s *session, ch *channel) {
 	ch.mu.Lock()
-	delete(ch.subs, s)
-	empty := len(ch.subs) == 0
+	ch.subs.remove(s)
+	empty := ch.subs.len() == 0
 	ch.mu.Unlock()
 	cs.total--
 	cs.m.subscriptions.Dec()
@@ -250,7 +247,7 @@ func (ch *channel) deliver(m Message) {
 	var frame []byte
 	var prep *duplex.PreparedMessage
 	sent := 0
-	for _, sub := range ch.subs {
+	ch.subs.each(func(sub *subscriber) {
 		switch {
 		case sub.filling:
 			ch.hold(sub, m)
@@ -271,7 +268,7 @@ func (ch *channel) deliver(m Message) {
 			ch.hold(sub, m)
 			go ch.fill(sub)
 		}
-	}
+	})
 	ch.cs.m.deliveries.Add(float64(sent))
 }
 
@@ -301,7 +298,7 @@ func (ch *channel) fill(sub *subscriber) {
 		latest    uint64
 	)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		ctx, cancel := context.WithTimeout(s.ctx, historyTimeout)
+		ctx, cancel := context.WithTimeout(s.context(), historyTimeout)
 		var err error
 		msgs, recovered, latest, err = ch.cs.broker.History(ctx, ch.name, since)
 		cancel()
@@ -309,15 +306,21 @@ func (ch *channel) fill(sub *subscriber) {
 			break
 		}
 		ch.cs.g.log.Warn("broker history failed", "channel", ch.name, "conn", s.id, "error", err)
+		if s.ending() {
+			return
+		}
 		select {
-		case <-s.ctx.Done():
+		case <-s.context().Done():
 			return
 		case <-time.After(wait):
+		}
+		if s.ending() {
+			return
 		}
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.subs[s] != sub || !sub.filling {
+	if ch.subs.get(s) != sub || !sub.filling {
 		return
 	}
 	if recovered {

@@ -51,7 +51,7 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 	var err error
 	switch req.Type {
 	case "subscribe":
-		if !s.ident.ChannelAllowed(req.Channel, false) {
+		if !s.identity().ChannelAllowed(req.Channel, false) {
 			err = errForbidden
 			break
 		}
@@ -59,7 +59,7 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 	case "unsubscribe":
 		err = g.clientUnsubscribe(s, req.Channel)
 	case "publish":
-		if !s.ident.ChannelAllowed(req.Channel, true) {
+		if !s.identity().ChannelAllowed(req.Channel, true) {
 			err = errForbidden
 			break
 		}
@@ -71,7 +71,7 @@ func (g *Gateway) onChannelMessage(s *session, p []byte) {
 		if req.Data, err = g.hooks.checkPublish(s, req.Channel, req.Data); err != nil {
 			break
 		}
-		err = g.publish(s.ctx, "ws", req.Channel, req.Data)
+		err = g.publish(s.context(), "ws", req.Channel, req.Data)
 	}
 	if err != nil {
 		g.replyError(s, req.Channel, err)

@@ -118,8 +118,12 @@ func (ts *testServer) publishN(t *testing.T, channel string, from, n int) uint64
 }
 
 func TestChannelsSubscribePublishUnsubscribe(t *testing.T) {
+	forEachKind(t, testChannelsSubscribePublishUnsubscribe)
+}
+
+func testChannelsSubscribePublishUnsubscribe(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{})
+	ts := k.start(t, Options{})
 	a, b := ts.connect(t, gwToken), ts.connect(t, gwToken)
 
 	a.sendJSON(`{"type":"subscribe","channel":"news"}`)
@@ -303,9 +307,11 @@ func TestRecoveryTooOld(t *testing.T) {
 // TestRecoveryRacesPublish: subscribers that resume while messages are
 // being published get every message after their since exactly once, in
 // order, with no gap between the history and the live ones.
-func TestRecoveryRacesPublish(t *testing.T) {
+func TestRecoveryRacesPublish(t *testing.T) { forEachKind(t, testRecoveryRacesPublish) }
+
+func testRecoveryRacesPublish(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{HistorySize: 1000, SendQueue: 4096})
+	ts := k.start(t, Options{HistorySize: 1000, SendQueue: 4096})
 	ts.publishN(t, "race", 0, 20) // so that every since below is of this channel
 	stop := make(chan struct{})
 	var published sync.WaitGroup
@@ -465,9 +471,11 @@ func (ts *testServer) do(t *testing.T, method, path, auth, body string) (int, st
 // TestSlowSubscriber: a subscriber that stops reading is closed with 1013
 // when its queue fills, while a fast subscriber of the same channel gets
 // every message.
-func TestSlowSubscriber(t *testing.T) {
+func TestSlowSubscriber(t *testing.T) { forEachKind(t, testSlowSubscriber) }
+
+func testSlowSubscriber(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{SendQueue: 16, CloseTimeout: 20 * time.Second})
+	ts := k.start(t, Options{SendQueue: 16, CloseTimeout: 20 * time.Second})
 	slow, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	if err := slow.WriteFrame(true, 0, wire.OpText, true, []byte(`{"type":"subscribe","channel":"fire"}`)); err != nil {
 		t.Fatal(err)
@@ -526,11 +534,13 @@ func (b *lossyBroker) Subscribe(channel string, deliver func(Message)) func() {
 // TestGapsFilledFromHistory: messages the broker fails to deliver live
 // are read from its history, so the subscriber still gets each once and
 // in order.
-func TestGapsFilledFromHistory(t *testing.T) {
+func TestGapsFilledFromHistory(t *testing.T) { forEachKind(t, testGapsFilledFromHistory) }
+
+func testGapsFilledFromHistory(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	b := &lossyBroker{newMemoryBroker(100, time.Minute), func(m Message) bool { return m.Offset%7 == 3 || m.Offset%11 == 0 }}
 	t.Cleanup(func() { b.Close() })
-	ts := startGateway(t, Options{Broker: b})
+	ts := k.start(t, Options{Broker: b})
 	c := ts.connect(t, gwToken)
 	c.sendJSON(`{"type":"subscribe","channel":"g"}`)
 	c.expect("subscribed")

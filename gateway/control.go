@@ -61,7 +61,7 @@ func (p *presence) handleControl(b []byte) {
 	case "disconnect":
 		for _, s := range p.userSessions(m.User, false) {
 			if s.closeWith(StatusDisconnected, reasonDisconnected) {
-				p.g.log.Info("disconnected by the API", "conn", s.id, "user", s.ident.User)
+				p.g.log.Info("disconnected by the API", "conn", s.id, "user", s.user())
 			}
 		}
 	case "subscribe":
@@ -87,7 +87,7 @@ func (p *presence) handleControl(b []byte) {
 func (p *presence) userSessions(user string, channelsOnly bool) []*session {
 	var out []*session
 	for _, s := range p.g.hub.snapshot() {
-		if s.ident.User == user && (!channelsOnly || s.path == "/ws") {
+		if s.user() == user && (!channelsOnly || s.onWS) {
 			out = append(out, s)
 		}
 	}
@@ -108,10 +108,13 @@ func (p *presence) deliverEvent(m controlMsg) {
 		User    string `json:"user"`
 	}{m.Op, m.Channel, m.Client, m.User})
 	p.mu.Lock()
-	targets := make([]*session, 0, len(p.byChan[m.Channel]))
-	for s, since := range p.byChan[m.Channel] {
-		if m.At == 0 || since <= m.At {
-			targets = append(targets, s)
+	var targets []*session
+	if subs := p.byChan[m.Channel]; subs != nil {
+		targets = make([]*session, 0, subs.len())
+		for s, since := range subs.all {
+			if m.At == 0 || since <= m.At {
+				targets = append(targets, s)
+			}
 		}
 	}
 	p.mu.Unlock()
@@ -136,33 +139,18 @@ func (g *Gateway) serverSubscribe(s *session, channel string, since *uint64) {
 	}
 }
 
-// atConnect keeps the since offsets of an upgrade (parseSince) for
-// startSession.
-func (g *Gateway) atConnect(s *session, since map[string]uint64) {
-	if len(since) == 0 {
-		return
-	}
-	g.presence.mu.Lock()
-	g.presence.pending[s] = since
-	g.presence.mu.Unlock()
-}
-
 // startSession makes the server-side subscriptions of a /ws session, from
 // its subs claim, before the session reads its first message. Each
-// resumes after the offset the upgrade's since parameters give for it.
-// The session's writer runs already: each subscription's replies are
-// written out (drain) before the next, so a long list of them cannot
-// overflow the send queue.
-func (g *Gateway) startSession(s *session) {
-	g.presence.mu.Lock()
-	since := g.presence.pending[s]
-	delete(g.presence.pending, s)
-	g.presence.mu.Unlock()
-	if s.path != "/ws" {
+// resumes after the offset the upgrade's since parameters (parseSince)
+// give for it. The session's writer can run already: each subscription's
+// replies are written out (drain) before the next, so a long list of
+// them cannot overflow the send queue.
+func (g *Gateway) startSession(s *session, since map[string]uint64) {
+	if !s.onWS {
 		return
 	}
-	for _, ch := range serverSubs(s.ident) {
-		if s.ctx.Err() != nil {
+	for _, ch := range serverSubs(*s.identity()) {
+		if s.ending() {
 			return
 		}
 		var from *uint64

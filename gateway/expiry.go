@@ -25,7 +25,8 @@ const (
 var farFuture = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 // setExpiry records when the session's credential runs out (zero: never)
-// and wakes the keeper, whose timer may now be too late. Any goroutine
+// and wakes a goroutine session's keeper, whose timer may now be too late
+// (the sweep reads it on its next tick). Any goroutine
 // may call it.
 func (s *session) setExpiry(at time.Time) {
 	var ms int64
@@ -33,17 +34,14 @@ func (s *session) setExpiry(at time.Time) {
 		ms = max(at.UnixMilli(), 1) // 0 means never
 	}
 	s.expires.Store(ms)
-	select {
-	case s.expiryChanged <- struct{}{}:
-	default:
-	}
+	s.kind.expiryChanged()
 }
 
 // expireIfDue is the whole of token expiry: when the credential has run
 // out at now it closes the session with 4401 "token expired"; otherwise
 // it returns when the credential will run out, zero for never. The keeper
-// calls it whenever its timer fires; an event loop can call it from its
-// own timer. It costs an atomic load.
+// calls it whenever its timer fires; the sweep calls it for event
+// sessions on every tick. It costs an atomic load.
 func (s *session) expireIfDue(now time.Time) time.Time {
 	ms := s.expires.Load()
 	if ms == 0 {
@@ -55,7 +53,7 @@ func (s *session) expireIfDue(now time.Time) time.Time {
 	}
 	if s.closeWith(StatusTokenExpired, reasonTokenExpired) {
 		s.g.log.Info("token expired, closing", "conn", s.id, "remote", s.remote,
-			"user", s.ident.User, "expired", at.UTC().Format(time.RFC3339))
+			"user", s.user(), "expired", at.UTC().Format(time.RFC3339))
 	}
 	return time.Time{}
 }

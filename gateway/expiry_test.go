@@ -61,9 +61,11 @@ func readClose(t *testing.T, p *testkit.RawPeer) (uint16, string) {
 
 // TestTokenExpiryCloses: a session whose JWT expires (after the leeway)
 // is closed with 4401 "token expired", on /ws and /echo, and not before.
-func TestTokenExpiryCloses(t *testing.T) {
+func TestTokenExpiryCloses(t *testing.T) { forEachKind(t, testTokenExpiryCloses) }
+
+func testTokenExpiryCloses(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{JWTSecret: lifeSecret})
+	ts := k.start(t, Options{JWTSecret: lifeSecret})
 	t.Run("paths", func(t *testing.T) {
 		for _, path := range []string{"/ws", "/echo"} {
 			t.Run(path, func(t *testing.T) {
@@ -100,8 +102,10 @@ func TestTokenExpiryCloses(t *testing.T) {
 // user before expiry is answered with "refreshed" and the new exp, and
 // the session outlives the first token. The new token's claims replace
 // the old ones: here it may publish where the first could not.
-func TestTokenRefreshKeepsSession(t *testing.T) {
-	ts := startGateway(t, Options{JWTSecret: lifeSecret})
+func TestTokenRefreshKeepsSession(t *testing.T) { forEachKind(t, testTokenRefreshKeepsSession) }
+
+func testTokenRefreshKeepsSession(t *testing.T, k sessionKindCase) {
+	ts := k.start(t, Options{JWTSecret: lifeSecret})
 	tok, ends := shortLived(t, "ada", 3*time.Second)
 	cc := ts.connect(t, tok)
 	cc.sendJSON(`{"type":"publish","channel":"news","data":1}`)
@@ -150,9 +154,11 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 // TestTokenRefreshRefused: a refresh with anything but a valid token of
 // the same user gets an error, then a 4401 close with the same reason.
-func TestTokenRefreshRefused(t *testing.T) {
+func TestTokenRefreshRefused(t *testing.T) { forEachKind(t, testTokenRefreshRefused) }
+
+func testTokenRefreshRefused(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{JWTSecret: lifeSecret, Tokens: []string{gwToken}})
+	ts := k.start(t, Options{JWTSecret: lifeSecret, Tokens: []string{gwToken}})
 	ada, _ := longLived(t, "ada", nil)
 	bob, _ := longLived(t, "bob", nil)
 	expired := signJWT(t, "HS256", []byte(lifeSecret), map[string]any{"sub": "ada", "exp": time.Now().Add(-time.Hour).Unix()})
@@ -244,7 +250,7 @@ func TestJWTClaimRulesAtUpgrade(t *testing.T) {
 // TestExpireIfDue pins the one function an event loop would call.
 func TestExpireIfDue(t *testing.T) {
 	ts := startGateway(t, Options{})
-	s := ts.g.newSession(nil, httptestRequest(), Identity{User: "u"}, onEchoMessage)
+	s := ts.g.newGoSession(nil, httptestRequest(), &Identity{User: "u"}, onEchoMessage)
 	now := time.Now()
 	if got := s.expireIfDue(now); !got.IsZero() {
 		t.Errorf("no expiry: expireIfDue = %v; want zero", got)
@@ -253,7 +259,7 @@ func TestExpireIfDue(t *testing.T) {
 	if got := s.expireIfDue(now); got.UnixMilli() != now.Add(time.Minute).UnixMilli() {
 		t.Errorf("expireIfDue = %v; want %v", got, now.Add(time.Minute))
 	}
-	if s.ctx.Err() != nil {
+	if s.ending() {
 		t.Fatal("session ended before its expiry")
 	}
 	s.setExpiry(time.Unix(1e15, 0)) // beyond year 9999: never

@@ -67,6 +67,8 @@ func (o *Options) settings() []setting {
 		{"publish-rate", "DUPLEX_PUBLISH_RATE", "allow each connection `n` publishes per second; beyond, a publish gets \"publish rate exceeded\"; negative: no limit", (*intValue)(&o.PublishRate)},
 		{"publish-bytes-rate", "DUPLEX_PUBLISH_BYTES_RATE", "allow each connection to publish `bytes` of data per second; negative: no limit", (*sizeValue)(&o.PublishBytesRate)},
 		{"history-page-bytes", "DUPLEX_HISTORY_PAGE_BYTES", "bound the data of one GET /api/history response to `bytes` (at least one message)", (*sizeValue)(&o.HistoryPageBytes)},
+		{"no-event-loop", "DUPLEX_NO_EVENT_LOOP", "run each WebSocket on goroutines of its own (about 42 KB idle) rather than the event loop (about 2 KB idle); wss:// served with --tls-cert and HTTP/2 streams always run on goroutines", &boolValue{p: &o.NoEventLoop}},
+		{"compress-context-takeover", "DUPLEX_COMPRESS_CONTEXT_TAKEOVER", "let compressed messages refer to earlier ones: smaller on the wire, up to 64 KiB more memory per connection", &boolValue{p: &o.CompressionContextTakeover}},
 		{"presence", "DUPLEX_PRESENCE", "let subscribers of channels matching `pattern` list who is subscribed (repeatable)", &listValue{p: &o.Presence}},
 		{"join-leave", "DUPLEX_JOIN_LEAVE", "tell subscribers of channels matching `pattern` when others subscribe and leave (repeatable)", &listValue{p: &o.JoinLeave}},
 		{"presence-ttl", "DUPLEX_PRESENCE_TTL", "drop the members of a node that stopped from presence after `duration`", (*durationValue)(&o.PresenceTTL)},

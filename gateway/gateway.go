@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,9 @@ type Gateway struct {
 	channels  *channels
 	ownBroker bool // the broker is ours to close: Options.Broker was nil
 
+	events     duplex.EventHandler // of every event session (session_event.go)
+	identities sync.Map            // *Identity by identityKey: shared by sessions (identity.go)
+
 	hooks    *hooks    // backend hooks (hooks.go)
 	presence *presence // presence, join/leave, API commands (presence.go)
 }
@@ -98,7 +102,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		log:       logger,
 		auth:      auth,
 		metrics:   newMetrics(),
-		hub:       newHub(opts.MaxConnections),
+		events:    newEventHandler(),
 		page:      page,
 		client:    client,
 		pageCSP:   csp,
@@ -110,8 +114,11 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 			CloseTimeout:   opts.CloseTimeout,
 		},
 	}
+	g.hub = newHub(opts.MaxConnections, g.sweepLoop)
 	if !opts.DisableCompression {
-		g.accept.Compression = &duplex.CompressionOptions{}
+		// Without context takeover by default: a connection keeps no
+		// history between messages (Options.CompressionContextTakeover).
+		g.accept.Compression = &duplex.CompressionOptions{NoContextTakeover: !opts.CompressionContextTakeover}
 	}
 	broker := opts.Broker
 	if broker == nil {
@@ -120,7 +127,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 	}
 	g.channels = newChannels(g, broker)
 	g.hooks = newHooks(g)
-	g.presence = newPresence(g, broker)
+	g.presence = newPresence(g, broker, !g.ownBroker)
 	if opts.NoAuth {
 		logger.Warn("authentication is off (--no-auth): anyone who can reach this server can connect")
 	}
@@ -135,7 +142,7 @@ func (g *Gateway) routes() {
 	// No method in these patterns: a POST must reach Accept, which
 	// answers 405 with "Allow: GET" (after authentication).
 	m.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		g.serveWebSocket(w, r, g.onAppMessage)
+		g.serveWebSocket(w, r, onAppMessage)
 	})
 	m.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		g.serveWebSocket(w, r, onEchoMessage)
@@ -201,7 +208,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		left := g.hub.snapshot()
 		for _, s := range left {
-			s.conn.CloseNow()
+			s.kind.closeNow()
 		}
 		g.log.Warn("shutdown timed out; dropped connections", "connections", len(left), "duration", time.Since(start))
 		return ctx.Err()

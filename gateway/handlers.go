@@ -97,8 +97,13 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 // before the handshake: 401 here (or 401, 403 or 503 from the connect
 // hook), 400 for bad since parameters, 503 for a full or closing gateway,
 // and 400, 403, 405 or 426 from duplex.Accept.
+//
+// A connection the event loop can take (plain TCP) becomes an event
+// session and this handler returns; the session gives its slot back when
+// it ends. Any other (TLS served here, HTTP/2, Options.NoEventLoop) runs
+// as a goroutine session on this handler's goroutine.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
-	id, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
+	ident, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
 	if status != 0 {
 		g.metrics.refused(status)
 		return
@@ -111,24 +116,33 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle 
 	}
 	if status, reason := g.hub.reserve(); status != 0 {
 		g.metrics.refused(status)
-		g.logs.warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", clip(id.User))
+		g.logs.warn("upgrade refused", "status", status, "reason", reason, "remote", r.RemoteAddr, "user", clip(ident.User))
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, reason, status)
 		return
 	}
-	defer g.hub.release()
+	detached := false
+	defer func() {
+		if !detached {
+			g.hub.release()
+		}
+	}()
 	conn, err := duplex.Accept(w, r, &g.accept)
 	if err != nil {
 		var he *duplex.HandshakeError
 		if errors.As(err, &he) && he.StatusCode != 0 {
 			g.metrics.refused(he.StatusCode)
-			g.logs.info("handshake refused", "status", he.StatusCode, "reason", clip(string(he.Body)), "remote", r.RemoteAddr, "user", clip(id.User))
+			g.logs.info("handshake refused", "status", he.StatusCode, "reason", clip(string(he.Body)), "remote", r.RemoteAddr, "user", clip(ident.User))
 		} else {
-			g.logs.warn("handshake failed", "error", clip(err.Error()), "remote", r.RemoteAddr, "user", clip(id.User))
+			g.logs.warn("handshake failed", "error", clip(err.Error()), "remote", r.RemoteAddr, "user", clip(ident.User))
 		}
 		return
 	}
-	s := g.newSession(conn, r, id, handle)
-	g.atConnect(s, since) // server-side subscriptions resume after since (control.go)
-	s.run()
+	id := g.shareIdentity(ident)
+	// Server-side subscriptions resume after since (control.go).
+	if !g.opts.NoEventLoop && g.detach(conn, r, id, handle, since) {
+		detached = true
+		return
+	}
+	g.newGoSession(conn, r, id, handle).run(since)
 }

@@ -111,3 +111,36 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// sessionKindCase is one of the two kinds of session a test runs against:
+// event sessions (the default for plain TCP) or goroutine sessions (TLS
+// served by the gateway, HTTP/2, Options.NoEventLoop).
+type sessionKindCase struct {
+	name        string // as the "connected" log line's session attribute
+	noEventLoop bool
+}
+
+// forEachKind runs body against event sessions and against goroutine
+// sessions: every gateway feature must work the same in both.
+func forEachKind(t *testing.T, body func(t *testing.T, k sessionKindCase)) {
+	for _, k := range []sessionKindCase{{"event", false}, {"goroutine", true}} {
+		t.Run(k.name, func(t *testing.T) { body(t, k) })
+	}
+}
+
+// start is startGateway with sessions of kind k. It checks, when the test
+// ends, that every connection did run as k.
+func (k sessionKindCase) start(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	opts.NoEventLoop = k.noEventLoop
+	ts := startGateway(t, opts)
+	t.Cleanup(func() {
+		for _, line := range strings.Split(ts.logs.String(), "\n") {
+			if strings.Contains(line, "msg=connected") && !strings.Contains(line, "session="+k.name) {
+				t.Errorf("a connection ran as another kind of session than %s:\n%s", k.name, line)
+				return
+			}
+		}
+	})
+	return ts
+}

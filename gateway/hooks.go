@@ -174,7 +174,7 @@ func (h *hooks) allowSubscribe(s *session, channel string) error {
 	if h.g.opts.SubscribeHook == "" {
 		return nil
 	}
-	_, err := h.call(s.ctx, "subscribe", hookRequest{Client: h.g.clientID(s), User: s.ident.User, Channel: channel}, nil)
+	_, err := h.call(s.context(), "subscribe", hookRequest{Client: h.g.clientID(s), User: s.user(), Channel: channel}, nil)
 	if errors.Is(err, errHookDenied) {
 		return errForbidden
 	}
@@ -191,7 +191,7 @@ func (h *hooks) checkPublish(s *session, channel string, data json.RawMessage) (
 	var reply struct {
 		Data json.RawMessage `json:"data"`
 	}
-	_, err := h.call(s.ctx, "publish", hookRequest{Client: h.g.clientID(s), User: s.ident.User, Channel: channel, Data: data}, &reply)
+	_, err := h.call(s.context(), "publish", hookRequest{Client: h.g.clientID(s), User: s.user(), Channel: channel, Data: data}, &reply)
 	switch {
 	case errors.Is(err, errHookDenied):
 		return nil, errForbidden

@@ -126,10 +126,12 @@ func dialStatus(t *testing.T, url string, header http.Header) (*duplex.Conn, int
 	return nil, he.StatusCode
 }
 
-func TestConnectHook(t *testing.T) {
+func TestConnectHook(t *testing.T) { forEachKind(t, testConnectHook) }
+
+func testConnectHook(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	be := startBackend(t)
-	ts := startGateway(t, hookOptions(be))
+	ts := k.start(t, hookOptions(be))
 
 	// Allowed: the hook's user, server-side subscriptions, permissions.
 	c, status := dialStatus(t, ts.ws+"/ws", http.Header{"Cookie": {"session=ada"}})
@@ -188,13 +190,15 @@ func TestConnectHook(t *testing.T) {
 	}
 }
 
-func TestConnectHookAlways(t *testing.T) {
+func TestConnectHookAlways(t *testing.T) { forEachKind(t, testConnectHookAlways) }
+
+func testConnectHookAlways(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	be := startBackend(t)
 	opts := hookOptions(be)
 	opts.ConnectHookAlways = true
 	opts.JWTSecret = string(presenceSecret)
-	ts := startGateway(t, opts)
+	ts := k.start(t, opts)
 	c, status := dialStatus(t, ts.ws+"/ws?token="+userToken(t, "bob", nil), nil)
 	if status != 0 {
 		t.Fatalf("connect: %d", status)
@@ -246,12 +250,14 @@ func TestConnectHookDownOrSlow(t *testing.T) {
 	}
 }
 
-func TestSubscribePublishRPCHooks(t *testing.T) {
+func TestSubscribePublishRPCHooks(t *testing.T) { forEachKind(t, testSubscribePublishRPCHooks) }
+
+func testSubscribePublishRPCHooks(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	be := startBackend(t)
 	opts := hookOptions(be)
 	opts.HookTimeout = 300 * time.Millisecond
-	ts := startGateway(t, opts)
+	ts := k.start(t, opts)
 	c := ts.connect(t, gwToken)
 
 	c.sendJSON(`{"type":"subscribe","channel":"room/secret"}`)
@@ -297,12 +303,14 @@ func TestSubscribePublishRPCHooks(t *testing.T) {
 
 // An rpc counts against the publish rate: a client cannot make the
 // gateway call the backend without limit.
-func TestRPCRateLimited(t *testing.T) {
+func TestRPCRateLimited(t *testing.T) { forEachKind(t, testRPCRateLimited) }
+
+func testRPCRateLimited(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	be := startBackend(t)
 	opts := hookOptions(be)
 	opts.PublishRate = 1 // one a second, in bursts of one
-	ts := startGateway(t, opts)
+	ts := k.start(t, opts)
 	c := ts.connect(t, gwToken)
 	var errs []string
 	start := time.Now()

@@ -7,12 +7,14 @@ import (
 
 // hub keeps the sessions of a Gateway and the connection slots.
 //
-// A slot is taken before the handshake and given back when the session's
-// goroutines are gone, so MaxConnections also counts upgrades in progress
+// A slot is taken before the handshake and given back when the session
+// is over (a goroutine session's goroutines are gone, an event session's
+// OnClose has run), so MaxConnections also counts upgrades in progress
 // and Shutdown can wait for every connection by waiting for the slots.
 //
-// Lock order: hub.mu, then (issue 6) a channel's lock, then session.mu.
-// session.mu is a leaf, held only to read or set how the session ends.
+// Lock order: hub.mu, then (issue 6) a channel's lock, then
+// eventSession.mu. eventSession.mu is a leaf, held only to queue a
+// message or take the queue; how a session ends is an atomic pointer.
 // session.send never blocks (a full queue closes the session instead), so
 // fan-out may run under a channel's lock without a slow client stalling
 // the publisher or the other subscribers.
@@ -23,14 +25,18 @@ type hub struct {
 	sessions map[*session]struct{} // guarded by mu
 	slots    int                   // guarded by mu; upgrades in progress plus sessions
 	closing  bool                  // guarded by mu; set once by Shutdown
+	events   int                   // guarded by mu; event sessions in sessions
+	sweeping bool                  // guarded by mu; the sweep goroutine runs
+
+	sweep func() // runs the sweep (Gateway.sweepLoop)
 
 	// wg counts slots. Add happens under mu while !closing, so no Add can
 	// race with Shutdown's Wait starting from zero.
 	wg sync.WaitGroup
 }
 
-func newHub(max int) *hub {
-	return &hub{max: max, sessions: make(map[*session]struct{})}
+func newHub(max int, sweep func()) *hub {
+	return &hub{max: max, sessions: make(map[*session]struct{}), sweep: sweep}
 }
 
 // reserve takes a slot for an upgrade. It returns 0, or the HTTP status
@@ -66,13 +72,43 @@ func (h *hub) add(s *session) bool {
 		return false
 	}
 	h.sessions[s] = struct{}{}
+	if _, ok := s.kind.(*eventSession); ok {
+		h.events++
+		if !h.sweeping {
+			h.sweeping = true
+			go h.sweep()
+		}
+	}
 	return true
 }
 
 func (h *hub) remove(s *session) {
 	h.mu.Lock()
-	delete(h.sessions, s)
+	if _, ok := h.sessions[s]; ok {
+		delete(h.sessions, s)
+		if _, ok := s.kind.(*eventSession); ok {
+			h.events--
+		}
+	}
 	h.mu.Unlock()
+}
+
+// eventSessions appends the event sessions open now to buf. When there
+// are none it returns false, and the sweep must end: the next add starts
+// another.
+func (h *hub) eventSessions(buf []*eventSession) ([]*eventSession, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.events == 0 {
+		h.sweeping = false
+		return buf, false
+	}
+	for s := range h.sessions {
+		if es, ok := s.kind.(*eventSession); ok {
+			buf = append(buf, es)
+		}
+	}
+	return buf, true
 }
 
 // snapshot returns the sessions open now.

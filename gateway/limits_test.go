@@ -139,12 +139,14 @@ func TestChannelLimit(t *testing.T) {
 	}
 }
 
-func TestPublishRateLimit(t *testing.T) {
+func TestPublishRateLimit(t *testing.T) { forEachKind(t, testPublishRateLimit) }
+
+func testPublishRateLimit(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	// A burst of 1000 bytes (one message of MaxMessageSize), refilled at
 	// 1 byte/s: the second 600-byte publish is refused whatever the
 	// machine's speed.
-	ts := startGateway(t, Options{MaxMessageSize: 1000, PublishBytesRate: 1})
+	ts := k.start(t, Options{MaxMessageSize: 1000, PublishBytesRate: 1})
 	c := ts.connect(t, gwToken)
 	other := ts.connect(t, gwToken)
 	c.sendJSON(`{"type":"subscribe","channel":"r"}`)
@@ -163,7 +165,7 @@ func TestPublishRateLimit(t *testing.T) {
 }
 
 func TestPublishLimiter(t *testing.T) {
-	s := &session{ctx: t.Context()}
+	s := &session{}
 	l := newPublishLimiter(&Options{PublishRate: 10, PublishBytesRate: 100, MaxMessageSize: 50})
 	now := time.Unix(1000, 0)
 	for i := range 10 {
@@ -311,9 +313,10 @@ func testHistoryAPIPaging(t *testing.T, broker Broker) {
 // (its queue overflowed) encodes nothing more: a long history of large
 // messages must not turn into garbage for a client already gone.
 func TestReplayStopsWhenSessionEnds(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	sub := &subscriber{s: &session{ctx: ctx}}
+	s := &eventSession{}
+	s.kind = s
+	s.closeWith(0, "")
+	sub := &subscriber{s: &s.session}
 	msgs := make([]Message, 100)
 	for i := range msgs {
 		msgs[i] = Message{Channel: "c", Offset: uint64(i + 1), Data: data(64 << 10)}

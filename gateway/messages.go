@@ -59,6 +59,12 @@ func (g *Gateway) onAppMessage(s *session, typ duplex.MessageType, p []byte) {
 	s.send(typ, ack(p))
 }
 
+// onAppMessage is g.onAppMessage as a plain function: a method value
+// would be a closure allocated for, and kept by, every session.
+func onAppMessage(s *session, typ duplex.MessageType, p []byte) {
+	s.g.onAppMessage(s, typ, p)
+}
+
 func ack(p []byte) []byte {
 	var b bytes.Buffer
 	b.Grow(len(ackPrefix) + len(p))

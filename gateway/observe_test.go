@@ -152,8 +152,10 @@ func newHTTPTestServer(t *testing.T, h http.Handler) string {
 }
 
 // TestMetricsAfterTraffic scrapes /metrics after some of everything.
-func TestMetricsAfterTraffic(t *testing.T) {
-	ts := startGateway(t, Options{PingInterval: 20 * time.Millisecond})
+func TestMetricsAfterTraffic(t *testing.T) { forEachKind(t, testMetricsAfterTraffic) }
+
+func testMetricsAfterTraffic(t *testing.T, k sessionKindCase) {
+	ts := k.start(t, Options{PingInterval: 20 * time.Millisecond})
 	c := dial(t, ts.ws+"/ws?token="+gwToken, nil)
 	for i := range 3 {
 		roundTrip(t, c, duplex.MessageText, fmt.Appendf(nil, "msg %d", i)) // 5 bytes in, 15 out

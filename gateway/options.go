@@ -267,6 +267,24 @@ type Options struct {
 	// 4 MiB, also for a negative value.
 	HistoryPageBytes int64
 
+	// NoEventLoop runs every WebSocket on goroutines of its own (a reader,
+	// a writer and a keeper: about 42 KB of RSS each while idle) instead
+	// of on the event loop (about 0.5 KB of state, 1.3-2.5 KB of RSS each
+	// idle; docs/scaling.md). Connections the loop cannot take (TLS served
+	// by this server, HTTP/2, platforms other than Linux) run on
+	// goroutines anyway. Default false.
+	NoEventLoop bool
+
+	// CompressionContextTakeover lets permessage-deflate refer to earlier
+	// messages of the connection (RFC 7692 context takeover): similar
+	// messages then compress several times smaller, and each connection
+	// keeps up to 32 KiB of history per direction, 30 times what an idle
+	// event session costs. Default false: every message is compressed on
+	// its own, a connection keeps nothing between messages, and a fan-out
+	// message is compressed once for all its subscribers (README,
+	// "Compression at scale").
+	CompressionContextTakeover bool
+
 	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
 	// and checks are in options_presence.go.
 

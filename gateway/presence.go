@@ -19,8 +19,9 @@ import (
 // serves this node alone.
 //
 // It learns of subscriptions from the gateway's message handlers
-// (subscribe, left), not from the channels' own bookkeeping, and of a session's end
-// from the session's context, so channels.go stays as it is.
+// (subscribe, left), not from the channels' own bookkeeping, and of a
+// session's end from session.ended (leftAll), so channels.go stays as it
+// is and sessions need no context.
 //
 // Lock order: a member's mu, then presence.mu, then (delivering) a
 // session's send. The store is called under a member's mu only, so the
@@ -32,9 +33,8 @@ type presence struct {
 	bus   ControlBus    // nil: this node only
 
 	mu       sync.Mutex
-	sessions map[*session]*member           // guarded by mu
-	byChan   map[string]map[*session]int64  // guarded by mu; when each subscribed, Unix µs
-	pending  map[*session]map[string]uint64 // guarded by mu; since offsets for startSession
+	sessions map[*session]*member                  // guarded by mu
+	byChan   map[string]*smallMap[*session, int64] // guarded by mu; when each subscribed, Unix µs
 
 	ctrl    chan []byte   // control messages for run
 	done    chan struct{} // closed by stop
@@ -46,9 +46,9 @@ type presence struct {
 
 // member is one session's subscriptions, as presence knows them.
 type member struct {
-	mu    sync.Mutex      // held while the session's store writes are made
-	chans map[string]bool // guarded by presence.mu; channel → announced (in the store)
-	ended bool            // guarded by presence.mu
+	mu    sync.Mutex             // held while the session's store writes are made
+	chans smallMap[string, bool] // guarded by presence.mu; channel → announced (in the store)
+	ended bool                   // guarded by presence.mu
 }
 
 const (
@@ -64,23 +64,28 @@ const (
 	keepNodeTimeout = 2 * time.Second
 )
 
-func newPresence(g *Gateway, b Broker) *presence {
+// newPresence serves presence for g on b. shared says whether other
+// gateways may use b: a memory broker the gateway made for itself is
+// not, and then its PresenceStore and ControlBus would only keep a second
+// copy of what this node knows (see tracks).
+func newPresence(g *Gateway, b Broker, shared bool) *presence {
 	var id [4]byte
 	rand.Read(id[:])
 	p := &presence{
 		g:        g,
 		node:     hex.EncodeToString(id[:]),
 		sessions: make(map[*session]*member),
-		byChan:   make(map[string]map[*session]int64),
-		pending:  make(map[*session]map[string]uint64),
+		byChan:   make(map[string]*smallMap[*session, int64]),
 		ctrl:     make(chan []byte, controlQueue),
 		done:     make(chan struct{}),
 		dropped: newCounter("duplex_control_dropped_total",
 			"Control messages (join/leave events, API commands) dropped because this node's queue was full."),
 	}
 	g.metrics.reg.MustRegister(p.dropped)
-	p.store, _ = b.(PresenceStore)
-	p.bus, _ = b.(ControlBus)
+	if shared {
+		p.store, _ = b.(PresenceStore)
+		p.bus, _ = b.(ControlBus)
+	}
 	if p.bus != nil {
 		p.stopBus = p.bus.SubscribeControl(p.enqueue)
 	}
@@ -100,7 +105,7 @@ func (g *Gateway) clientID(s *session) string {
 }
 
 func (p *presence) memberOf(s *session) Member {
-	return Member{Client: p.g.clientID(s), User: s.ident.User, Node: p.node}
+	return Member{Client: p.g.clientID(s), User: s.user(), Node: p.node}
 }
 
 // run keeps this node live in the store and handles control messages,
@@ -152,8 +157,8 @@ func (p *presence) restore(ctx context.Context) {
 	for s, m := range sessions {
 		m.mu.Lock()
 		p.mu.Lock()
-		chans := make([]string, 0, len(m.chans))
-		for ch, announced := range m.chans {
+		chans := make([]string, 0, m.chans.len())
+		for ch, announced := range m.chans.all {
 			if announced {
 				chans = append(chans, ch)
 			}
@@ -244,30 +249,44 @@ func (p *presence) subscribe(s *session, channel string, since *uint64) error {
 	return err
 }
 
+// tracks reports whether presence records the subscribers of channel
+// itself: every channel's when there is a store (each subscription is
+// written to it), else only those of --presence and --join-leave
+// channels, whose requests and events need them. This node's other
+// subscribers are in the channels' own sets (localMembers), so an idle
+// event session on an ordinary channel costs presence nothing.
+func (p *presence) tracks(channel string) bool {
+	return p.store != nil || matchAny(p.g.opts.JoinLeave, channel) || matchAny(p.g.opts.Presence, channel)
+}
+
 // reserve records s as a subscriber of channel since at (Unix µs), not
-// announced yet. It returns false if s is ending or recorded already.
+// announced yet. It returns false if s is ending or recorded already, or
+// if presence does not track channel.
 func (p *presence) reserve(s *session, channel string, at int64) bool {
+	if !p.tracks(channel) {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.ctx.Err() != nil {
+	// leftAll runs once s has ended, after s.ending turned true.
+	if s.ending() {
 		return false
 	}
 	m := p.sessions[s]
 	if m == nil {
-		m = &member{chans: make(map[string]bool)}
+		m = &member{}
 		p.sessions[s] = m
-		context.AfterFunc(s.ctx, func() { p.leftAll(s) })
 	}
-	if _, dup := m.chans[channel]; m.ended || dup {
+	if _, dup := m.chans.get(channel); m.ended || dup {
 		return false
 	}
-	m.chans[channel] = false
+	m.chans.set(channel, false)
 	subs := p.byChan[channel]
 	if subs == nil {
-		subs = make(map[*session]int64)
+		subs = &smallMap[*session, int64]{}
 		p.byChan[channel] = subs
 	}
-	subs[s] = at
+	subs.set(s, at)
 	return true
 }
 
@@ -276,8 +295,8 @@ func (p *presence) unreserve(s *session, channel string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m := p.sessions[s]; m != nil {
-		if announced, ok := m.chans[channel]; ok && !announced {
-			delete(m.chans, channel)
+		if announced, ok := m.chans.get(channel); ok && !announced {
+			m.chans.del(channel)
 			p.dropLocked(s, channel)
 		}
 	}
@@ -295,12 +314,12 @@ func (p *presence) announce(s *session, channel string, at int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.mu.Lock()
-	announced, ok := m.chans[channel]
+	announced, ok := m.chans.get(channel)
 	if !ok || announced || m.ended {
 		p.mu.Unlock()
 		return
 	}
-	m.chans[channel] = true
+	m.chans.set(channel, true)
 	p.mu.Unlock()
 	p.changed("join", channel, p.memberOf(s), at)
 }
@@ -316,9 +335,9 @@ func (p *presence) left(s *session, channel string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.mu.Lock()
-	announced, ok := m.chans[channel]
+	announced, ok := m.chans.get(channel)
 	if ok {
-		delete(m.chans, channel)
+		m.chans.del(channel)
 		p.dropLocked(s, channel)
 	}
 	p.mu.Unlock()
@@ -327,12 +346,12 @@ func (p *presence) left(s *session, channel string) {
 	}
 }
 
-// leftAll forgets every subscription of s, once s has started to close.
+// leftAll forgets every subscription of s, once s has ended
+// (session.ended).
 func (p *presence) leftAll(s *session) {
 	p.mu.Lock()
 	m := p.sessions[s]
 	delete(p.sessions, s)
-	delete(p.pending, s)
 	p.mu.Unlock()
 	if m == nil {
 		return
@@ -342,13 +361,13 @@ func (p *presence) leftAll(s *session) {
 	p.mu.Lock()
 	m.ended = true
 	chans := m.chans
-	m.chans = nil
-	for ch := range chans {
+	m.chans = smallMap[string, bool]{}
+	for ch := range chans.all {
 		p.dropLocked(s, ch)
 	}
 	p.mu.Unlock()
 	who, at := p.memberOf(s), time.Now().UnixMicro()
-	for ch, announced := range chans {
+	for ch, announced := range chans.all {
 		if announced {
 			p.changed("leave", ch, who, at)
 		}
@@ -358,8 +377,8 @@ func (p *presence) leftAll(s *session) {
 // dropLocked removes s from byChan[channel]. Its caller holds p.mu.
 func (p *presence) dropLocked(s *session, channel string) {
 	if subs := p.byChan[channel]; subs != nil {
-		delete(subs, s)
-		if len(subs) == 0 {
+		subs.del(s)
+		if subs.len() == 0 {
 			delete(p.byChan, channel)
 		}
 	}
@@ -392,12 +411,16 @@ func (p *presence) changed(op, channel string, m Member, at int64) {
 func (p *presence) subscribed(s *session, channel string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.byChan[channel][s]
+	subs := p.byChan[channel]
+	if subs == nil {
+		return false
+	}
+	_, ok := subs.get(s)
 	return ok
 }
 
-// members lists the members of channel on every node (this one alone
-// without a store).
+// members lists the members of channel on every node (this one alone,
+// from the channels' sets, without a store).
 func (p *presence) members(ctx context.Context, channel string) ([]Member, error) {
 	var out []Member
 	if p.store != nil {
@@ -409,18 +432,16 @@ func (p *presence) members(ctx context.Context, channel string) ([]Member, error
 			return nil, errBrokerUnavailable
 		}
 	} else {
-		p.mu.Lock()
-		for s := range p.byChan[channel] {
+		for _, s := range p.g.channels.subscribers(channel) {
 			out = append(out, p.memberOf(s))
 		}
-		p.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
 	return out, nil
 }
 
 // channelCounts returns the channels with subscribers on every node (this
-// one alone without a store), with how many.
+// one alone, from the channels' sets, without a store), with how many.
 func (p *presence) channelCounts(ctx context.Context) (map[string]int, error) {
 	if p.store != nil {
 		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -432,11 +453,40 @@ func (p *presence) channelCounts(ctx context.Context) (map[string]int, error) {
 		}
 		return out, nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[string]int, len(p.byChan))
-	for ch, subs := range p.byChan {
-		out[ch] = len(subs)
+	return p.g.channels.counts(), nil
+}
+
+// subscribers returns the sessions of this node subscribed to name.
+func (cs *channels) subscribers(name string) []*session {
+	cs.mu.Lock()
+	ch := cs.byName[name]
+	cs.mu.Unlock()
+	if ch == nil {
+		return nil
 	}
-	return out, nil
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	out := make([]*session, 0, ch.subs.len())
+	ch.subs.each(func(sub *subscriber) { out = append(out, sub.s) })
+	return out
+}
+
+// counts returns the channels with subscribers on this node, with how
+// many.
+func (cs *channels) counts() map[string]int {
+	cs.mu.Lock()
+	chans := make([]*channel, 0, len(cs.byName))
+	for _, ch := range cs.byName {
+		chans = append(chans, ch)
+	}
+	cs.mu.Unlock()
+	out := make(map[string]int, len(chans))
+	for _, ch := range chans {
+		ch.mu.Lock()
+		if n := ch.subs.len(); n > 0 {
+			out[ch.name] = n
+		}
+		ch.mu.Unlock()
+	}
+	return out
 }

@@ -86,7 +86,7 @@ func (g *Gateway) onPresence(s *session, p []byte) {
 		g.replyError(s, req.Channel, errPresenceRate)
 		return
 	}
-	ms, err := g.presence.members(s.ctx, req.Channel)
+	ms, err := g.presence.members(s.context(), req.Channel)
 	if err != nil {
 		g.replyError(s, req.Channel, err)
 		return

@@ -73,8 +73,8 @@ func userToken(t *testing.T, user string, claims map[string]any) string {
 }
 
 // twoNodes starts two gateways on one memory broker, like two nodes of a
-// cluster on one Redis.
-func twoNodes(t *testing.T, b Broker, opts Options) (*testServer, *testServer) {
+// cluster on one Redis, with sessions of kind k.
+func twoNodes(t *testing.T, k sessionKindCase, b Broker, opts Options) (*testServer, *testServer) {
 	t.Helper()
 	opts.Broker = b
 	opts.JWTSecret = string(presenceSecret)
@@ -85,7 +85,7 @@ func twoNodes(t *testing.T, b Broker, opts Options) (*testServer, *testServer) {
 	if opts.JoinLeave == nil {
 		opts.JoinLeave = []string{"room/*"}
 	}
-	return startGateway(t, opts), startGateway(t, opts)
+	return k.start(t, opts), k.start(t, opts)
 }
 
 func newSharedBroker(t *testing.T) *memoryBroker {
@@ -126,9 +126,11 @@ func (ts *testServer) presenceOf(t *testing.T, channel string) []Member {
 	return out.Clients
 }
 
-func TestPresenceJoinLeaveAcrossNodes(t *testing.T) {
+func TestPresenceJoinLeaveAcrossNodes(t *testing.T) { forEachKind(t, testPresenceJoinLeaveAcrossNodes) }
+
+func testPresenceJoinLeaveAcrossNodes(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	a, b := twoNodes(t, newSharedBroker(t), Options{})
+	a, b := twoNodes(t, k, newSharedBroker(t), Options{})
 	ada := a.connect(t, userToken(t, "ada", nil))
 	bob := b.connect(t, userToken(t, "bob", nil))
 
@@ -205,9 +207,11 @@ func TestPresenceJoinLeaveAcrossNodes(t *testing.T) {
 	}
 }
 
-func TestAPICommandsAcrossNodes(t *testing.T) {
+func TestAPICommandsAcrossNodes(t *testing.T) { forEachKind(t, testAPICommandsAcrossNodes) }
+
+func testAPICommandsAcrossNodes(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	a, b := twoNodes(t, newSharedBroker(t), Options{})
+	a, b := twoNodes(t, k, newSharedBroker(t), Options{})
 	bob := b.connect(t, userToken(t, "bob", nil))
 	bob2 := b.connect(t, userToken(t, "bob", nil))
 	ada := b.connect(t, userToken(t, "ada", nil))
@@ -267,10 +271,12 @@ func TestAPICommandsAcrossNodes(t *testing.T) {
 }
 
 // A node that dies leaves no member behind for longer than PresenceTTL.
-func TestPresenceDeadNodeExpires(t *testing.T) {
+func TestPresenceDeadNodeExpires(t *testing.T) { forEachKind(t, testPresenceDeadNodeExpires) }
+
+func testPresenceDeadNodeExpires(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	ttl := minPresenceTTL
-	a, b := twoNodes(t, newSharedBroker(t), Options{PresenceTTL: ttl})
+	a, b := twoNodes(t, k, newSharedBroker(t), Options{PresenceTTL: ttl})
 	ada := a.connect(t, userToken(t, "ada", nil))
 	bob := b.connect(t, userToken(t, "bob", nil))
 	for _, c := range []*chanClient{ada, bob} {
@@ -312,9 +318,13 @@ func TestPresenceDeadNodeExpires(t *testing.T) {
 
 // Without a PresenceStore and ControlBus, each node sees its own.
 func TestPresenceWithoutSharedStoreIsLocal(t *testing.T) {
+	forEachKind(t, testPresenceWithoutSharedStoreIsLocal)
+}
+
+func testPresenceWithoutSharedStoreIsLocal(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	mb := newSharedBroker(t)
-	a, b := twoNodes(t, struct{ Broker }{mb}, Options{})
+	a, b := twoNodes(t, k, struct{ Broker }{mb}, Options{})
 	ada := a.connect(t, userToken(t, "ada", nil))
 	ada2 := a.connect(t, userToken(t, "ada2", nil))
 	bob := b.connect(t, userToken(t, "bob", nil))
@@ -335,8 +345,12 @@ func TestPresenceWithoutSharedStoreIsLocal(t *testing.T) {
 }
 
 func TestServerSideSubscriptionsAndRecovery(t *testing.T) {
+	forEachKind(t, testServerSideSubscriptionsAndRecovery)
+}
+
+func testServerSideSubscriptionsAndRecovery(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{JWTSecret: string(presenceSecret)})
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret)})
 	tok := userToken(t, "ada", map[string]any{"subs": []string{"user/ada", "bad name"}, "channels": []string{"public/*"}})
 	first := ts.publishN(t, "user/ada", 1, 1)
 
@@ -364,9 +378,11 @@ func TestServerSideSubscriptionsAndRecovery(t *testing.T) {
 // Subscribing to a join/leave channel announces the client to every
 // subscriber: it counts against the publish rate, so a loop of
 // subscribes and unsubscribes cannot flood the channel with events.
-func TestJoinRateLimited(t *testing.T) {
+func TestJoinRateLimited(t *testing.T) { forEachKind(t, testJoinRateLimited) }
+
+func testJoinRateLimited(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{JWTSecret: string(presenceSecret), JoinLeave: []string{"room/*"}, PublishRate: 1})
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), JoinLeave: []string{"room/*"}, PublishRate: 1})
 	c := ts.connect(t, userToken(t, "ada", nil))
 	start := time.Now()
 	refused := 0
@@ -393,9 +409,11 @@ func TestJoinRateLimited(t *testing.T) {
 
 // A presence list costs the broker a read of the channel: requests count
 // against the publish rate.
-func TestPresenceRateLimited(t *testing.T) {
+func TestPresenceRateLimited(t *testing.T) { forEachKind(t, testPresenceRateLimited) }
+
+func testPresenceRateLimited(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{JWTSecret: string(presenceSecret), Presence: []string{"lobby"}, PublishRate: 1})
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), Presence: []string{"lobby"}, PublishRate: 1})
 	c := ts.connect(t, userToken(t, "ada", nil))
 	c.sendJSON(`{"type":"subscribe","channel":"lobby"}`)
 	c.expectMsg("subscribed")
@@ -414,4 +432,92 @@ func TestPresenceRateLimited(t *testing.T) {
 	if most := 3 - int(time.Since(start)/time.Second); refused < most {
 		t.Errorf("4 presence requests at 1/s: %d refused; want at least %d", refused, most)
 	}
+}
+
+// A gateway with a memory broker of its own keeps no presence records
+// for channels without --presence or --join-leave: the server API reads
+// this node's subscribers from the channels themselves, so an idle
+// session on an ordinary channel costs presence nothing.
+func TestPresenceOwnBrokerReadsChannels(t *testing.T) {
+	forEachKind(t, testPresenceOwnBrokerReadsChannels)
+}
+
+func testPresenceOwnBrokerReadsChannels(t *testing.T, k sessionKindCase) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), APIKey: presenceAPIKey, JoinLeave: []string{"room/*"}})
+	ada := ts.connect(t, userToken(t, "ada", nil))
+	bob := ts.connect(t, userToken(t, "bob", nil))
+	for _, c := range []*chanClient{ada, bob} {
+		c.sendJSON(`{"type":"subscribe","channel":"news"}`)
+		c.expectMsg("subscribed")
+	}
+	ms := ts.presenceOf(t, "news")
+	if len(ms) != 2 || ms[0].User != "ada" || ms[1].User != "bob" || ms[0].Node != ts.g.presence.node {
+		t.Fatalf("GET /api/presence?channel=news = %+v; want ada and bob on %s", ms, ts.g.presence.node)
+	}
+	p := ts.g.presence
+	p.mu.Lock()
+	records := len(p.sessions) + len(p.byChan)
+	p.mu.Unlock()
+	if records != 0 {
+		t.Errorf("presence keeps %d records for an ordinary channel; want none", records)
+	}
+
+	// A --join-leave channel is tracked: bob hears ada join.
+	bob.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
+	bob.expectMsg("subscribed")
+	ada.sendJSON(`{"type":"subscribe","channel":"room/1"}`)
+	ada.expectMsg("subscribed")
+	if m := bob.expectMsg("join"); m.User != "ada" || m.Channel != "room/1" {
+		t.Fatalf("join = %+v; want ada's in room/1", m)
+	}
+	var chans struct {
+		Channels []channelCount `json:"channels"`
+	}
+	if code := ts.api(t, "GET", "/api/channels", "", &chans); code != 200 || len(chans.Channels) != 2 ||
+		chans.Channels[0] != (channelCount{"news", 2}) || chans.Channels[1] != (channelCount{"room/1", 2}) {
+		t.Fatalf("GET /api/channels = %d %+v; want news and room/1 with 2 each", code, chans)
+	}
+	ada.c.Close(duplex.StatusNormalClosure, "")
+	if m := bob.expectMsg("leave"); m.User != "ada" {
+		t.Fatalf("leave = %+v; want ada's", m)
+	}
+	waitFor(t, 5*time.Second, "ada to leave news", func() bool { return len(ts.presenceOf(t, "news")) == 1 })
+}
+
+// Server-side subscriptions are made before the server reads the
+// client's first message, whichever kind of session: a subscribe sent
+// at once to the same channel finds it subscribed already.
+func TestServerSideSubscriptionsBeforeFirstMessage(t *testing.T) {
+	forEachKind(t, testServerSideSubscriptionsBeforeFirstMessage)
+}
+
+func testServerSideSubscriptionsBeforeFirstMessage(t *testing.T, k sessionKindCase) {
+	testkit.CheckNoGoroutineLeak(t)
+	// Each subscription reads the channel's history: slowly here, so that
+	// a message the server read meanwhile would overtake them.
+	ts := k.start(t, Options{JWTSecret: string(presenceSecret), Broker: slowHistory{newSharedBroker(t)}})
+	subs := []string{"user/ada", "team/1", "team/2", "team/3"}
+	tok := userToken(t, "ada", map[string]any{"subs": subs})
+	for range 5 {
+		c := ts.connect(t, tok)
+		c.sendJSON(`{"type":"subscribe","channel":"team/3"}`)
+		for _, ch := range subs {
+			if m := c.expectMsg("subscribed"); m.Channel != ch {
+				t.Fatalf("subscribed = %+v; want the server-side %s first", m, ch)
+			}
+		}
+		if m := c.expectMsg("error"); m.Channel != "team/3" || string(m.Error) != `"already subscribed"` {
+			t.Fatalf("the client's subscribe → %+v; want already subscribed", m)
+		}
+		c.c.Close(duplex.StatusNormalClosure, "")
+	}
+}
+
+// slowHistory is a broker whose History takes 20 ms.
+type slowHistory struct{ Broker }
+
+func (b slowHistory) History(ctx context.Context, channel string, since uint64) ([]Message, bool, uint64, error) {
+	time.Sleep(20 * time.Millisecond)
+	return b.Broker.History(ctx, channel, since)
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"sync"
 	"time"
 )
@@ -49,16 +48,13 @@ func (l *publishLimiter) allow(s *session, n int, now time.Time) bool {
 	defer l.mu.Unlock()
 	b := l.buckets[s]
 	if b == nil {
-		if s.ctx.Err() != nil {
+		// forget runs under mu once s has ended: either it sees this
+		// bucket or this sees s ending.
+		if s.ending() {
 			return false // ending: its bucket would never be dropped
 		}
 		b = &publishBucket{msgs: l.rate, bytes: l.byteBurst, last: now}
 		l.buckets[s] = b
-		context.AfterFunc(s.ctx, func() {
-			l.mu.Lock()
-			delete(l.buckets, s)
-			l.mu.Unlock()
-		})
 	}
 	dt := now.Sub(b.last).Seconds()
 	b.last = now
@@ -70,4 +66,14 @@ func (l *publishLimiter) allow(s *session, n int, now time.Time) bool {
 	b.msgs--
 	b.bytes -= float64(n)
 	return true
+}
+
+// forget drops the bucket of s, once s has ended.
+func (l *publishLimiter) forget(s *session) {
+	if l.off {
+		return
+	}
+	l.mu.Lock()
+	delete(l.buckets, s)
+	l.mu.Unlock()
 }

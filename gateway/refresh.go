@@ -32,13 +32,13 @@ type refreshedReply struct {
 // answered with an error, then the session closes with 4401, since the
 // client has shown it holds no good credential.
 //
-// It runs on the session's reader, the only goroutine that reads
-// s.ident.Claims (for ChannelAllowed).
+// It runs on the session's handler, which is what reads the claims (for
+// ChannelAllowed); other goroutines read only the user and the method.
 func (g *Gateway) onRefresh(s *session, p []byte) {
 	// A refresh costs a signature check, tens of times a message's work:
 	// one a second is plenty for any token lifetime.
-	now := time.Now()
-	if now.Sub(s.lastRefresh) < minRefreshInterval {
+	now := time.Now().UnixNano()
+	if now-s.lastRefresh < int64(minRefreshInterval) {
 		g.replyError(s, "", errRefreshTooSoon)
 		return
 	}
@@ -49,7 +49,7 @@ func (g *Gateway) onRefresh(s *session, p []byte) {
 	if err != nil {
 		err = &AuthError{Reason: "bad request: " + jsonProblem(err)}
 	} else {
-		id, err = g.auth.Refresh(s.ident, req.Token)
+		id, err = g.auth.Refresh(*s.identity(), req.Token)
 	}
 	if err != nil {
 		reason := "unauthorized"
@@ -59,7 +59,7 @@ func (g *Gateway) onRefresh(s *session, p []byte) {
 		}
 		g.metrics.authFailures.WithLabelValues(reason).Inc()
 		g.log.Warn("refresh refused, closing", "conn", s.id, "remote", s.remote,
-			"user", s.ident.User, "reason", reason)
+			"user", s.user(), "reason", reason)
 		g.replyError(s, "", errors.New(refusedPrefix+reason))
 		// The error must reach the client before the close frame, which
 		// would drop it from the queue.
@@ -67,7 +67,12 @@ func (g *Gateway) onRefresh(s *session, p []byte) {
 		s.closeWith(StatusTokenExpired, refusedPrefix+reason)
 		return
 	}
-	s.ident.Claims = id.Claims
+	// Identities may be shared between sessions: the refreshed one is a
+	// copy with the new claims.
+	next := *s.identity()
+	next.Claims = id.Claims
+	next.Expires = id.Expires
+	s.ident.Store(&next)
 	s.setExpiry(id.Expires)
 	var exp int64
 	if t, ok := expiry(id.Claims); ok {

@@ -34,8 +34,10 @@ var errRPCRate = errors.New("rpc rate exceeded")
 // same id. The hook's 200 answer is {"data":D} or {"error":E}; a 401 or
 // 403 is the error "forbidden", a failure "hook timeout" or "hook
 // unavailable", and with no hook the error is "rpc not available". An
-// rpc runs on the session's reader: a client's calls are answered one at
-// a time, in order.
+// rpc runs where the session's messages are handled (the reader of a
+// goroutine session, a loop worker of an event session, which the loop
+// replaces within 10 ms while it waits): a client's calls are answered
+// one at a time, in order.
 func (g *Gateway) onRPC(s *session, p []byte) {
 	var req rpcRequest
 	if err := json.Unmarshal(p, &req); err != nil {
@@ -65,8 +67,8 @@ func (g *Gateway) onRPC(s *session, p []byte) {
 			Data  json.RawMessage `json:"data"`
 			Error json.RawMessage `json:"error"`
 		}
-		_, err := g.hooks.call(s.ctx, "rpc", hookRequest{
-			Client: g.clientID(s), User: s.ident.User, Method: req.Method, Data: req.Data,
+		_, err := g.hooks.call(s.context(), "rpc", hookRequest{
+			Client: g.clientID(s), User: s.user(), Method: req.Method, Data: req.Data,
 		}, &out)
 		switch {
 		case errors.Is(err, errHookDenied):

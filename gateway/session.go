@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,190 +23,186 @@ type outMsg struct {
 	prep *duplex.PreparedMessage // set for fan-out: framed once for all
 }
 
-// session is one WebSocket connection and its three goroutines:
+// session is one WebSocket connection: what the handlers, the channels and
+// the logs know of it, whichever kind runs it. The kinds differ in how
+// bytes move (sessionKind):
 //
-//   - the reader (the handler's goroutine) reads messages and passes them
-//     to handle; it always runs, so pongs and close frames are seen;
-//   - the writer drains queue; it is the only goroutine that writes
-//     messages, so a slow client blocks nobody but its own writer;
-//   - the keeper pings every PingInterval and, once the session starts to
-//     end, sends the close frame the server chose.
+//   - an event session (session_event.go) is a *duplex.EventConn on the
+//     library's event loop: plain TCP, ws:// or behind a TLS-terminating
+//     proxy. It holds no goroutine and no buffer while idle;
+//   - a goroutine session (session_goroutine.go) is a *duplex.Conn with a
+//     reader, a writer and a keeper goroutine: TLS served by duplex itself,
+//     HTTP/2 streams, other platforms, and Options.NoEventLoop.
 //
-// Any of them, Shutdown, or a channel publisher can end the session with
-// closeWith, which never blocks; the other goroutines then return and run
-// logs the close.
-//
-// A refresh replaces ident.Claims on the reader, the only goroutine that
-// reads them; the others read only ident.User and ident.Method.
+// Its fields are sized for a million of them: an idle session costs what
+// it holds (docs/scaling.md, "The gateway").
 type session struct {
 	g      *Gateway
-	id     uint64
-	conn   *duplex.Conn
-	ident  Identity // a refresh replaces its Claims (see above)
-	remote string
-	path   string
+	kind   sessionKind
+	ident  atomic.Pointer[Identity] // shared by sessions with one credential; a refresh swaps in a copy
 	handle messageHandler
-	start  time.Time
+	remote string
+	id     uint64
+	start  int64 // Unix ns
 
-	queue       chan outMsg
-	queuedBytes atomic.Int64  // payload bytes in queue
-	pending     atomic.Int64  // messages queued or being written
-	wrote       chan struct{} // signalled by the writer after each write
+	end atomic.Pointer[sessionEnd] // nil until the session starts to end; set once
 
-	ctx    context.Context // done once the session starts to end
-	cancel context.CancelFunc
+	// subs are the channels s subscribes to: a slice, since most
+	// sessions have one or two (channels.go).
+	subs []*channel // guarded by channels.mu
 
-	mu        sync.Mutex
-	endCode   duplex.StatusCode // guarded by mu; the code the server closes with, 0 if none
-	endReason string            // guarded by mu
-
-	closeErr error // written by the keeper before it returns; what Close returned
-
-	lastRefresh   time.Time     // used by the reader only (refresh.go)
-	expires       atomic.Int64  // Unix ms when the credential runs out, 0 never (expiry.go)
-	expiryChanged chan struct{} // one slot: setExpiry wakes the keeper
+	lastRefresh int64        // Unix ns; used by the handler only (refresh.go)
+	expires     atomic.Int64 // Unix ms when the credential runs out, 0 never (expiry.go)
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+
+	subsEnded bool // guarded by channels.mu; leaveAll ran
+
+	// onWS: the session serves /ws (channels), not /echo; only these
+	// get server-side subscriptions and the API's subscribe commands.
+	onWS bool
 }
 
-func (g *Gateway) newSession(conn *duplex.Conn, r *http.Request, id Identity, handle messageHandler) *session {
-	s := &session{
-		g:      g,
-		id:     g.nextID.Add(1),
-		conn:   conn,
-		ident:  id,
-		remote: r.RemoteAddr,
-		path:   r.URL.Path,
-		handle: handle,
-		start:  time.Now(),
-		queue:  make(chan outMsg, g.opts.SendQueue),
-		wrote:  make(chan struct{}, 1),
+// sessionEnd is how the server ends a session: made when it starts to,
+// so that open sessions hold only a nil pointer.
+type sessionEnd struct {
+	code   duplex.StatusCode // the code of the server's close frame, 0 if none
+	reason string
+}
 
-		expiryChanged: make(chan struct{}, 1),
-	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+// sessionKind is what differs between the two kinds of session.
+type sessionKind interface {
+	// enqueue queues m without blocking; false: it was dropped, and the
+	// session is ending (a full queue closes it with 1013).
+	enqueue(m outMsg) bool
+	// closing starts sending the close frame with code (0: none, the
+	// connection is over already). closeWith calls it once.
+	closing(code duplex.StatusCode, reason string)
+	// flush waits, up to drainTimeout, until what is queued now is
+	// written; a client that reads none of it is a slow consumer.
+	flush()
+	// expiryChanged tells the kind that s.expires moved.
+	expiryChanged()
+	// context is done once the session ends (context.Background for
+	// kinds that keep none: check s.ending instead).
+	context() context.Context
+	// closeNow drops the connection without a close handshake.
+	closeNow()
+	// describe returns the kind's name ("event" or "goroutine") and the
+	// negotiated subprotocol and extensions.
+	describe() (kind, subprotocol, extensions string)
+	// queueState returns what waits for the client, for the logs:
+	// messages and bytes queued, and messages not yet written.
+	queueState() (queued int, queuedBytes, unwritten int64)
+}
+
+func (g *Gateway) initSession(s *session, kind sessionKind, r *http.Request, id *Identity, handle messageHandler) {
+	s.g = g
+	s.kind = kind
+	s.id = g.nextID.Add(1)
+	s.ident.Store(id)
+	s.remote = r.RemoteAddr
+	s.onWS = r.URL.Path == "/ws"
+	s.handle = handle
+	s.start = time.Now().UnixNano()
 	s.setExpiry(id.Expires)
-	return s
 }
 
-// run serves the session until it ends and logs how it ended.
-func (s *session) run() {
+// identity returns the session's credential. Its Claims change only with
+// a refresh, on the session's handler.
+func (s *session) identity() *Identity { return s.ident.Load() }
+
+// user is the identity's user, for logs.
+func (s *session) user() string { return s.identity().User }
+
+// ending reports whether the session has started to end.
+func (s *session) ending() bool { return s.end.Load() != nil }
+
+// context is done once the session ends, for the kinds that have one;
+// callers check ending as well.
+func (s *session) context() context.Context { return s.kind.context() }
+
+// opened counts and logs a session of path that is about to serve
+// messages. It returns false when the gateway is shutting down: the
+// session is closed with 1001 then, and not registered.
+func (s *session) opened(path string) bool {
 	g := s.g
-	if !g.hub.add(s) {
-		// Shutdown began during the handshake.
-		s.closeWith(duplex.StatusGoingAway, "server shutting down")
-	} else {
-		defer g.hub.remove(s)
-	}
+	added := g.hub.add(s)
 	g.metrics.connections.Inc()
 	g.metrics.connectionsTotal.Inc()
-	defer g.metrics.connections.Dec()
+	kind, sub, ext := s.kind.describe()
 	g.log.Info("connected",
 		"conn", s.id,
-		"path", s.path,
+		"session", kind,
+		"path", path,
 		"remote", s.remote,
-		"user", s.ident.User,
-		"auth", s.ident.Method,
-		"subprotocol", s.conn.Subprotocol(),
-		"extensions", s.conn.Extensions())
-
-	var wg sync.WaitGroup
-	wg.Go(s.writeLoop)
-	wg.Go(s.keep)
-	g.startSession(s) // server-side subscriptions (control.go)
-	err := s.readLoop()
-	s.closeWith(0, "") // stop the others if the client or the network ended it
-	wg.Wait()
-	s.logClose(err)
-}
-
-// readLoop reads messages until the connection ends. When the server
-// closes it (the keeper's Close), Read returns once the close handshake
-// is over.
-func (s *session) readLoop() error {
-	for {
-		typ, p, err := s.conn.Read(context.Background())
-		if err != nil {
-			return err
-		}
-		s.msgsIn.Add(1)
-		s.bytesIn.Add(int64(len(p)))
-		s.g.metrics.messagesIn.Inc()
-		s.g.metrics.bytesIn.Add(float64(len(p)))
-		if s.ctx.Err() != nil {
-			// The session is ending: keep reading, so that the client's
-			// answer to our close frame is seen, but act on nothing.
-			continue
-		}
-		s.handle(s, typ, p)
-		s.drain()
+		"user", s.user(),
+		"auth", s.identity().Method,
+		"subprotocol", sub,
+		"extensions", ext)
+	if !added {
+		s.closeWith(duplex.StatusGoingAway, "server shutting down")
 	}
+	return added
 }
 
-// drainTimeout bounds how long the reader waits for its answers to go out.
-const drainTimeout = 5 * time.Second
+// ended undoes opened once the connection is over and logs how it ended.
+// closeErr is what the server's Close returned, if it sent one.
+func (s *session) ended(err, closeErr error) {
+	s.closeWith(0, "")
+	s.g.channels.leaveAll(s)
+	s.g.presence.leftAll(s) // leave events, the presence store (presence.go)
+	s.g.channels.limiter.forget(s)
+	s.g.hub.remove(s)
+	s.g.metrics.connections.Dec()
+	s.logClose(err, closeErr)
+}
 
-// drain waits until everything queued so far is written, before the next
-// Read: the library answers a client's close frame inside Read, and no
-// message may follow that answer, so an acknowledgement still queued when
-// the client says goodbye would be lost. A client that does not read for
-// drainTimeout is a slow consumer: the session closes with 1013.
-func (s *session) drain() {
-	if s.pending.Load() == 0 {
+// received counts a message from the client and hands it to the handler,
+// unless the session is ending: then the message is read, so that the
+// client's answer to our close frame is seen, but not acted on.
+func (s *session) received(typ duplex.MessageType, p []byte) {
+	s.msgsIn.Add(1)
+	s.bytesIn.Add(int64(len(p)))
+	s.g.metrics.messagesIn.Inc()
+	s.g.metrics.bytesIn.Add(float64(len(p)))
+	if s.ending() {
 		return
 	}
-	timer := time.NewTimer(drainTimeout)
-	defer timer.Stop()
-	for s.pending.Load() > 0 {
-		select {
-		case <-s.wrote:
-		case <-timer.C:
-			// The queue may be empty: the writer is stuck on one message.
-			s.slowConsumer(causeDrainTimeout, reasonQueueFull)
-			return
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	s.handle(s, typ, p)
 }
 
-// send queues a message for the writer without blocking. When the queue
-// is full (SendQueue messages, or SendQueueBytes bytes and at least one
-// message) the client is not keeping up: the session is closed with 1013
-// and the message dropped. It returns whether the message was queued.
+// wroteMsg counts a message written to the client.
+func (s *session) wroteMsg(n int) {
+	s.msgsOut.Add(1)
+	s.bytesOut.Add(int64(n))
+	s.g.metrics.messagesOut.Inc()
+	s.g.metrics.bytesOut.Add(float64(n))
+}
+
+// drainTimeout bounds how long the handler waits for its answers to go
+// out (sessionKind.flush).
+const drainTimeout = 5 * time.Second
+
+// drain waits until everything queued so far is written: the library
+// answers a client's close frame as it reads it, and no message may follow
+// that answer, so an acknowledgement still queued when the client says
+// goodbye would be lost. A client that does not read for drainTimeout is a
+// slow consumer: the session closes with 1013.
+func (s *session) drain() { s.kind.flush() }
+
+// send queues a message without blocking. When the queue is full
+// (SendQueue messages, or SendQueueBytes bytes and at least one message)
+// the client is not keeping up: the session is closed with 1013 and the
+// message dropped. It returns whether the message was queued.
 func (s *session) send(typ duplex.MessageType, p []byte) bool {
-	return s.enqueue(outMsg{typ: typ, data: p})
+	return s.kind.enqueue(outMsg{typ: typ, data: p})
 }
 
-// sendPrepared queues a fan-out message: the writer sends its frame bytes,
-// encoded once for every subscriber whose framing matches.
+// sendPrepared queues a fan-out message: its frame bytes are encoded
+// once for every subscriber whose framing matches.
 func (s *session) sendPrepared(typ duplex.MessageType, p []byte, pm *duplex.PreparedMessage) bool {
-	return s.enqueue(outMsg{typ: typ, data: p, prep: pm})
-}
-
-func (s *session) enqueue(m outMsg) bool {
-	p := m.data
-	if s.ctx.Err() != nil {
-		return false
-	}
-	n := int64(len(p))
-	// One message is always accepted into an empty queue, however large:
-	// MaxMessageSize bounds it.
-	if q := s.queuedBytes.Add(n); q > s.g.opts.SendQueueBytes && q != n {
-		s.queuedBytes.Add(-n)
-		s.slowConsumer(causeQueueBytes, reasonQueueFull)
-		return false
-	}
-	s.pending.Add(1)
-	select {
-	case s.queue <- m:
-		return true
-	default:
-		s.pending.Add(-1)
-		s.queuedBytes.Add(-n)
-		s.overflow()
-		return false
-	}
+	return s.kind.enqueue(outMsg{typ: typ, data: p, prep: pm})
 }
 
 // Why a session is closed as a slow consumer, for the log (issue 15
@@ -227,167 +222,61 @@ const (
 func (s *session) overflow() { s.slowConsumer(causeQueueFull, reasonQueueFull) }
 
 // slowConsumer closes with 1013 a session whose client does not read, and
-// logs why.
+// logs why with what was waiting for it.
 func (s *session) slowConsumer(cause, reason string) {
 	s.g.metrics.queueDrops.Inc()
 	if s.closeWith(duplex.StatusTryAgainLater, reason) {
+		queued, queuedBytes, unwritten := s.kind.queueState()
 		s.g.metrics.slowConsumers.Inc()
 		s.g.log.Warn("slow consumer, closing", "cause", cause,
-			"conn", s.id, "remote", s.remote, "user", s.ident.User,
-			"queued", len(s.queue), "queued_bytes", s.queuedBytes.Load(),
-			"unwritten", s.pending.Load())
+			"conn", s.id, "remote", s.remote, "user", s.user(),
+			"queued", queued, "queued_bytes", queuedBytes,
+			"unwritten", unwritten)
+	}
+}
+
+// pongTimeout closes a session whose pong is late with 1008 "pong
+// timeout", unless the server wrote the client messages since its last
+// answered ping (wroteSince) or some wait to be written: then the client
+// has stopped reading (its acks may all fit in kernel buffers, so its
+// queue never fills) and is closed with 1013 "not reading", as the slow
+// consumer it is (issue 15 item 9). A peer that vanished while receiving
+// looks the same from here and is closed the same way.
+func (s *session) pongTimeout(wroteSince bool) {
+	if _, _, unwritten := s.kind.queueState(); wroteSince || unwritten > 0 {
+		s.slowConsumer(causeNotReading, reasonNotReading)
+		return
+	}
+	if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
+		s.g.metrics.pongTimeouts.Inc()
+		s.g.log.Warn("pong timeout, closing", "conn", s.id, "remote", s.remote,
+			"user", s.user(), "timeout", s.g.opts.PongTimeout)
 	}
 }
 
 // closeWith starts ending the session, from any goroutine, without
-// blocking. With a code, the keeper sends it in a close frame at once; 0
-// means the connection is over already (or failing, which the reader will
-// see) and the writer and keeper just stop. Only the first call counts; it
-// reports whether it was this one.
+// blocking. With a code, the session's close frame carries it; 0 means
+// the connection is over already (or failing, which the reader will see).
+// Only the first call counts; it reports whether it was this one.
 func (s *session) closeWith(code duplex.StatusCode, reason string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
+	if s.end.Load() != nil || !s.end.CompareAndSwap(nil, &sessionEnd{code: code, reason: reason}) {
 		return false
 	}
-	s.endCode, s.endReason = code, reason
-	s.cancel()
+	s.kind.closing(code, reason)
 	return true
 }
 
 func (s *session) closeCode() (duplex.StatusCode, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.endCode, s.endReason
+	if e := s.end.Load(); e != nil {
+		return e.code, e.reason
+	}
+	return 0, ""
 }
 
-// writeLoop writes queued messages in order until the session ends.
-// Messages still queued then are dropped: the close frame goes next.
-func (s *session) writeLoop() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case m := <-s.queue:
-			s.queuedBytes.Add(-int64(len(m.data)))
-			if s.ctx.Err() != nil {
-				return
-			}
-			// No deadline: a client that stops reading blocks this write
-			// until the session closes (queue overflow or pong timeout),
-			// and Close gives up on the blocked frame after CloseTimeout.
-			var err error
-			if m.prep != nil {
-				err = s.conn.WritePrepared(context.Background(), m.prep)
-			} else {
-				err = s.conn.Write(context.Background(), m.typ, m.data)
-			}
-			s.pending.Add(-1)
-			select {
-			case s.wrote <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				s.closeWith(0, "")
-				return
-			}
-			s.msgsOut.Add(1)
-			s.bytesOut.Add(int64(len(m.data)))
-			s.g.metrics.messagesOut.Inc()
-			s.g.metrics.bytesOut.Add(float64(len(m.data)))
-		}
-	}
-}
-
-// keep runs the heartbeat and token expiry on one timer.
-//
-// The heartbeat is a ping every PingInterval, each allowed PongTimeout for
-// its pong. A late pong closes the connection with 1008 "pong timeout",
-// unless the server wrote the client messages since its last answered
-// ping: then the client has stopped reading (its acks may all fit in
-// kernel buffers, so its queue never fills) and is closed with 1013 "not
-// reading", as the slow consumer it is (issue 15 item 9). A peer that
-// vanished while receiving looks the same from here and is closed the
-// same way.
-//
-// Expiry closes the connection with 4401 when the credential runs out
-// (expireIfDue). It is checked when the timer fires, so while a ping
-// waits for its pong an expiry can be late by up to PongTimeout.
-//
-// When the session ends, keep sends the server's close frame, if the
-// server chose one. Close returns once the client answers, or after
-// CloseTimeout; meanwhile the reader goes on reading, so the answer is
-// seen.
-func (s *session) keep() {
-	defer s.sendClose()
-	g := s.g
-	var nextPing time.Time // zero: no heartbeat
-	if g.opts.PingInterval > 0 {
-		nextPing = time.Now().Add(g.opts.PingInterval)
-	}
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	var wroteAtPong int64 // messages written before the last answered ping
-	for {
-		now := time.Now()
-		wake := s.expireIfDue(now)
-		if s.ctx.Err() != nil {
-			return
-		}
-		if !nextPing.IsZero() && (wake.IsZero() || nextPing.Before(wake)) {
-			wake = nextPing
-		}
-		var fired <-chan time.Time
-		if !wake.IsZero() {
-			t.Reset(wake.Sub(now))
-			fired = t.C
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.expiryChanged:
-			continue
-		case <-fired:
-		}
-		if nextPing.IsZero() || time.Now().Before(nextPing) {
-			continue // an expiry check only
-		}
-		// Messages written before a ping that is answered were read.
-		wroteBeforePing := s.msgsOut.Load()
-		ctx, cancel := context.WithTimeout(s.ctx, g.opts.PongTimeout)
-		rtt, err := s.conn.Ping(ctx)
-		cancel()
-		nextPing = time.Now().Add(g.opts.PingInterval)
-		switch {
-		case err == nil:
-			g.metrics.pingRTT.Observe(rtt.Seconds())
-			wroteAtPong = wroteBeforePing
-		case s.ctx.Err() != nil:
-			// Ending for another reason; the next round returns.
-		case errors.Is(err, context.DeadlineExceeded) && (s.msgsOut.Load() != wroteAtPong || s.pending.Load() > 0):
-			s.slowConsumer(causeNotReading, reasonNotReading)
-		case errors.Is(err, context.DeadlineExceeded):
-			if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
-				g.metrics.pongTimeouts.Inc()
-				g.log.Warn("pong timeout, closing", "conn", s.id, "remote", s.remote,
-					"user", s.ident.User, "timeout", g.opts.PongTimeout)
-			}
-		default:
-			// The connection is over; the reader will see why.
-			s.closeWith(0, "")
-		}
-	}
-}
-
-func (s *session) sendClose() {
-	if code, reason := s.closeCode(); code != 0 {
-		s.closeErr = s.conn.Close(code, reason)
-	}
-}
-
-// logClose logs how the session ended and counts it. err is what the
-// reader got: the *duplex.CloseError of the connection, whoever closed it.
-func (s *session) logClose(err error) {
+// logClose logs how the session ended and counts it. err is the
+// connection's end: its *duplex.CloseError, whoever closed it. closeErr is
+// what the server's Close returned.
+func (s *session) logClose(err, closeErr error) {
 	code, reason := s.closeCode()
 	by := "server"
 	var cause error
@@ -406,18 +295,18 @@ func (s *session) logClose(err error) {
 	if code == duplex.StatusAbnormalClosure {
 		by = "network"
 	}
-	if cause == nil && s.closeErr != nil && errors.Is(s.closeErr, duplex.ErrCloseTimeout) {
+	if cause == nil && closeErr != nil && errors.Is(closeErr, duplex.ErrCloseTimeout) {
 		cause = duplex.ErrCloseTimeout // the client never answered our close
 	}
 	s.g.metrics.closed(code)
 	attrs := []any{
 		"conn", s.id,
 		"remote", s.remote,
-		"user", s.ident.User,
+		"user", s.user(),
 		"code", int(code),
 		"reason", reason,
 		"by", by,
-		"duration", time.Since(s.start).Round(time.Millisecond),
+		"duration", time.Duration(time.Now().UnixNano() - s.start).Round(time.Millisecond),
 		"msgs_in", s.msgsIn.Load(),
 		"msgs_out", s.msgsOut.Load(),
 		"bytes_in", s.bytesIn.Load(),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,9 +45,11 @@ func roundTrip(t *testing.T, c *duplex.Conn, typ duplex.MessageType, p []byte) (
 	return rt, rp
 }
 
-func TestWSAcknowledges(t *testing.T) {
+func TestWSAcknowledges(t *testing.T) { forEachKind(t, testWSAcknowledges) }
+
+func testWSAcknowledges(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{Basic: []string{"ada:pa:ss"}, Tokens: []string{gwToken}})
+	ts := k.start(t, Options{Basic: []string{"ada:pa:ss"}, Tokens: []string{gwToken}})
 	credentials := map[string]struct {
 		url  string
 		opts *duplex.DialOptions
@@ -87,9 +90,11 @@ func TestWSAcknowledges(t *testing.T) {
 	}
 }
 
-func TestEcho(t *testing.T) {
+func TestEcho(t *testing.T) { forEachKind(t, testEcho) }
+
+func testEcho(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{NoAuth: true})
+	ts := k.start(t, Options{NoAuth: true})
 	c := dial(t, ts.ws+"/echo", nil)
 	for _, m := range []struct {
 		typ duplex.MessageType
@@ -107,13 +112,20 @@ func TestEcho(t *testing.T) {
 	c.Close(duplex.StatusNormalClosure, "")
 }
 
-func TestCompressionNegotiated(t *testing.T) {
+func TestCompressionNegotiated(t *testing.T) { forEachKind(t, testCompressionNegotiated) }
+
+func testCompressionNegotiated(t *testing.T, k sessionKindCase) {
 	for _, disable := range []bool{false, true} {
-		ts := startGateway(t, Options{NoAuth: true, DisableCompression: disable})
+		ts := k.start(t, Options{NoAuth: true, DisableCompression: disable})
 		c := dial(t, ts.ws+"/echo", &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
 		got := strings.Contains(c.Extensions(), "permessage-deflate")
 		if got == disable {
 			t.Errorf("DisableCompression=%v: extensions %q", disable, c.Extensions())
+		}
+		// The default keeps no history on either side (README,
+		// "Compression at scale").
+		if !disable && !strings.Contains(c.Extensions(), "server_no_context_takeover") || !disable && !strings.Contains(c.Extensions(), "client_no_context_takeover") {
+			t.Errorf("default answer to a browser's offer %q; want no context takeover both ways", c.Extensions())
 		}
 		msg := bytes.Repeat([]byte("compressible "), 1000)
 		if _, p := roundTrip(t, c, duplex.MessageText, msg); !bytes.Equal(p, msg) {
@@ -123,8 +135,29 @@ func TestCompressionNegotiated(t *testing.T) {
 	}
 }
 
-func TestMessageTooBig(t *testing.T) {
-	ts := startGateway(t, Options{MaxMessageSize: 1024})
+// TestCompressionContextTakeover: the option answers the same offer with
+// context takeover, and messages still round-trip.
+func TestCompressionContextTakeover(t *testing.T) {
+	forEachKind(t, func(t *testing.T, k sessionKindCase) {
+		ts := k.start(t, Options{NoAuth: true, CompressionContextTakeover: true})
+		c := dial(t, ts.ws+"/echo", &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
+		if ext := c.Extensions(); !strings.Contains(ext, "permessage-deflate") || strings.Contains(ext, "no_context_takeover") {
+			t.Errorf("extensions %q; want permessage-deflate with context takeover", ext)
+		}
+		for i := range 3 {
+			msg := bytes.Repeat([]byte("compressible "+strconv.Itoa(i)), 500)
+			if _, p := roundTrip(t, c, duplex.MessageText, msg); !bytes.Equal(p, msg) {
+				t.Errorf("message %d: echo differs", i)
+			}
+		}
+		c.Close(duplex.StatusNormalClosure, "")
+	})
+}
+
+func TestMessageTooBig(t *testing.T) { forEachKind(t, testMessageTooBig) }
+
+func testMessageTooBig(t *testing.T, k sessionKindCase) {
+	ts := k.start(t, Options{MaxMessageSize: 1024})
 	p, _ := testkit.DialRaw(t, ts.ws+"/echo?token="+gwToken, nil)
 	if err := p.WriteFrame(true, 0, wire.OpBinary, true, make([]byte, 1025)); err != nil {
 		t.Fatal(err)
@@ -134,10 +167,12 @@ func TestMessageTooBig(t *testing.T) {
 
 // TestHeartbeatClosesSilentPeer: a client that never answers pings is
 // closed with 1008 "pong timeout" within PingInterval+PongTimeout.
-func TestHeartbeatClosesSilentPeer(t *testing.T) {
+func TestHeartbeatClosesSilentPeer(t *testing.T) { forEachKind(t, testHeartbeatClosesSilentPeer) }
+
+func testHeartbeatClosesSilentPeer(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	const interval, timeout = 100 * time.Millisecond, 200 * time.Millisecond
-	ts := startGateway(t, Options{PingInterval: interval, PongTimeout: timeout, CloseTimeout: time.Second})
+	ts := k.start(t, Options{PingInterval: interval, PongTimeout: timeout, CloseTimeout: time.Second})
 	p, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	start := time.Now()
 	pings := 0
@@ -178,8 +213,10 @@ func TestHeartbeatClosesSilentPeer(t *testing.T) {
 
 // TestHeartbeatKeepsLivePeer: a client that reads (and so answers pings)
 // stays connected across many intervals, and the RTT metric fills.
-func TestHeartbeatKeepsLivePeer(t *testing.T) {
-	ts := startGateway(t, Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second})
+func TestHeartbeatKeepsLivePeer(t *testing.T) { forEachKind(t, testHeartbeatKeepsLivePeer) }
+
+func testHeartbeatKeepsLivePeer(t *testing.T, k sessionKindCase) {
+	ts := k.start(t, Options{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second})
 	c := dial(t, ts.ws+"/ws?token="+gwToken, nil)
 	readErr := make(chan error, 1)
 	go func() {
@@ -200,9 +237,11 @@ func TestHeartbeatKeepsLivePeer(t *testing.T) {
 
 // TestShutdown: every client gets 1001, Shutdown returns once they are
 // gone, and later upgrades get 503.
-func TestShutdown(t *testing.T) {
+func TestShutdown(t *testing.T) { forEachKind(t, testShutdown) }
+
+func testShutdown(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{})
+	ts := k.start(t, Options{})
 	var raws []*testkit.RawPeer
 	for range 3 {
 		p, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
@@ -257,8 +296,10 @@ func TestShutdown(t *testing.T) {
 
 // TestShutdownTimeout: a client that never answers the close frame is
 // dropped when Shutdown's context ends.
-func TestShutdownTimeout(t *testing.T) {
-	ts := startGateway(t, Options{CloseTimeout: time.Minute})
+func TestShutdownTimeout(t *testing.T) { forEachKind(t, testShutdownTimeout) }
+
+func testShutdownTimeout(t *testing.T, k sessionKindCase) {
+	ts := k.start(t, Options{CloseTimeout: time.Minute})
 	p, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	waitFor(t, 5*time.Second, "the connection", func() bool { return ts.g.Connections() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -278,11 +319,13 @@ func TestShutdownTimeout(t *testing.T) {
 // TestSlowReader: a client that sends a lot and never reads its acks
 // fills its send queue and is closed with 1013, while another client's
 // round trips go on undisturbed and the server's memory stays bounded.
-func TestSlowReader(t *testing.T) {
+func TestSlowReader(t *testing.T) { forEachKind(t, testSlowReader) }
+
+func testSlowReader(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
 	// CloseTimeout is long so that a loaded machine drains the acks in
 	// flight before the server gives up on its close frame.
-	ts := startGateway(t, Options{SendQueue: 16, CloseTimeout: 20 * time.Second, MaxMessageSize: 64 << 10})
+	ts := k.start(t, Options{SendQueue: 16, CloseTimeout: 20 * time.Second, MaxMessageSize: 64 << 10})
 
 	slow, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	// The slow client's writes block while the server stops reading (its

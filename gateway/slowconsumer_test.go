@@ -16,9 +16,11 @@ import (
 // late, as a slow consumer, not with 1008 "pong timeout" (issue 15
 // item 9). A client that gets nothing but pings and answers none is still
 // a 1008 (TestHeartbeatClosesSilentPeer).
-func TestNotReadingClient(t *testing.T) {
+func TestNotReadingClient(t *testing.T) { forEachKind(t, testNotReadingClient) }
+
+func testNotReadingClient(t *testing.T, k sessionKindCase) {
 	testkit.CheckNoGoroutineLeak(t)
-	ts := startGateway(t, Options{PingInterval: 100 * time.Millisecond, PongTimeout: 300 * time.Millisecond, CloseTimeout: time.Second})
+	ts := k.start(t, Options{PingInterval: 100 * time.Millisecond, PongTimeout: 300 * time.Millisecond, CloseTimeout: time.Second})
 	p, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	const n = 20
 	for i := range n {
@@ -67,9 +69,11 @@ func TestNotReadingClient(t *testing.T) {
 // kernel buffers, and who does not read it, is closed with 1013 after the
 // reader's drain timeout, with the queue empty (the writer holds the
 // message). The log line names the drain timeout, not "queued=0" alone.
-func TestDrainTimeoutLogsCause(t *testing.T) {
+func TestDrainTimeoutLogsCause(t *testing.T) { forEachKind(t, testDrainTimeoutLogsCause) }
+
+func testDrainTimeoutLogsCause(t *testing.T, k sessionKindCase) {
 	const size = 24 << 20 // beyond loopback's send plus receive buffers
-	ts := startGateway(t, Options{PingInterval: -1, MaxMessageSize: 32 << 20, SendQueueBytes: 64 << 20, CloseTimeout: 20 * time.Second})
+	ts := k.start(t, Options{PingInterval: -1, MaxMessageSize: 32 << 20, SendQueueBytes: 64 << 20, CloseTimeout: 20 * time.Second})
 	p, _ := testkit.DialRaw(t, ts.ws+"/ws?token="+gwToken, nil)
 	p.Timeout = time.Minute
 	if err := p.WriteFrame(true, 0, wire.OpBinary, true, bytes.Repeat([]byte("x"), size)); err != nil {

@@ -31,8 +31,11 @@ type presenceNode struct {
 }
 
 // startPresenceNode starts a gateway with presence on the Redis at url;
-// prefix keeps the keys of a test apart on a shared cluster.
-func startPresenceNode(t *testing.T, name, url, prefix string) *presenceNode {
+// prefix keeps the keys of a test apart on a shared cluster. With
+// goroutines its sessions are goroutine sessions (NoEventLoop), else event
+// sessions: the tests run one node of each kind, so that both kinds work
+// with each other.
+func startPresenceNode(t *testing.T, name, url, prefix string, goroutines bool) *presenceNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil)).With("node", name)
@@ -48,14 +51,25 @@ func startPresenceNode(t *testing.T, name, url, prefix string) *presenceNode {
 		Presence:     []string{"room/*"},
 		JoinLeave:    []string{"room/*"},
 		PresenceTTL:  presenceTTL,
+		NoEventLoop:  goroutines,
 	}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(g)
 	n := &node{t: t, name: name, g: g, b: b, srv: srv, ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", logs: logs}
+	kind := "session=event "
+	if goroutines {
+		kind = "session=goroutine "
+	}
 	t.Cleanup(func() {
 		n.kill()
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "msg=connected") && !strings.Contains(line, kind) {
+				t.Errorf("node %s: a connection ran as another kind of session than %s:\n%s", name, kind, line)
+				break
+			}
+		}
 		if t.Failed() {
 			t.Logf("node %s logs:\n%s", name, logs)
 		}
@@ -169,7 +183,7 @@ func TestPresenceAcrossRedisNodes(t *testing.T) {
 
 func testPresenceAcrossNodes(t *testing.T, url, prefix string) {
 	testkit.CheckNoGoroutineLeak(t)
-	a, b := startPresenceNode(t, "a", url, prefix), startPresenceNode(t, "b", url, prefix)
+	a, b := startPresenceNode(t, "a", url, prefix, false), startPresenceNode(t, "b", url, prefix, true)
 	ada, bob := a.connect(t, "ada"), b.connect(t, "bob")
 
 	ada.send(`{"type":"subscribe","channel":"room/1"}`)
@@ -247,7 +261,7 @@ func testPresenceAcrossNodes(t *testing.T, url, prefix string) {
 func TestPresenceCrashedRedisNode(t *testing.T) {
 	testkit.CheckNoGoroutineLeak(t)
 	rs := startRedis(t)
-	a, c := startPresenceNode(t, "a", rs.url, "duplex:"), startPresenceNode(t, "c", rs.url, "duplex:")
+	a, c := startPresenceNode(t, "a", rs.url, "duplex:", false), startPresenceNode(t, "c", rs.url, "duplex:", true)
 	ada, carol := a.connect(t, "ada"), c.connect(t, "carol")
 	for _, pc := range []*pclient{ada, carol} {
 		pc.send(`{"type":"subscribe","channel":"room/1"}`)

@@ -282,7 +282,7 @@ func (p *Poller[T]) monitor() {
 // Writev writes bufs to the non-blocking socket fd with one system call
 // and returns how many bytes went out.
 func Writev(fd int, bufs [][]byte) (int, error) {
-	var iov [4]syscall.Iovec
+	var iov [16]syscall.Iovec // 16: duplex.EventConn.WritePreparedBatch
 	n := 0
 	for _, b := range bufs {
 		if len(b) == 0 {

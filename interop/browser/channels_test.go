@@ -123,6 +123,7 @@ func TestPageChannelRecovery(t *testing.T) {
 
 	tb := newTab(t)
 	gs := startGateway(t, "127.0.0.1:0", opts)
+	gs.ln.holdSockets() // to drop the page's event-loop WebSocket below
 	tb.do("loading the page", chromedp.Navigate(gs.url+"/?token="+pageToken))
 	tb.waitFor("state open", stateIs("open"), stepTimeout)
 	if v := eval[string](tb, `document.getElementById('channel').value`); v != channel {
@@ -410,6 +411,7 @@ func TestPageChannelRefused(t *testing.T) {
 	})
 	tb := newTab(t)
 	gs := startGateway(t, "127.0.0.1:0", gateway.Options{JWTSecret: secret})
+	gs.ln.holdSockets() // to drop the page's event-loop WebSocket below
 	tb.do("loading the page", chromedp.Navigate(gs.url+"/?token="+jwt))
 	tb.waitFor("state open", stateIs("open"), stepTimeout)
 

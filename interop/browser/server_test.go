@@ -65,6 +65,7 @@ func (s *gatewayServer) stop() {
 		s.t.Errorf("gateway shutdown on %s: %v", s.addr, err)
 	}
 	testkit.CloseServer(s.t, s.srv)
+	s.ln.release()
 }
 
 // kill stops the server the way a crash would: the listener closes and
@@ -113,10 +114,18 @@ func (s *gatewayServer) records(msg string) []logRecord {
 // trackingListener remembers every connection it accepted, so that they
 // can all be closed, including those the HTTP server no longer tracks
 // because a WebSocket hijacked them.
+//
+// A WebSocket the gateway hands to the event loop (Conn.Detach) gets a
+// descriptor of its own and the accepted one is closed, so closing what
+// Accept returned would not drop it. With holdSockets set, the listener
+// keeps a descriptor of every socket it accepts (sockets.go), and
+// closeAll shuts the sockets down through them.
 type trackingListener struct {
 	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn // guarded by mu
+	mu      sync.Mutex
+	conns   []net.Conn // guarded by mu
+	held    []int      // guarded by mu; descriptors of our own, with holdSockets
+	holding bool       // guarded by mu
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -124,9 +133,24 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err == nil {
 		l.mu.Lock()
 		l.conns = append(l.conns, c)
+		if l.holding {
+			if fd, ok := holdSocket(c); ok {
+				l.held = append(l.held, fd)
+			}
+		}
 		l.mu.Unlock()
 	}
 	return c, err
+}
+
+// holdSockets makes the listener keep a descriptor of each socket it
+// accepts from now on, so that closeAll can drop event-loop WebSockets.
+// Only for tests that drop connections: a held socket stays open until
+// closeAll or release, whoever else closes it.
+func (l *trackingListener) holdSockets() {
+	l.mu.Lock()
+	l.holding = true
+	l.mu.Unlock()
 }
 
 func (l *trackingListener) closeAll() {
@@ -136,6 +160,21 @@ func (l *trackingListener) closeAll() {
 		c.Close()
 	}
 	l.conns = nil
+	for _, fd := range l.held {
+		dropSocket(fd)
+	}
+	l.held = nil
+}
+
+// release closes the held descriptors without shutting their sockets
+// down.
+func (l *trackingListener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, fd := range l.held {
+		closeHeld(fd)
+	}
+	l.held = nil
 }
 
 // countingConn counts the bytes that cross a connection, as the wire
