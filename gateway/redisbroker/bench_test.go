@@ -46,14 +46,7 @@ import (
 func BenchmarkFanout(b *testing.B) {
 	subscribers := envInt(b, "DUPLEX_FANOUT_SUBSCRIBERS", 5000)
 	rate := envInt(b, "DUPLEX_FANOUT_RATE", 10)
-	duration := 3 * time.Second
-	if v := os.Getenv("DUPLEX_FANOUT_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("DUPLEX_FANOUT_DURATION: %v", err)
-		}
-		duration = d
-	}
+	duration := envDuration(b, "DUPLEX_FANOUT_DURATION", 3*time.Second)
 	rs := startRedis(b)
 	bin := buildDuplex(b)
 	nodes := []*procNode{startProcNode(b, bin, rs), startProcNode(b, bin, rs)}
@@ -146,6 +139,20 @@ func envInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// envDuration reads a duration from the environment variable name, or
+// returns def if it is unset.
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a positive duration", name, v)
+	}
+	return d
 }
 
 // buildDuplex builds cmd/duplex into a temporary directory.

@@ -54,14 +54,7 @@ func BenchmarkChannels(b *testing.B) {
 	channels := envInt(b, "DUPLEX_CHANNELS", 100)
 	perConn := envInt(b, "DUPLEX_CHANNELS_PER_CONN", 1)
 	rate := envInt(b, "DUPLEX_CHANNELS_RATE", 200)
-	duration := 10 * time.Second
-	if v := os.Getenv("DUPLEX_CHANNELS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("DUPLEX_CHANNELS_DURATION: %v", err)
-		}
-		duration = d
-	}
+	duration := envDuration(b, "DUPLEX_CHANNELS_DURATION", 10*time.Second)
 	useCluster := os.Getenv("DUPLEX_CHANNELS_CLUSTER") == "1"
 	kill := useCluster && os.Getenv("DUPLEX_CHANNELS_KILL") == "1"
 
