@@ -163,7 +163,7 @@ export class DuplexSocket extends EventTarget {
     this._prevServer = new Map(); // the last connection's, until the server resubscribes
     this._unanswered = new Set(); // unsubscribed before the server answered the subscribe
     this._rpcID = 0;
-    this._pending = new Map(); // rpc id or "presence:"+channel → {resolve, reject, timer}
+    this._pending = new Map(); // rpc id or "presence:"+channel → {waiters, outstanding, timer}
     queueMicrotask(() => { if (this._gen === 0) this._start(); });
   }
 
@@ -282,25 +282,36 @@ export class DuplexSocket extends EventTarget {
   _request(key, msg, timeout = 10000) {
     if (!this._ws || this._ws.readyState !== OPEN) return Promise.reject(new Error('not connected'));
     return new Promise((resolve, reject) => {
-      const prev = this._pending.get(key);
-      const timer = setTimeout(() => this._settle(key, new Error('timed out')), timeout);
-      this._pending.set(key, {
-        resolve: (v) => { prev?.resolve(v); resolve(v); },
-        reject: (e) => { prev?.reject(e); reject(e); },
-        timer,
-      });
-      if (prev) clearTimeout(prev.timer);
+      // Requests under one key (presence of one channel) are answered in
+      // order: a request made while another is waiting gets the answer to
+      // itself, the newer one, and so do the older ones.
+      let p = this._pending.get(key);
+      if (!p) {
+        p = { waiters: [], outstanding: 0, timer: undefined };
+        this._pending.set(key, p);
+      }
+      p.outstanding++;
+      p.waiters.push({ resolve, reject });
+      clearTimeout(p.timer);
+      p.timer = setTimeout(() => this._settle(key, new Error('timed out'), undefined, true), timeout);
       this._ws.send(JSON.stringify(msg));
     });
   }
 
-  /** Settles the request filed under key: with value, or err if set. */
-  _settle(key, err, value) {
+  /**
+   * Settles the requests filed under key: with value, or err if set.
+   * An answer while a newer request under key is still to be answered
+   * only counts; all settles every waiter at once (timeout, close).
+   */
+  _settle(key, err, value, all = false) {
     const p = this._pending.get(key);
     if (!p) return false;
+    if (!all && --p.outstanding > 0) return true;
     this._pending.delete(key);
     clearTimeout(p.timer);
-    if (err) p.reject(err); else p.resolve(value);
+    for (const w of p.waiters) {
+      if (err) w.reject(err); else w.resolve(value);
+    }
     return true;
   }
 
@@ -401,7 +412,7 @@ export class DuplexSocket extends EventTarget {
       clearInterval(this._pingTimer);
       clearTimeout(this._refreshTimer);
       this._ws = null;
-      for (const key of [...this._pending.keys()]) this._settle(key, new Error('connection closed'));
+      for (const key of [...this._pending.keys()]) this._settle(key, new Error('connection closed'), undefined, true);
       this._setState('closed', { code: ev.code, reason: ev.reason });
       if (ev.code === DISCONNECTED) {
         // The server's /api/disconnect: coming back would defeat it.

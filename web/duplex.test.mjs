@@ -386,6 +386,20 @@ test('presence and rpc resolve with their answers', async (t) => {
   ws.serverSend(JSON.stringify({ type: 'presence', channel: 'room/1', clients: [{ client: 'a.1', user: 'ada' }] }));
   assert.deepEqual(await p, [{ client: 'a.1', user: 'ada' }]);
 
+  // Two requests for one channel in flight: the answer to the older one
+  // is stale, so both get the newer answer.
+  const older = s.presence('room/1');
+  const newer = s.presence('room/1');
+  let settled = false;
+  older.then(() => { settled = true; });
+  ws.serverSend(JSON.stringify({ type: 'presence', channel: 'room/1', clients: [{ client: 'a.1', user: 'ada' }] }));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(settled, false, 'the older answer settled a request made after it was asked');
+  const both = [{ client: 'a.1', user: 'ada' }, { client: 'b.1', user: 'bob' }];
+  ws.serverSend(JSON.stringify({ type: 'presence', channel: 'room/1', clients: both }));
+  assert.deepEqual(await older, both);
+  assert.deepEqual(await newer, both);
+
   const refused = s.presence('lobby');
   ws.serverSend(JSON.stringify({ type: 'error', error: 'presence not enabled for this channel', channel: 'lobby' }));
   await assert.rejects(refused, /presence not enabled/);
