@@ -68,23 +68,11 @@ func (s *subscriber) subscribeCentrifugo(ctx context.Context) error {
 // pings on the way, and checks that it carries want rather than an error.
 func (s *subscriber) awaitCentrifugo(id, want []byte) error {
 	for {
-		h, p, err := s.fr.next()
+		h, p, err := s.nextData()
 		if err != nil {
-			return fmt.Errorf("read the reply: %w", err)
+			return fmt.Errorf("the reply: %w", err)
 		}
-		switch h.Opcode {
-		case wire.OpPing:
-			if err := s.pong(p); err != nil {
-				return err
-			}
-			continue
-		case wire.OpPong:
-			continue
-		case wire.OpClose:
-			code, reason, _ := wire.ParseClose(p)
-			return fmt.Errorf("server closed with %d %q", code, reason)
-		case wire.OpText:
-		default:
+		if h.Opcode != wire.OpText {
 			return fmt.Errorf("unexpected opcode %d", h.Opcode)
 		}
 		for line := range bytes.Lines(p) {
@@ -140,24 +128,12 @@ func (s *subscriber) readCentrifugo(ps *pubsubRun, shard int) {
 		}
 	}
 	for {
-		h, p, err := s.fr.next()
+		h, p, err := s.nextData()
 		if err != nil {
 			fail(err)
 			return
 		}
 		switch h.Opcode {
-		case wire.OpPing:
-			if err := s.pong(p); err != nil {
-				fail(err)
-				return
-			}
-			continue
-		case wire.OpPong:
-			continue
-		case wire.OpClose:
-			code, reason, _ := wire.ParseClose(p)
-			fail(fmt.Errorf("server closed with %d %q", code, reason))
-			return
 		case wire.OpText:
 			if !h.Fin {
 				fail(fmt.Errorf("fragmented message %s", quoteStart(p)))

@@ -80,32 +80,18 @@ func (s *subscriber) subscribe(ctx context.Context) error {
 	if _, err := s.nc.Write(buildFrame(wire.OpText, 0, s.key, msg)); err != nil {
 		return fmt.Errorf("loadgen: write subscribe: %w", err)
 	}
-	for {
-		h, p, err := s.fr.next()
-		if err != nil {
-			return fmt.Errorf("loadgen: read the answer to subscribe: %w", err)
-		}
-		switch h.Opcode {
-		case wire.OpPing:
-			if err := s.pong(p); err != nil {
-				return err
-			}
-			continue
-		case wire.OpPong:
-			continue
-		case wire.OpClose:
-			code, reason, _ := wire.ParseClose(p)
-			return fmt.Errorf("loadgen: subscribe: server closed with %d %q", code, reason)
-		}
-		switch {
-		case h.Opcode == wire.OpText && bytes.Contains(p, []byte(`"type":"subscribed"`)):
-			return nil
-		case h.Opcode == wire.OpText && bytes.Contains(p, []byte(`"type":"error"`)):
-			return fmt.Errorf("loadgen: subscribe %s: server answered %s", channelName(s.channel), quoteStart(p))
-		}
-		return fmt.Errorf("loadgen: subscribe %s got %s (opcode %d), not \"subscribed\": is this the gateway's /ws endpoint?",
-			channelName(s.channel), quoteStart(p), h.Opcode)
+	h, p, err := s.nextData()
+	if err != nil {
+		return fmt.Errorf("loadgen: the answer to subscribe: %w", err)
 	}
+	switch {
+	case h.Opcode == wire.OpText && bytes.Contains(p, []byte(`"type":"subscribed"`)):
+		return nil
+	case h.Opcode == wire.OpText && bytes.Contains(p, []byte(`"type":"error"`)):
+		return fmt.Errorf("loadgen: subscribe %s: server answered %s", channelName(s.channel), quoteStart(p))
+	}
+	return fmt.Errorf("loadgen: subscribe %s got %s (opcode %d), not \"subscribed\": is this the gateway's /ws endpoint?",
+		channelName(s.channel), quoteStart(p), h.Opcode)
 }
 
 // pong answers a ping (RFC 6455 §5.5.3: with its payload). The gateway
@@ -116,6 +102,30 @@ func (s *subscriber) pong(p []byte) error {
 		return fmt.Errorf("loadgen: write pong: %w", err)
 	}
 	return nil
+}
+
+// nextData returns the next data frame, answering pings and skipping
+// pongs on the way; a close frame from the server is an error naming its
+// code and reason.
+func (s *subscriber) nextData() (wire.Header, []byte, error) {
+	for {
+		h, p, err := s.fr.next()
+		if err != nil {
+			return h, nil, err
+		}
+		switch h.Opcode {
+		case wire.OpPing:
+			if err := s.pong(p); err != nil {
+				return h, nil, err
+			}
+		case wire.OpPong:
+		case wire.OpClose:
+			code, reason, _ := wire.ParseClose(p)
+			return h, nil, fmt.Errorf("server closed with %d %q", code, reason)
+		default:
+			return h, p, nil
+		}
+	}
 }
 
 // read records every delivery until the connection ends.
@@ -139,7 +149,7 @@ func (s *subscriber) read(ps *pubsubRun, shard int) {
 	}
 	defer flush()
 	for {
-		h, p, err := s.fr.next()
+		h, p, err := s.nextData()
 		if err != nil {
 			if !ps.stopping.Load() {
 				ps.fail(fmt.Errorf("loadgen: subscriber on %s: %w", channelName(s.channel), err))
@@ -147,18 +157,6 @@ func (s *subscriber) read(ps *pubsubRun, shard int) {
 			return
 		}
 		switch h.Opcode {
-		case wire.OpPing:
-			if err := s.pong(p); err != nil && !ps.stopping.Load() {
-				ps.fail(err)
-				return
-			}
-		case wire.OpPong:
-		case wire.OpClose:
-			if !ps.stopping.Load() {
-				code, reason, _ := wire.ParseClose(p)
-				ps.fail(fmt.Errorf("loadgen: subscriber on %s: server closed with %d %q", channelName(s.channel), code, reason))
-			}
-			return
 		case wire.OpText:
 			t, ok := sentAt(p)
 			if !ok || !h.Fin {
