@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,21 +79,28 @@ type memChannel struct {
 	name string
 
 	idlePrev, idleNext *memChannel // guarded by the broker's mu
-	inIdle             bool        // guarded by the broker's mu
 
 	// front is the offset of the oldest entry held, MaxUint64 when none
 	// is (or the channel is dead): a record in the broker's order below it
 	// is stale. Written under mu, read without it by compact.
 	front atomic.Uint64
 
-	mu   sync.Mutex
-	dead bool       // guarded by mu
-	base uint64     // guarded by mu; 0 until the first publish
-	last uint64     // guarded by mu; offset of the newest message, 0 if none
-	ring []memEntry // guarded by mu; circular, its len grows up to the history size
-	head int        // guarded by mu; index of the oldest entry in ring
-	n    int        // guarded by mu; entries held
-	subs []*memSub  // guarded by mu
+	mu     sync.Mutex
+	dead   bool     // guarded by mu
+	inIdle bool     // guarded by the broker's mu
+	base   uint64   // guarded by mu; 0 until the first publish
+	last   uint64   // guarded by mu; offset of the newest message, 0 if none
+	hist   *memRing // guarded by mu; nil while nothing is held
+	subs   *memSub  // guarded by mu; a list, most often of one
+}
+
+// memRing is a channel's history (broker_memory_ring.go): made on its
+// first message, so that a channel that only has subscribers costs no
+// more than its memChannel.
+type memRing struct {
+	ring []memEntry // circular, its len grows up to the history size
+	head int        // index of the oldest entry in ring
+	n    int        // entries held
 }
 
 type memEntry struct {
@@ -116,7 +122,11 @@ type tally struct {
 	held  int
 }
 
-type memSub struct{ deliver func(Message) }
+// memSub is one subscriber of a channel, in the channel's list.
+type memSub struct {
+	deliver func(Message)
+	next    *memSub // guarded by the channel's mu
+}
 
 func newMemoryBroker(size int, ttl time.Duration) *memoryBroker {
 	return newMemoryBrokerConfig(memoryConfig{size: size, ttl: ttl})
@@ -181,7 +191,7 @@ func (b *memoryBroker) makeRoom() bool {
 		}
 		b.unlinkIdle(c)
 		c.mu.Lock()
-		if !c.dead && len(c.subs) == 0 {
+		if !c.dead && c.subs == nil {
 			var t tally
 			c.dropThrough(math.MaxUint64, &t)
 			b.settle(t)
@@ -250,11 +260,11 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 		var t tally
 		c.expire(now.Add(-b.cfg.ttl), &t)
 		stored := c.push(memEntry{offset: m.Offset, data: data, at: now}, b.cfg.size, &t)
-		for _, s := range c.subs {
+		for s := c.subs; s != nil; s = s.next {
 			s.deliver(m)
 		}
 		over := b.settleRecord(t, c, m.Offset, stored)
-		idle := c.n == 0 && len(c.subs) == 0
+		idle := c.held() == 0 && c.subs == nil
 		c.mu.Unlock()
 		if over {
 			b.evict()
@@ -296,15 +306,16 @@ func (b *memoryBroker) HistoryLimit(ctx context.Context, channel string, since u
 		if c.base != 0 {
 			w.Latest = c.last
 		}
-		if c.n > 0 {
+		held := c.held()
+		if held > 0 {
 			w.Oldest = c.at(0).offset
 		}
 		// The entries held have consecutive offsets: skip to since+1.
 		first := 0
-		if c.n > 0 && since >= w.Oldest {
-			first = int(min(since-w.Oldest+1, uint64(c.n)))
+		if held > 0 && since >= w.Oldest {
+			first = int(min(since-w.Oldest+1, uint64(held)))
 		}
-		n := c.n - first
+		n := held - first
 		if limit >= 0 {
 			n = min(n, limit)
 		}
@@ -338,10 +349,10 @@ func (b *memoryBroker) Subscribe(channel string, deliver func(Message)) (stop fu
 			c.mu.Unlock()
 			continue
 		}
-		c.subs = append(c.subs, s)
+		s.next, c.subs = c.subs, s
 		c.mu.Unlock()
-		var once sync.Once
-		return func() { once.Do(func() { b.unsubscribe(c, s) }) }
+		// Unsubscribing twice finds s gone the second time: no sync.Once.
+		return func() { b.unsubscribe(c, s) }
 	}
 }
 
@@ -350,10 +361,16 @@ func (b *memoryBroker) unsubscribe(c *memChannel, s *memSub) {
 	defer b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.subs = slices.DeleteFunc(c.subs, func(x *memSub) bool { return x == s })
+	for p := &c.subs; *p != nil; p = &(*p).next {
+		if *p == s {
+			*p = s.next
+			s.next = nil
+			break
+		}
+	}
 	switch {
-	case c.dead || len(c.subs) > 0:
-	case c.n == 0:
+	case c.dead || c.subs != nil:
+	case c.held() == 0:
 		b.forget(c)
 	default:
 		b.linkIdle(c)
@@ -366,7 +383,7 @@ func (b *memoryBroker) forgetIdle(c *memChannel) {
 	defer b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dead && c.n == 0 && len(c.subs) == 0 {
+	if !c.dead && c.held() == 0 && c.subs == nil {
 		b.forget(c)
 	}
 }
@@ -375,7 +392,7 @@ func (b *memoryBroker) forgetIdle(c *memChannel) {
 func (b *memoryBroker) forget(c *memChannel) {
 	c.dead = true
 	b.unlinkIdle(c)
-	c.ring, c.head = nil, 0
+	c.hist = nil
 	c.front.Store(math.MaxUint64)
 	b.floor = max(b.floor, c.last)
 	delete(b.chans, c.name)
@@ -427,7 +444,7 @@ func (b *memoryBroker) sweepNow() {
 		var t tally
 		c.expire(cutoff, &t)
 		b.settle(t)
-		if c.n == 0 && len(c.subs) == 0 {
+		if c.held() == 0 && c.subs == nil {
 			b.forget(c)
 		}
 		c.mu.Unlock()

@@ -75,7 +75,7 @@ func (b *memoryBroker) evictWhile(cond func() bool) {
 		idle := false
 		if !c.dead {
 			c.dropThrough(r.offset, &t)
-			idle = c.n == 0 && len(c.subs) == 0
+			idle = c.held() == 0 && c.subs == nil
 		}
 		b.settle(t)
 		c.mu.Unlock()

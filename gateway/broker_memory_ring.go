@@ -10,8 +10,19 @@ import (
 // broker's memory budget) and arrive only at the back. Every change is
 // written to a tally, and front follows the oldest offset held.
 
+// held returns how many entries c holds.
+func (c *memChannel) held() int {
+	if c.hist == nil {
+		return 0
+	}
+	return c.hist.n
+}
+
 // at returns the i-th oldest entry held.
-func (c *memChannel) at(i int) *memEntry { return &c.ring[(c.head+i)%len(c.ring)] }
+func (c *memChannel) at(i int) *memEntry {
+	h := c.hist
+	return &h.ring[(h.head+i)%len(h.ring)]
+}
 
 // push appends e, dropping the oldest entry once size are held, and
 // reports whether e is held (size 0 keeps nothing). The ring grows by
@@ -20,15 +31,19 @@ func (c *memChannel) push(e memEntry, size int, t *tally) bool {
 	if size <= 0 {
 		return false
 	}
-	if c.n == len(c.ring) {
-		if c.n >= size {
+	if c.hist == nil {
+		c.hist = &memRing{}
+	}
+	h := c.hist
+	if h.n == len(h.ring) {
+		if h.n >= size {
 			c.popFront(t)
 		} else {
-			c.resize(min(max(2*c.n, 1), size))
+			c.resize(min(max(2*h.n, 1), size))
 		}
 	}
-	*c.at(c.n) = e
-	c.n++
+	*c.at(h.n) = e
+	h.n++
 	t.bytes += entryCost(e.data)
 	t.held++
 	c.setFront()
@@ -41,36 +56,37 @@ func (c *memChannel) popFront(t *tally) {
 	t.bytes -= entryCost(e.data)
 	t.held--
 	*e = memEntry{}
-	c.head = (c.head + 1) % len(c.ring)
-	c.n--
+	h := c.hist
+	h.head = (h.head + 1) % len(h.ring)
+	h.n--
 }
 
 // resize moves the entries held to a ring of n slots.
 func (c *memChannel) resize(n int) {
 	grown := make([]memEntry, n)
-	for i := range c.n {
+	for i := range c.hist.n {
 		grown[i] = *c.at(i)
 	}
-	c.ring, c.head = grown, 0
+	c.hist.ring, c.hist.head = grown, 0
 }
 
 // shrink gives back a ring that has become mostly empty, so a channel
 // that once held many messages does not keep their slots.
 func (c *memChannel) shrink() {
-	switch {
-	case c.n == 0:
-		c.ring, c.head = nil, 0
-	case len(c.ring) > 8 && c.n <= len(c.ring)/4:
-		c.resize(max(2*c.n, 8))
+	switch n := c.held(); {
+	case n == 0:
+		c.hist = nil
+	case len(c.hist.ring) > 8 && n <= len(c.hist.ring)/4:
+		c.resize(max(2*n, 8))
 	}
 }
 
 // expire drops the entries published before cutoff.
 func (c *memChannel) expire(cutoff time.Time, t *tally) {
-	if c.n == 0 || !c.at(0).at.Before(cutoff) {
+	if c.held() == 0 || !c.at(0).at.Before(cutoff) {
 		return
 	}
-	for c.n > 0 && c.at(0).at.Before(cutoff) {
+	for c.held() > 0 && c.at(0).at.Before(cutoff) {
 		c.popFront(t)
 	}
 	c.shrink()
@@ -79,10 +95,10 @@ func (c *memChannel) expire(cutoff time.Time, t *tally) {
 
 // dropThrough drops the entries up to offset, for the memory budget.
 func (c *memChannel) dropThrough(offset uint64, t *tally) {
-	if c.n == 0 || c.at(0).offset > offset {
+	if c.held() == 0 || c.at(0).offset > offset {
 		return
 	}
-	for c.n > 0 && c.at(0).offset <= offset {
+	for c.held() > 0 && c.at(0).offset <= offset {
 		c.popFront(t)
 	}
 	c.shrink()
@@ -90,7 +106,7 @@ func (c *memChannel) dropThrough(offset uint64, t *tally) {
 }
 
 func (c *memChannel) setFront() {
-	if c.n == 0 {
+	if c.held() == 0 {
 		c.front.Store(math.MaxUint64)
 		return
 	}

@@ -252,7 +252,7 @@ func TestMemoryBudgetConcurrent(t *testing.T) {
 	for name, c := range b.chans {
 		c.mu.Lock()
 		want.bytes += channelCost(name)
-		for i := range c.n {
+		for i := range c.held() {
 			want.bytes += entryCost(c.at(i).data)
 			want.held++
 		}

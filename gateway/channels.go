@@ -66,7 +66,7 @@ type subscriber struct {
 	// filling is set while history is read for s: live messages wait in
 	// held meanwhile, and are sent after it.
 	filling bool
-	held    []Message
+	held    *[]Message // made when the first message is held
 }
 
 const (
@@ -152,7 +152,7 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 		return nil, nil, errConnectionEnding
 	case s.subscribed(name) >= 0:
 		return nil, nil, errAlreadySubscribed
-	case len(s.subs) >= cs.g.opts.MaxConnectionSubscriptions:
+	case s.subs.len() >= cs.g.opts.MaxConnectionSubscriptions:
 		return nil, nil, errTooManyChannels
 	case cs.g.opts.MaxSubscriptions > 0 && cs.total >= cs.g.opts.MaxSubscriptions:
 		cs.m.limited.WithLabelValues("subscriptions").Inc()
@@ -169,7 +169,7 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 	ch.mu.Lock()
 	ch.subs.add(sub)
 	ch.mu.Unlock()
-	s.subs = append(s.subs, ch)
+	s.subs.add(ch)
 	cs.total++
 	cs.m.subscriptions.Inc()
 	return ch, sub, nil
@@ -191,21 +191,16 @@ func (cs *channels) leave(s *session, name string) bool {
 	if i < 0 {
 		return false
 	}
-	cs.drop(s, s.subs[i])
-	s.subs[i] = s.subs[len(s.subs)-1]
-	s.subs[len(s.subs)-1] = nil
-	s.subs = s.subs[:len(s.subs)-1]
-	if len(s.subs) == 0 {
-		s.subs = nil
-	}
+	cs.drop(s, s.subs.at(i))
+	s.subs.removeAt(i)
 	return true
 }
 
 // subscribed returns the index of name in s.subs, or -1. Its caller holds
 // cs.mu.
 func (s *session) subscribed(name string) int {
-	for i, ch := range s.subs {
-		if ch.name == name {
+	for i := range s.subs.len() {
+		if s.subs.at(i).name == name {
 			return i
 		}
 	}
@@ -217,10 +212,10 @@ func (cs *channels) leaveAll(s *session) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	s.subsEnded = true
-	for _, ch := range s.subs {
-		cs.drop(s, ch)
+	for i := range s.subs.len() {
+		cs.drop(s, s.subs.at(i))
 	}
-	s.subs = nil
+	s.subs = chanList{}
 }
 
 // drop removes s from ch, and ch from the gateway and the broker if s was
@@ -276,12 +271,15 @@ func (ch *channel) deliver(m Message) {
 // send queue takes means the client could not have kept up anyway: it is
 // closed with 1013, as a slow consumer.
 func (ch *channel) hold(sub *subscriber, m Message) {
-	if len(sub.held) >= ch.cs.g.opts.SendQueue {
+	if sub.held == nil {
+		sub.held = new([]Message)
+	}
+	if len(*sub.held) >= ch.cs.g.opts.SendQueue {
 		sub.held = nil
 		sub.s.overflow()
 		return
 	}
-	sub.held = append(sub.held, m)
+	*sub.held = append(*sub.held, m)
 }
 
 // fill reads the messages sub missed after sub.last and sends them, then
@@ -360,13 +358,17 @@ func (ch *channel) lost(sub *subscriber, offset uint64) {
 // At a gap it starts a fill, unless this was one (afterFill): then the
 // gap is not in the history either, and the subscriber is told so.
 func (ch *channel) release(sub *subscriber, afterFill bool) {
-	for i, m := range sub.held {
+	var held []Message
+	if sub.held != nil {
+		held = *sub.held
+	}
+	for i, m := range held {
 		switch {
 		case m.Offset <= sub.last:
 			continue
 		case m.Prev == sub.last:
 		case !afterFill:
-			sub.held = sub.held[i:]
+			*sub.held = held[i:]
 			go ch.fill(sub)
 			return
 		default:

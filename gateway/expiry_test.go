@@ -250,7 +250,7 @@ func TestJWTClaimRulesAtUpgrade(t *testing.T) {
 // TestExpireIfDue pins the one function an event loop would call.
 func TestExpireIfDue(t *testing.T) {
 	ts := startGateway(t, Options{})
-	s := ts.g.newGoSession(nil, httptestRequest(), &Identity{User: "u"}, onEchoMessage)
+	s := ts.g.newGoSession(nil, httptestRequest(), &Identity{User: "u"}, false)
 	now := time.Now()
 	if got := s.expireIfDue(now); !got.IsZero() {
 		t.Errorf("no expiry: expireIfDue = %v; want zero", got)

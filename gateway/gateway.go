@@ -142,10 +142,10 @@ func (g *Gateway) routes() {
 	// No method in these patterns: a POST must reach Accept, which
 	// answers 405 with "Allow: GET" (after authentication).
 	m.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		g.serveWebSocket(w, r, onAppMessage)
+		g.serveWebSocket(w, r, true)
 	})
 	m.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		g.serveWebSocket(w, r, onEchoMessage)
+		g.serveWebSocket(w, r, false)
 	})
 	m.HandleFunc("GET /healthz", g.serveHealthz)
 	if g.opts.MetricsAddr == "" {

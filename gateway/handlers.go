@@ -102,7 +102,7 @@ func (g *Gateway) refuseRateLimited(w http.ResponseWriter, r *http.Request, wait
 // session and this handler returns; the session gives its slot back when
 // it ends. Any other (TLS served here, HTTP/2, Options.NoEventLoop) runs
 // as a goroutine session on this handler's goroutine.
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle messageHandler) {
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, onWS bool) {
 	ident, status := g.admit(w, r) // authenticate, or the connect hook (hooks_connect.go)
 	if status != 0 {
 		g.metrics.refused(status)
@@ -140,9 +140,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, handle 
 	}
 	id := g.shareIdentity(ident)
 	// Server-side subscriptions resume after since (control.go).
-	if !g.opts.NoEventLoop && g.detach(conn, r, id, handle, since) {
+	if !g.opts.NoEventLoop && g.detach(conn, r, id, onWS, since) {
 		detached = true
 		return
 	}
-	g.newGoSession(conn, r, id, handle).run(since)
+	g.newGoSession(conn, r, id, onWS).run(since)
 }

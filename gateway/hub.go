@@ -22,11 +22,11 @@ type hub struct {
 	max int // MaxConnections; negative: no limit
 
 	mu       sync.Mutex
-	sessions map[*session]struct{} // guarded by mu
-	slots    int                   // guarded by mu; upgrades in progress plus sessions
-	closing  bool                  // guarded by mu; set once by Shutdown
-	events   int                   // guarded by mu; event sessions in sessions
-	sweeping bool                  // guarded by mu; the sweep goroutine runs
+	sessions []*session // guarded by mu; session.hubIndex is each one's index
+	slots    int        // guarded by mu; upgrades in progress plus sessions
+	closing  bool       // guarded by mu; set once by Shutdown
+	events   int        // guarded by mu; event sessions in sessions
+	sweeping bool       // guarded by mu; the sweep goroutine runs
 
 	sweep func() // runs the sweep (Gateway.sweepLoop)
 
@@ -36,7 +36,7 @@ type hub struct {
 }
 
 func newHub(max int, sweep func()) *hub {
-	return &hub{max: max, sessions: make(map[*session]struct{}), sweep: sweep}
+	return &hub{max: max, sweep: sweep}
 }
 
 // reserve takes a slot for an upgrade. It returns 0, or the HTTP status
@@ -71,7 +71,8 @@ func (h *hub) add(s *session) bool {
 	if h.closing {
 		return false
 	}
-	h.sessions[s] = struct{}{}
+	s.hubIndex = int32(len(h.sessions))
+	h.sessions = append(h.sessions, s)
 	if _, ok := s.kind.(*eventSession); ok {
 		h.events++
 		if !h.sweeping {
@@ -84,8 +85,16 @@ func (h *hub) add(s *session) bool {
 
 func (h *hub) remove(s *session) {
 	h.mu.Lock()
-	if _, ok := h.sessions[s]; ok {
-		delete(h.sessions, s)
+	if i := int(s.hubIndex); i < len(h.sessions) && h.sessions[i] == s {
+		last := len(h.sessions) - 1
+		h.sessions[i] = h.sessions[last]
+		h.sessions[i].hubIndex = int32(i)
+		h.sessions[last] = nil
+		h.sessions = h.sessions[:last]
+		if c := cap(h.sessions); c > 1024 && last < c/4 {
+			// After a wave of disconnections, give the array back.
+			h.sessions = append([]*session(nil), h.sessions...)
+		}
 		if _, ok := s.kind.(*eventSession); ok {
 			h.events--
 		}
@@ -103,7 +112,7 @@ func (h *hub) eventSessions(buf []*eventSession) ([]*eventSession, bool) {
 		h.sweeping = false
 		return buf, false
 	}
-	for s := range h.sessions {
+	for _, s := range h.sessions {
 		if es, ok := s.kind.(*eventSession); ok {
 			buf = append(buf, es)
 		}
@@ -115,11 +124,7 @@ func (h *hub) eventSessions(buf []*eventSession) ([]*eventSession, bool) {
 func (h *hub) snapshot() []*session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]*session, 0, len(h.sessions))
-	for s := range h.sessions {
-		out = append(out, s)
-	}
-	return out
+	return append([]*session(nil), h.sessions...)
 }
 
 // startShutdown refuses every later reserve and add, and returns the

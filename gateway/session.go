@@ -11,10 +11,6 @@ import (
 	"github.com/duplexws/duplex"
 )
 
-// messageHandler acts on one message a client sent; replies go through
-// s.send, which never blocks.
-type messageHandler func(s *session, typ duplex.MessageType, p []byte)
-
 // outMsg is a message waiting in a send queue. data is never modified
 // once queued, so one slice can be queued to many sessions (fan-out).
 type outMsg struct {
@@ -40,16 +36,15 @@ type session struct {
 	g      *Gateway
 	kind   sessionKind
 	ident  atomic.Pointer[Identity] // shared by sessions with one credential; a refresh swaps in a copy
-	handle messageHandler
 	remote string
 	id     uint64
 	start  int64 // Unix ns
 
 	end atomic.Pointer[sessionEnd] // nil until the session starts to end; set once
 
-	// subs are the channels s subscribes to: a slice, since most
-	// sessions have one or two (channels.go).
-	subs []*channel // guarded by channels.mu
+	// subs are the channels s subscribes to: inline for one, since
+	// most sessions have one or two (chanlist.go).
+	subs chanList // guarded by channels.mu
 
 	lastRefresh int64        // Unix ns; used by the handler only (refresh.go)
 	expires     atomic.Int64 // Unix ms when the credential runs out, 0 never (expiry.go)
@@ -61,6 +56,8 @@ type session struct {
 	// onWS: the session serves /ws (channels), not /echo; only these
 	// get server-side subscriptions and the API's subscribe commands.
 	onWS bool
+
+	hubIndex int32 // guarded by hub.mu; where s is in hub.sessions
 }
 
 // sessionEnd is how the server ends a session: made when it starts to,
@@ -96,14 +93,13 @@ type sessionKind interface {
 	queueState() (queued int, queuedBytes, unwritten int64)
 }
 
-func (g *Gateway) initSession(s *session, kind sessionKind, r *http.Request, id *Identity, handle messageHandler) {
+func (g *Gateway) initSession(s *session, kind sessionKind, r *http.Request, id *Identity, onWS bool) {
 	s.g = g
 	s.kind = kind
 	s.id = g.nextID.Add(1)
 	s.ident.Store(id)
 	s.remote = r.RemoteAddr
-	s.onWS = r.URL.Path == "/ws"
-	s.handle = handle
+	s.onWS = onWS
 	s.start = time.Now().UnixNano()
 	s.setExpiry(id.Expires)
 }
@@ -169,7 +165,11 @@ func (s *session) received(typ duplex.MessageType, p []byte) {
 	if s.ending() {
 		return
 	}
-	s.handle(s, typ, p)
+	if s.onWS {
+		onAppMessage(s, typ, p)
+	} else {
+		onEchoMessage(s, typ, p)
+	}
 }
 
 // wroteMsg counts a message written to the client.

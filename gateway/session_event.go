@@ -89,9 +89,9 @@ func newEventHandler() duplex.EventHandler {
 // are made before the session's value is set, so a message the client
 // sends meanwhile waits in sessionOf and is handled after them, as a
 // goroutine session reads its first message after them.
-func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, handle messageHandler, since map[string]uint64) bool {
+func (g *Gateway) detach(conn *duplex.Conn, r *http.Request, id *Identity, onWS bool, since map[string]uint64) bool {
 	s := &eventSession{}
-	g.initSession(&s.session, s, r, id, handle)
+	g.initSession(&s.session, s, r, id, onWS)
 	s.beat.Store(s.start + int64(g.opts.PingInterval))
 	// The loop may call the handler as soon as Detach returns: the
 	// callbacks wait in sessionOf until SetValue, after opened has

@@ -44,7 +44,7 @@ type goSession struct {
 	expiryWake chan struct{} // one slot: setExpiry wakes the keeper
 }
 
-func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity, handle messageHandler) *goSession {
+func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity, onWS bool) *goSession {
 	s := &goSession{
 		conn:       conn,
 		queue:      make(chan outMsg, g.opts.SendQueue),
@@ -53,7 +53,7 @@ func (g *Gateway) newGoSession(conn *duplex.Conn, r *http.Request, id *Identity,
 	}
 	s.path = r.URL.Path
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	g.initSession(&s.session, s, r, id, handle)
+	g.initSession(&s.session, s, r, id, onWS)
 	return s
 }
 

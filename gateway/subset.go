@@ -1,10 +1,16 @@
 package gateway
 
-// subSet is the set of a channel's subscribers: a slice while it is small,
-// as most channels are (one user's, one room's), and a map past
-// subSetSmall, so that a channel of 100,000 subscribers still adds and
-// removes one in constant time.
+// subSet is a channel's subscribers. Most channels of a large gateway have
+// one (a user's own channel), so one subscriber is held inline; a second
+// moves them to a small slice, and more than subSetSmall to a map, so that
+// joining and leaving stay cheap for a channel with many.
 type subSet struct {
+	one  *subscriber // the only subscriber, when more is nil
+	more *subMore
+}
+
+// subMore holds the subscribers of a channel with two or more.
+type subMore struct {
 	small []*subscriber
 	big   map[*session]*subscriber
 }
@@ -12,17 +18,30 @@ type subSet struct {
 const subSetSmall = 8
 
 func (ss *subSet) len() int {
-	if ss.big != nil {
-		return len(ss.big)
+	switch m := ss.more; {
+	case m == nil && ss.one == nil:
+		return 0
+	case m == nil:
+		return 1
+	case m.big != nil:
+		return len(m.big)
+	default:
+		return len(m.small)
 	}
-	return len(ss.small)
 }
 
 func (ss *subSet) get(s *session) *subscriber {
-	if ss.big != nil {
-		return ss.big[s]
+	m := ss.more
+	if m == nil {
+		if ss.one != nil && ss.one.s == s {
+			return ss.one
+		}
+		return nil
 	}
-	for _, sub := range ss.small {
+	if m.big != nil {
+		return m.big[s]
+	}
+	for _, sub := range m.small {
 		if sub.s == s {
 			return sub
 		}
@@ -32,33 +51,50 @@ func (ss *subSet) get(s *session) *subscriber {
 
 // add adds sub, whose session is not in the set.
 func (ss *subSet) add(sub *subscriber) {
-	if ss.big == nil && len(ss.small) < subSetSmall {
-		ss.small = append(ss.small, sub)
+	m := ss.more
+	switch {
+	case m == nil && ss.one == nil:
+		ss.one = sub
+		return
+	case m == nil:
+		m = &subMore{small: make([]*subscriber, 0, 2)}
+		m.small = append(m.small, ss.one)
+		ss.one, ss.more = nil, m
+	}
+	if m.big == nil && len(m.small) < subSetSmall {
+		m.small = append(m.small, sub)
 		return
 	}
-	if ss.big == nil {
-		ss.big = make(map[*session]*subscriber, 2*subSetSmall)
-		for _, x := range ss.small {
-			ss.big[x.s] = x
+	if m.big == nil {
+		m.big = make(map[*session]*subscriber, 2*subSetSmall)
+		for _, x := range m.small {
+			m.big[x.s] = x
 		}
-		ss.small = nil
+		m.small = nil
 	}
-	ss.big[sub.s] = sub
+	m.big[sub.s] = sub
 }
 
 func (ss *subSet) remove(s *session) {
-	if ss.big != nil {
-		delete(ss.big, s)
+	m := ss.more
+	if m == nil {
+		if ss.one != nil && ss.one.s == s {
+			ss.one = nil
+		}
 		return
 	}
-	for i, sub := range ss.small {
+	if m.big != nil {
+		delete(m.big, s)
+		return
+	}
+	for i, sub := range m.small {
 		if sub.s == s {
-			last := len(ss.small) - 1
-			ss.small[i] = ss.small[last]
-			ss.small[last] = nil
-			ss.small = ss.small[:last]
+			last := len(m.small) - 1
+			m.small[i] = m.small[last]
+			m.small[last] = nil
+			m.small = m.small[:last]
 			if last == 0 {
-				ss.small = nil
+				ss.more = nil
 			}
 			return
 		}
@@ -67,13 +103,19 @@ func (ss *subSet) remove(s *session) {
 
 // each calls f for every subscriber, in no particular order.
 func (ss *subSet) each(f func(*subscriber)) {
-	if ss.big != nil {
-		for _, sub := range ss.big {
+	m := ss.more
+	switch {
+	case m == nil:
+		if ss.one != nil {
+			f(ss.one)
+		}
+	case m.big != nil:
+		for _, sub := range m.big {
 			f(sub)
 		}
-		return
-	}
-	for _, sub := range ss.small {
-		f(sub)
+	default:
+		for _, sub := range m.small {
+			f(sub)
+		}
 	}
 }

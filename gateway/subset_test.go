@@ -42,7 +42,20 @@ func TestSubSet(t *testing.T) {
 		t.Errorf("small set after removes: len %d", small.len())
 	}
 	small.remove(b)
-	if small.len() != 0 || small.small != nil {
-		t.Errorf("an emptied small set keeps %d entries, array %v", small.len(), small.small)
+	if small.len() != 0 || small.more != nil || small.one != nil {
+		t.Errorf("an emptied small set keeps %d entries, %+v", small.len(), small)
+	}
+	// One subscriber is held inline: nothing else is made for it.
+	var one subSet
+	c := &subscriber{s: a}
+	one.add(c)
+	if one.more != nil || one.get(a) != c || one.len() != 1 {
+		t.Errorf("a set of one: %+v", one)
+	}
+	n := 0
+	one.each(func(*subscriber) { n++ })
+	one.remove(b) // absent
+	if n != 1 || one.len() != 1 {
+		t.Errorf("a set of one visited %d, len %d after removing another", n, one.len())
 	}
 }
