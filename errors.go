@@ -29,6 +29,12 @@ var (
 	// ErrConcurrentRead is returned by Read and Reader when another
 	// goroutine is already reading. A Conn has one reader at a time.
 	ErrConcurrentRead = errors.New("duplex: concurrent read")
+
+	// ErrWouldBlock is returned by EventConn's TryWrite, TryPing and
+	// TryWritePreparedBatch when the socket's buffer is full, or another
+	// write of the connection is waiting for it: the call would have to
+	// wait, and does not.
+	ErrWouldBlock = errors.New("duplex: the socket would block")
 )
 
 // HandshakeError is returned by Dial when the server did not accept the

@@ -20,6 +20,9 @@ import (
 // returns how many messages were sent whole, and the first error; then
 // the messages after them were not sent. (issue 13: a gateway client
 // behind on several fan-out messages gets them in one system call.)
+//
+// Like every waiting write, it first finishes a frame that a Try call
+// left partly written; with no messages, that is all it does.
 func (c *EventConn) WritePreparedBatch(ctx context.Context, pms []*PreparedMessage) (int, error) {
 	var comp *deflate.Compressor
 	threshold := 0
@@ -40,11 +43,13 @@ func (c *EventConn) WritePreparedBatch(ctx context.Context, pms []*PreparedMessa
 				continue
 			}
 		}
-		if err := c.transmitFrames(ctx, frames); err != nil {
-			return sent, err
+		if len(frames) > 0 {
+			if err := c.transmitFrames(ctx, frames); err != nil {
+				return sent, err
+			}
+			sent += len(frames)
+			frames = frames[:0]
 		}
-		sent += len(frames)
-		frames = frames[:0]
 		if frame == nil {
 			if err := c.write(ctx, pm.typ, pm.data, compress); err != nil {
 				return sent, err
@@ -52,8 +57,10 @@ func (c *EventConn) WritePreparedBatch(ctx context.Context, pms []*PreparedMessa
 			sent++
 		}
 	}
-	if err := c.transmitFrames(ctx, frames); err != nil {
-		return sent, err
+	if len(frames) > 0 || len(pms) == 0 {
+		if err := c.transmitFrames(ctx, frames); err != nil {
+			return sent, err
+		}
 	}
 	return sent + len(frames), nil
 }
@@ -66,9 +73,6 @@ const batchFrames = 16
 // through send, which waits for room, for a frame the socket took only
 // part of. It modifies the slices of frames, not their bytes.
 func (c *EventConn) transmitFrames(ctx context.Context, frames [][]byte) error {
-	if len(frames) == 0 {
-		return nil
-	}
 	if !c.acquire() {
 		return c.endErr()
 	}
@@ -78,8 +82,8 @@ func (c *EventConn) transmitFrames(ctx context.Context, frames [][]byte) error {
 	if c.state.Load()&stCloseSent != 0 {
 		return c.endErr()
 	}
-	var err error
-	for len(frames) > 0 {
+	err := c.finishRest(ctx)
+	for err == nil && len(frames) > 0 {
 		n, werr := netpoll.Writev(int(c.fd), frames)
 		if werr != nil && werr != syscall.EAGAIN {
 			err = werr

@@ -7,3 +7,7 @@ import "context"
 func (c *EventConn) WritePreparedBatch(ctx context.Context, pms []*PreparedMessage) (int, error) {
 	return 0, errNoEventLoop
 }
+
+func (c *EventConn) TryWritePreparedBatch(pms []*PreparedMessage) (int, error) {
+	return 0, errNoEventLoop
+}

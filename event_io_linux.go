@@ -40,6 +40,10 @@ func (c *EventConn) transmit(ctx context.Context, op wire.Opcode, p []byte, comp
 	if isClose {
 		c.state.Or(stCloseSent)
 	}
+	if err := c.finishRest(ctx); err != nil {
+		c.kill(&CloseError{Code: StatusAbnormalClosure, Err: err})
+		return c.endErr()
+	}
 	var err error
 	if encoded != nil {
 		err = c.send(ctx, encoded, nil)
@@ -61,6 +65,18 @@ func (c *EventConn) transmit(ctx context.Context, op wire.Opcode, p []byte, comp
 		return c.endErr()
 	}
 	return nil
+}
+
+// finishRest puts on the wire, waiting as send does, the end of a frame
+// that a Try call began, so that nothing goes out before it. The caller
+// holds wmu.
+func (c *EventConn) finishRest(ctx context.Context) error {
+	if c.rest == nil {
+		return nil
+	}
+	err := c.send(ctx, *c.rest, nil)
+	c.rest = nil // sent, or the connection is killed
+	return err
 }
 
 // send writes a and then b (which may be nil) whole. When the socket's

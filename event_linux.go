@@ -30,7 +30,10 @@ import (
 // from a pool (about 45 KB) besides the bytes inflated so far.
 //
 // Write, Ping and Close may be called from any goroutine, including from
-// inside the handler's functions; messages never interleave.
+// inside the handler's functions; messages never interleave. TryWrite,
+// TryPing and TryWritePreparedBatch never wait: when the socket is full
+// they return ErrWouldBlock, for a program that keeps its own queue and
+// writes from a few goroutines of its own.
 type EventConn struct {
 	fd    int32
 	flags uint32       // evClient, evDeflate; set before the loop sees c
@@ -39,12 +42,14 @@ type EventConn struct {
 	h     *EventHandler
 	wmu   sync.Mutex // held while a frame goes out
 	end   atomic.Pointer[CloseError]
-	x     atomic.Pointer[eventExtra] // nil for a connection with nothing extra
+	x     atomic.Pointer[eventExtra] // nil for a connection with nothing extra; never changed in place
 	rs    *eventRead                 // owned by the worker with stReading; nil between messages
+	v     atomic.Pointer[any]        // SetValue's; nil until it is called
+	rest  *[]byte                    // guarded by wmu: the unwritten end of a frame a Try call began; nil when none
 }
 
-// eventExtra is what only some connections need. It is never changed in
-// place: SetValue swaps in a copy.
+// eventExtra is what only some connections need, set before the loop sees
+// the connection and never changed in place.
 type eventExtra struct {
 	subprotocol  string
 	extensions   string
@@ -52,7 +57,6 @@ type eventExtra struct {
 	comp         *deflate.Compressor   // guarded by wmu
 	decomp       *deflate.Decompressor // used by the reading worker
 	threshold    int
-	value        any
 }
 
 const (
@@ -73,6 +77,17 @@ const (
 // for TLS, HTTP/2 or other platforms it returns an error and c is
 // unchanged.
 func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
+	return c.detach(h, nil)
+}
+
+// DetachValue is Detach with v stored as the EventConn's Value before the
+// loop can call a function of h for it, so a handler never finds the
+// program's state missing.
+func (c *Conn) DetachValue(h *EventHandler, v any) (*EventConn, error) {
+	return c.detach(h, &v)
+}
+
+func (c *Conn) detach(h *EventHandler, v *any) (*EventConn, error) {
 	tcp, ok := c.tr.(*net.TCPConn)
 	if !ok {
 		return nil, errors.New("duplex: Detach needs a plain TCP connection")
@@ -119,6 +134,9 @@ func (c *Conn) Detach(h *EventHandler) (*EventConn, error) {
 		return fail(err)
 	}
 	ec := &EventConn{fd: int32(fd), h: h}
+	if v != nil && *v != nil {
+		ec.v.Store(v)
+	}
 	ec.limit.Store(c.readLimit.Load())
 	if c.client {
 		ec.flags |= evClient
@@ -202,28 +220,17 @@ func (c *EventConn) Extensions() string {
 
 // Value returns what SetValue stored, or nil.
 func (c *EventConn) Value() any {
-	if x := c.x.Load(); x != nil {
-		return x.value
+	if v := c.v.Load(); v != nil {
+		return *v
 	}
 	return nil
 }
 
 // SetValue stores v with the connection, for the program's own state
-// (a session, a user id), so it needs no map from connections to it.
+// (a session, a user id), so it needs no map from connections to it. It
+// is safe to call from any goroutine; it costs the 16 bytes of v's box.
 func (c *EventConn) SetValue(v any) {
-	for {
-		old := c.x.Load()
-		var x eventExtra
-		if old != nil {
-			x = *old
-		} else {
-			x.closeTimeout = defaultCloseTimeout
-		}
-		x.value = v
-		if c.x.CompareAndSwap(old, &x) {
-			return
-		}
-	}
+	c.v.Store(&v)
 }
 
 // SetReadLimit is Conn.SetReadLimit.

@@ -28,6 +28,11 @@ type EventServer struct{}
 // error and c is unchanged.
 func (c *Conn) Detach(h *EventHandler) (*EventConn, error) { return nil, errNoEventLoop }
 
+// DetachValue is Detach with a value; here it returns an error.
+func (c *Conn) DetachValue(h *EventHandler, v any) (*EventConn, error) {
+	return nil, errNoEventLoop
+}
+
 // ServeEvents serves connections entirely in the event loop. It needs
 // Linux; here it returns an error.
 func ServeEvents(ln net.Listener, h *EventHandler, opts *EventServerOptions) (*EventServer, error) {
@@ -57,3 +62,7 @@ func (c *EventConn) Ping(ctx context.Context, payload []byte) error { return err
 func (c *EventConn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	return errNoEventLoop
 }
+func (c *EventConn) TryWrite(typ MessageType, p []byte) (bool, error) {
+	return false, errNoEventLoop
+}
+func (c *EventConn) TryPing(payload []byte) (bool, error) { return false, errNoEventLoop }

@@ -82,6 +82,9 @@ func (c *EventConn) destroy() {
 		p.Remove(int(c.fd), c)
 	}
 	syscall.Close(int(c.fd))
+	c.wmu.Lock()
+	c.rest = nil // never to be sent
+	c.wmu.Unlock()
 	if x := c.x.Load(); x != nil && x.decomp != nil {
 		x.decomp.Done()
 	}

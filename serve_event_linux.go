@@ -235,8 +235,11 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		}
 		cfg := negotiate(r, &srv.opts)
 		sub, ext := cfg.subprotocol, cfg.extensions
-		if sub != "" || ext != "" || value != nil {
-			x = &eventExtra{subprotocol: sub, extensions: ext, comp: cfg.comp, decomp: cfg.decomp, threshold: cfg.threshold, value: value}
+		if sub != "" || ext != "" {
+			x = &eventExtra{subprotocol: sub, extensions: ext, comp: cfg.comp, decomp: cfg.decomp, threshold: cfg.threshold}
+		}
+		if value != nil {
+			c.SetValue(value)
 		}
 		resp = appendResponse((*out)[:0], []byte(key), sub, ext)
 	}
