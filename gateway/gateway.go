@@ -55,6 +55,7 @@ type Gateway struct {
 	ownBroker bool // the broker is ours to close: Options.Broker was nil
 
 	events     duplex.EventHandler // of every event session (session_event.go)
+	writers    *writers            // write the event sessions' queues (writers.go)
 	identities sync.Map            // *Identity by identityKey: shared by sessions (identity.go)
 
 	hooks    *hooks    // backend hooks (hooks.go)
@@ -103,6 +104,7 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		auth:      auth,
 		metrics:   newMetrics(),
 		events:    newEventHandler(),
+		writers:   newWriters(),
 		page:      page,
 		client:    client,
 		pageCSP:   csp,

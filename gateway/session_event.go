@@ -14,10 +14,11 @@ import (
 // eventSession is a session on the library's event loop
 // (duplex.Conn.Detach): no goroutine and no buffer while idle. The loop
 // calls its handler when a message arrives; the gateway's sweep
-// (heartbeat.go) pings it and checks its token's expiry; a goroutine is
-// started only to write, while it has something queued, and ends when
-// the queue is empty, so a publisher never waits for a client and an
-// idle client holds no stack.
+// (heartbeat.go) pings it and checks its token's expiry; what it has to
+// send is written by the gateway's pool of writers (writers.go), without
+// waiting, or, when the client's socket is full, by a goroutine of its
+// own until the queue is empty. A publisher never waits for a client and
+// an idle client holds no stack.
 //
 // One cost of the loop: a client message whose answers do not go out
 // keeps a loop worker waiting in flush, up to drainTimeout, as the
@@ -32,7 +33,8 @@ type eventSession struct {
 
 	mu sync.Mutex
 	// q is the send queue: allocated when a message comes, released once
-	// it is written. While q is set, one goroutine writes it (writeLoop).
+	// it is written. While q is set, s is in the writers' line, or one of
+	// them writes it (writeRound), or a goroutine of its own (writeLoop).
 	q         *sendQueue // guarded by mu
 	closeSent bool       // guarded by mu; the server's close frame went, or goes, out
 
@@ -47,6 +49,7 @@ type eventSession struct {
 // sendQueue is what a session has to send, and its writer's state.
 type sendQueue struct {
 	msgs     []outMsg      // guarded by eventSession.mu
+	spare    []outMsg      // the writer's: the array of its last round, emptied, for the next
 	bytes    int64         // guarded by eventSession.mu; payload bytes in msgs
 	pings    int           // guarded by eventSession.mu; pings in msgs
 	flushed  chan struct{} // guarded by eventSession.mu; made by a waiting flush, closed when the queue empties
@@ -183,36 +186,157 @@ func (s *eventSession) enqueue(m outMsg) bool {
 	}
 	s.mu.Unlock()
 	if start {
-		go s.writeLoop(q)
+		s.g.writers.push(s)
 	}
 	return true
 }
 
+// writeRound is one turn of a pool writer (writers.go) on s: it writes
+// what s has queued without waiting, then lets the queue go if it is
+// empty, puts s back in line if more came meanwhile, or, if the client's
+// socket filled up, hands what is left to writeLoop, which waits.
+func (s *eventSession) writeRound() {
+	s.mu.Lock()
+	q := s.q
+	batch := q.msgs
+	if len(batch) == 0 || s.ending() {
+		s.finish(q, true)
+		return
+	}
+	q.inFlight.Store(int64(len(batch) - q.pings))
+	q.msgs, q.spare = q.spare, nil
+	q.bytes, q.pings = 0, 0
+	s.mu.Unlock()
+	n, err := s.tryBatch(q, batch)
+	if err == duplex.ErrWouldBlock && !s.ending() {
+		// The client's socket is full: what is left goes first, before what
+		// came meanwhile, on a goroutine that waits for the client.
+		s.mu.Lock()
+		rest := make([]outMsg, 0, len(batch)-n+len(q.msgs))
+		rest = append(rest, batch[n:]...)
+		for _, m := range batch[n:] {
+			q.bytes += int64(len(m.data))
+			if m.typ == pingMsg {
+				q.pings++
+			}
+		}
+		q.msgs = append(rest, q.msgs...)
+		q.inFlight.Store(0)
+		s.mu.Unlock()
+		clear(batch)
+		go s.writeLoop(q)
+		return
+	}
+	if err != nil && err != duplex.ErrWouldBlock {
+		s.closeWith(0, "") // the connection is over: OnClose says why
+	}
+	clear(batch)
+	q.inFlight.Store(0)
+	s.mu.Lock()
+	q.spare = batch[:0]
+	if len(q.msgs) == 0 || s.ending() {
+		s.finish(q, true)
+		return
+	}
+	s.mu.Unlock()
+	s.g.writers.push(s)
+}
+
+// finish ends the writing of q, whose queue is empty or whose session is
+// ending: it releases q, wakes a waiting flush and sends the server's
+// close frame if there is one, on a goroutine of its own when wait is
+// false (a pool writer must not wait for one client). Its caller holds
+// s.mu; finish unlocks it.
+func (s *eventSession) finish(q *sendQueue, pool bool) {
+	s.q = nil
+	if q.flushed != nil {
+		close(q.flushed)
+	}
+	q.release()
+	code, reason := s.closeCode()
+	send := code != 0 && !s.closeSent
+	s.closeSent = s.closeSent || send
+	s.mu.Unlock()
+	switch {
+	case !send:
+	case pool:
+		go s.sendClose(code, reason)
+	default:
+		s.sendClose(code, reason)
+	}
+}
+
+// tryBatch writes batch in order without waiting, until the socket is
+// full (duplex.ErrWouldBlock), the connection fails or the session ends.
+// It returns how many messages went out. With ErrWouldBlock the last of
+// them may have gone out in part: the library keeps its end, which the
+// next write sends first (writeLoop's first call waits for it).
+func (s *eventSession) tryBatch(q *sendQueue, batch []outMsg) (int, error) {
+	var pmv [16]*duplex.PreparedMessage
+	i := 0
+	for i < len(batch) && !s.ending() {
+		m := &batch[i]
+		if m.prep != nil {
+			// The run of fan-out messages from here, in one call.
+			pms := pmv[:0]
+			for j := i; j < len(batch) && batch[j].prep != nil && len(pms) < len(pmv); j++ {
+				pms = append(pms, batch[j].prep)
+			}
+			n, err := s.conn.TryWritePreparedBatch(pms)
+			q.inFlight.Add(-int64(n))
+			for _, m := range batch[i : i+n] {
+				s.wroteMsg(len(m.data))
+			}
+			i += n
+			if err == nil && n == 0 {
+				err = duplex.ErrWouldBlock
+			}
+			if err != nil {
+				return i, err
+			}
+			continue
+		}
+		var sent bool
+		var err error
+		if m.typ == pingMsg {
+			sent, err = s.conn.TryPing(nil)
+		} else {
+			sent, err = s.conn.TryWrite(m.typ, m.data)
+		}
+		if sent {
+			if m.typ != pingMsg {
+				q.inFlight.Add(-1)
+				s.wroteMsg(len(m.data))
+			}
+			i++
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
 // writeLoop writes q, round after round, until it is empty or the
 // session ends; then it releases q, sends the server's close frame if
-// there is one, and returns. It runs on a goroutine of its own: a write
-// waits while the client's socket is full.
+// there is one, and returns. It runs on a goroutine of its own, started
+// by a pool writer that found the client's socket full: a write waits
+// while it is.
 //
 // A round's fan-out messages that follow each other go out together, up
 // to 16 in a system call (EventConn.WritePreparedBatch).
 func (s *eventSession) writeLoop(q *sendQueue) {
+	// First the end of a message the socket took only part of, if any.
+	if _, err := s.conn.WritePreparedBatch(context.Background(), nil); err != nil {
+		s.closeWith(0, "")
+	}
 	var spare []outMsg
 	for {
 		s.mu.Lock()
 		batch := q.msgs
 		if len(batch) == 0 || s.ending() {
-			s.q = nil
-			if q.flushed != nil {
-				close(q.flushed)
-			}
-			q.release(spare)
-			code, reason := s.closeCode()
-			send := code != 0 && !s.closeSent
-			s.closeSent = s.closeSent || send
-			s.mu.Unlock()
-			if send {
-				s.sendClose(code, reason)
-			}
+			q.spare = spare
+			s.finish(q, false)
 			return
 		}
 		// New messages go to the array of the last round: a client that
@@ -232,16 +356,18 @@ func (s *eventSession) writeLoop(q *sendQueue) {
 // queues that each live for one write.
 var sendQueues = sync.Pool{New: func() any { return &sendQueue{msgs: make([]outMsg, 0, 4)} }}
 
-// release puts q back in sendQueues, with spare as its array unless that
-// is too large to keep.
-func (q *sendQueue) release(spare []outMsg) {
+// release puts q back in sendQueues with its arrays, unless they are too
+// large to keep.
+func (q *sendQueue) release() {
 	clear(q.msgs)
-	if cap(spare) >= cap(q.msgs) && cap(spare) <= 64 {
-		q.msgs = spare[:0]
-	} else if cap(q.msgs) > 64 {
-		q.msgs = make([]outMsg, 0, 4)
+	clear(q.spare)
+	if cap(q.msgs) > 64 {
+		q.msgs = nil
 	}
-	q.msgs = q.msgs[:0]
+	if cap(q.spare) > 64 {
+		q.spare = nil
+	}
+	q.msgs, q.spare = q.msgs[:0], q.spare[:0]
 	q.bytes, q.pings, q.flushed = 0, 0, nil
 	q.inFlight.Store(0)
 	sendQueues.Put(q)
@@ -369,6 +495,31 @@ func (s *eventSession) sweep(now time.Time) {
 	}
 	s.pingWrote.Store(uint32(s.msgsOut.Load()))
 	s.beat.Store(-ns)
+	s.ping()
+}
+
+// ping sends the heartbeat's ping: from the sweep itself when nothing is
+// queued, so that a round over thousands of idle sessions takes no queue
+// and no writer; else after what is queued.
+func (s *eventSession) ping() {
+	s.mu.Lock()
+	idle := s.q == nil
+	s.mu.Unlock()
+	if idle {
+		sent, err := s.conn.TryPing(nil)
+		switch {
+		case err == nil:
+			return
+		case err != duplex.ErrWouldBlock:
+			s.closeWith(0, "") // the connection is over: OnClose says why
+			return
+		case sent:
+			// The socket took part of it: its end goes out when the
+			// client reads, or the pong timeout closes the session.
+			go s.conn.WritePreparedBatch(context.Background(), nil)
+			return
+		}
+	}
 	s.enqueue(outMsg{typ: pingMsg})
 }
 
