@@ -603,3 +603,129 @@ func readRaw(p *testkit.RawPeer, takeover bool, pause func()) ([]tryFrame, duple
 		}
 	}
 }
+
+// TestTryConcurrent: Try calls and waiting writes from several goroutines
+// at once never tear or reorder a goroutine's messages, with compression
+// whose context every message moves along, too.
+func TestTryConcurrent(t *testing.T) {
+	for _, cm := range []struct {
+		name string
+		comp *duplex.CompressionOptions
+	}{
+		{"plain", nil},
+		{"deflate takeover", &duplex.CompressionOptions{}},
+	} {
+		t.Run(cm.name, func(t *testing.T) {
+			testkit.CheckNoGoroutineLeak(t)
+			ec, read := tryPair(t, peerConn, cm.comp)
+			ctx, cancel := testkit.Context(t, 32<<20)
+			defer cancel()
+			const writers, each = 4, 120
+			type readResult struct {
+				frames []tryFrame
+				err    error
+			}
+			got := make(chan readResult, 1)
+			go func() {
+				frames, _, err := read(func() {})
+				got <- readResult{frames, err}
+			}()
+			errs := make(chan error, writers)
+			for g := range writers {
+				go func() { errs <- tryConcurrentWriter(ctx, ec, g, each) }()
+			}
+			for range writers {
+				select {
+				case err := <-errs:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-ctx.Done():
+					t.Fatal("writers did not finish")
+				}
+			}
+			if err := ec.Close(duplex.StatusNormalClosure, ""); err != nil {
+				t.Fatal(err)
+			}
+			var r readResult
+			select {
+			case r = <-got:
+			case <-ctx.Done():
+				t.Fatal("the peer did not get the close frame")
+			}
+			if r.err != nil {
+				t.Fatalf("peer: %v (after %d messages)", r.err, len(r.frames))
+			}
+			next := make([]int, writers)
+			for k, f := range r.frames {
+				var g, i int
+				if _, err := fmt.Sscanf(string(f.data), "g%d %d ", &g, &i); err != nil || g < 0 || g >= writers {
+					t.Fatalf("message %d: %.24q is no writer's", k, f.data)
+				}
+				if i != next[g] || !bytes.Equal(f.data, tryMessage(g, i)) {
+					t.Fatalf("message %d: %.24q (%d bytes); want writer %d's message %d, whole", k, f.data, len(f.data), g, next[g])
+				}
+				next[g]++
+			}
+			for g, n := range next {
+				if n != each {
+					t.Errorf("writer %d: %d messages arrived; want %d", g, n, each)
+				}
+			}
+		})
+	}
+}
+
+// tryMessage is message i of writer g, of a size that varies from
+// a few bytes to more than a socket buffer.
+func tryMessage(g, i int) []byte {
+	p := fmt.Appendf(nil, "g%d %d ", g, i)
+	size := []int{10, 500, 5000, 90000}[(g+i)%4]
+	for k := len(p); k < size; k++ {
+		p = append(p, byte(g*31+i*7+k*k))
+	}
+	return p
+}
+
+// tryConcurrentWriter sends writer g's messages in order, by turns with
+// Write, TryWrite and TryWritePreparedBatch; a Try call that would block
+// is tried again.
+func tryConcurrentWriter(ctx context.Context, ec *duplex.EventConn, g, count int) error {
+	var buf []byte
+	for i := range count {
+		m := tryMessage(g, i)
+		if i%3 == 0 {
+			if err := ec.Write(ctx, duplex.MessageBinary, m); err != nil {
+				return err
+			}
+			continue
+		}
+		pms := []*duplex.PreparedMessage{duplex.NewPreparedMessage(duplex.MessageBinary, m)}
+		for {
+			var sent bool
+			var err error
+			if i%3 == 1 {
+				buf = append(buf[:0], m...)
+				sent, err = ec.TryWrite(duplex.MessageBinary, buf)
+				clear(buf)
+			} else {
+				var n int
+				n, err = ec.TryWritePreparedBatch(pms)
+				sent = n == 1
+			}
+			if err != nil && err != duplex.ErrWouldBlock {
+				return err
+			}
+			if sent {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("writer %d: message %d never went: %w", g, i, err)
+			}
+			runtime.Gosched()
+		}
+	}
+	// An end a Try call left goes out before this returns.
+	_, err := ec.WritePreparedBatch(ctx, nil)
+	return err
+}
