@@ -140,7 +140,7 @@ func (c *EventConn) tryBegin() error {
 		runtime.Gosched()
 	}
 	var err error
-	if c.state.Load()&stCloseSent != 0 {
+	if c.state.Load()&(stCloseSent|stClosing) != 0 {
 		err = c.endErr()
 	} else {
 		err = c.tryRest()
