@@ -52,7 +52,10 @@
 // every case in each). They differ only where blocking and callbacks must:
 // Conn.Ping waits for the pong and returns the round trip, while
 // EventConn.Ping returns once the ping is sent and the pong reaches
-// OnPong. A compressed message is inflated as its bytes arrive in both,
+// OnPong. An EventConn also has writes that never wait (TryWrite, TryPing,
+// TryWritePreparedBatch): when its socket is full they return
+// ErrWouldBlock, so a program with queues of its own can write to many
+// connections from a few goroutines and leave the waiting to one. A compressed message is inflated as its bytes arrive in both,
 // so bad compressed data (1007) or an inflated size past the read limit
 // (1009) ends the connection at the byte that shows it, even if the peer
 // never sends the rest of the message.

@@ -31,9 +31,9 @@ var (
 	ErrConcurrentRead = errors.New("duplex: concurrent read")
 
 	// ErrWouldBlock is returned by EventConn's TryWrite, TryPing and
-	// TryWritePreparedBatch when the socket's buffer is full, or another
-	// write of the connection is waiting for it: the call would have to
-	// wait, and does not.
+	// TryWritePreparedBatch when the socket's buffer is full, or a waiting
+	// write of the connection waits for room in it: the call would have
+	// to wait, and does not.
 	ErrWouldBlock = errors.New("duplex: the socket would block")
 )
 

@@ -104,6 +104,9 @@ func (c *EventConn) send(ctx context.Context, a, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Try calls that find wmu taken give up rather than wait behind us.
+	c.state.Or(stWriteWait)
+	defer c.state.And(^int64(stWriteWait))
 	fd, err := syscall.Dup(int(c.fd))
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ const (
 	stEdge      = 1 << 38 // the poller reports every arrival (netpoll Follow)
 	stAgain     = 1 << 39 // bytes arrived while a worker was reading
 	stHup       = 1 << 40 // the peer hung up: read until EOF, not a short read
+	stWriteWait = 1 << 41 // a write holding wmu waits for room in the socket
 )
 
 var (

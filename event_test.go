@@ -442,3 +442,78 @@ func TestDetachConcurrentCompressedWrites(t *testing.T) {
 	}
 	c.Close(duplex.StatusNormalClosure, "")
 }
+
+// TestDetachValue: the value given to DetachValue is there when the loop
+// first calls a handler, even for a message that arrived before Detach;
+// SetValue and Value may race.
+func TestDetachValue(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	seen := make(chan any, 1)
+	ecs := make(chan *duplex.EventConn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := duplex.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			return
+		}
+		ec, err := c.DetachValue(&duplex.EventHandler{
+			OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
+				select {
+				case seen <- c.Value():
+				default:
+				}
+			},
+		}, "session-1")
+		if err != nil {
+			t.Errorf("DetachValue: %v", err)
+			return
+		}
+		ecs <- ec
+	}))
+	testkit.Serve(t, srv)
+	ctx, cancel := testkit.Context(t, 0)
+	defer cancel()
+	c, _, err := duplex.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, duplex.MessageText, []byte("at once")); err != nil {
+		t.Fatal(err)
+	}
+	var ec *duplex.EventConn
+	select {
+	case v := <-seen:
+		if v != "session-1" {
+			t.Errorf("Value() in the first OnMessage = %v; want session-1", v)
+		}
+		ec = <-ecs
+	case <-ctx.Done():
+		t.Fatal("no message")
+	}
+	defer ec.CloseNow()
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				ec.SetValue(g*1000 + i)
+				if v, ok := ec.Value().(int); !ok || v%1000 >= 100 {
+					t.Errorf("Value() = %v; want one SetValue stored", ec.Value())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ec.SetValue("last")
+	if v := ec.Value(); v != "last" {
+		t.Errorf("Value() = %v; want last", v)
+	}
+	ec.SetValue(nil)
+	if v := ec.Value(); v != nil {
+		t.Errorf("Value() after SetValue(nil) = %v; want nil", v)
+	}
+}

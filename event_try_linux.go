@@ -4,6 +4,7 @@ package duplex
 
 import (
 	"errors"
+	"runtime"
 	"syscall"
 
 	"github.com/duplexws/duplex/internal/netpoll"
@@ -25,15 +26,16 @@ import (
 // whole, as it cannot be encoded again.
 
 // TryWrite sends p as one message of type typ, compressed as Write would,
-// if the socket has room for it now; it never waits. sent reports whether
-// the message counts as sent. err is ErrWouldBlock when the socket is
-// full or another write of c is under way: if sent is false, nothing went
-// out and the same message may be given again later; if sent is true, the
-// socket took only part of it, and the rest goes out before anything else,
-// with the next write. A program that has nothing more to send then hands
-// c to a goroutine that calls WritePreparedBatch(ctx, nil), which waits
-// until the rest is out. After the connection ended, err is what Write
-// returns.
+// if the socket has room for it now. It never waits for the socket (only,
+// briefly, for another write of c that does not wait either). sent
+// reports whether the message counts as sent. err is ErrWouldBlock when
+// the socket is full, or a waiting write of c waits for room in it: if
+// sent is false, nothing went out and the same message may be given again
+// later; if sent is true, the socket took only part of it, and the rest
+// goes out before anything else, with the next write. A program that has
+// nothing more to send then hands c to a goroutine that calls
+// WritePreparedBatch(ctx, nil), which waits until the rest is out. After
+// the connection ended, err is what Write returns.
 func (c *EventConn) TryWrite(typ MessageType, p []byte) (sent bool, err error) {
 	if err := checkType(typ); err != nil {
 		return false, err
@@ -62,13 +64,14 @@ func (c *EventConn) TryPing(payload []byte) (sent bool, err error) {
 }
 
 // TryWritePreparedBatch sends the messages of pms in order, as
-// WritePreparedBatch does, while the socket has room; it never waits. It
-// returns how many of pms count as sent. err is ErrWouldBlock when the
-// socket filled up or another write of c is under way: the messages after
-// the first n were not sent and may be given again later, in order, and
-// if the last one counted was taken only in part, its rest goes out
-// before anything else, with the next write (see TryWrite). err is nil
-// only when every message is wholly in the socket's buffer.
+// WritePreparedBatch does, while the socket has room; it never waits for
+// the socket. It returns how many of pms count as sent. err is
+// ErrWouldBlock when the socket filled up, or a waiting write of c waits
+// for room: the messages after the first n were not sent and may be given
+// again later, in order, and if the last one counted was taken only in
+// part, its rest goes out before anything else, with the next write (see
+// TryWrite). err is nil only when every message is wholly in the socket's
+// buffer.
 func (c *EventConn) TryWritePreparedBatch(pms []*PreparedMessage) (int, error) {
 	x := c.x.Load()
 	if err := c.tryBegin(); err != nil {
@@ -120,20 +123,24 @@ func (c *EventConn) TryWritePreparedBatch(pms []*PreparedMessage) (int, error) {
 }
 
 // tryBegin takes c for a write that must not wait: a use of the
-// descriptor and wmu, unless a waiting write holds it, and then finishes
-// what a Try call left unwritten. Unless it fails, tryEnd lets go.
+// descriptor and wmu, unless a write that holds wmu waits for the socket,
+// and then finishes what a Try call left unwritten. Unless it fails,
+// tryEnd lets go.
 func (c *EventConn) tryBegin() error {
 	if !c.acquire() {
 		return c.endErr()
 	}
-	if !c.wmu.TryLock() {
-		// A waiting write holds wmu while the socket is full: waiting
-		// for it is waiting for the socket.
-		c.release()
-		return ErrWouldBlock
+	for !c.wmu.TryLock() {
+		// Another write holds wmu. If it waits for room in the socket,
+		// so would this call; otherwise it is about to let go.
+		if c.state.Load()&stWriteWait != 0 {
+			c.release()
+			return ErrWouldBlock
+		}
+		runtime.Gosched()
 	}
 	var err error
-	if c.state.Load()&stCloseSent != 0 {
+	if c.state.Load()&(stCloseSent|stClosing) != 0 {
 		err = c.endErr()
 	} else {
 		err = c.tryRest()

@@ -16,7 +16,7 @@ import (
 
 // An echo server in event-driven mode: each handler returns right after
 // Detach, so an idle connection costs no goroutine and no buffer, only
-// its EventConn (64 bytes) and its socket.
+// its EventConn (80 bytes) and its socket.
 func ExampleConn_Detach() {
 	echo := &duplex.EventHandler{
 		OnMessage: func(c *duplex.EventConn, typ duplex.MessageType, p []byte) {
