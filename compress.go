@@ -25,10 +25,44 @@ type CompressionOptions struct {
 	// directions, instead of letting it refer to earlier messages. It
 	// costs ratio and saves the history memory. Default: false.
 	NoContextTakeover bool
+
+	// ClientMaxWindowBits bounds the LZ77 window of the client's
+	// compressor to 2^N bytes (RFC 7692 §7.1.2.2). A server asks for it
+	// when the client's offer carries client_max_window_bits, as browsers'
+	// offers do; with context takeover the server then keeps 2^N bytes of
+	// history for the connection instead of 32 KiB (never below 512: see
+	// below). A client offers it, and its compressor keeps to it.
+	// Default: 15.
+	ClientMaxWindowBits int
+
+	// ServerMaxWindowBits bounds the window of the server's compressor to
+	// 2^N bytes (RFC 7692 §7.1.2.1). A server announces it, a client asks
+	// for it in its offer. Below 15, only level 1 with context takeover
+	// still refers back (within the window); otherwise messages are
+	// Huffman-coded alone, which compresses less. Default: 15.
+	ServerMaxWindowBits int
+
+	// Window bits are 8 to 15; 0 means 15, and other values are taken to
+	// the nearer end of that range. A peer that refers further back than
+	// the window agreed for it (2^N bytes, or 512 when N is 8, since zlib
+	// turns 8 into 9) fails the connection with 1007.
 }
 
 func (o *CompressionOptions) config() deflate.Config {
-	return deflate.Config{NoContextTakeover: o.NoContextTakeover}
+	return deflate.Config{
+		NoContextTakeover:   o.NoContextTakeover,
+		ServerMaxWindowBits: clampBits(o.ServerMaxWindowBits),
+		ClientMaxWindowBits: clampBits(o.ClientMaxWindowBits),
+	}
+}
+
+// clampBits maps a window size of CompressionOptions to the one used: 0
+// stays 0 (the default, 15), other values are brought into 8..15.
+func clampBits(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return min(max(n, 8), 15)
 }
 
 func (o *CompressionOptions) level() int {

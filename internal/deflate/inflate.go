@@ -49,6 +49,11 @@ type inflater struct {
 	wend int // where output stops for now: winSize, or sooner at the limit
 	have int // bytes before wpos a distance may reach, up to winSize
 
+	// maxDist is the farthest a distance may reach: winSize, or the
+	// smaller window negotiated for the peer (RFC 7692 §7.1.2), which a
+	// peer must not exceed even within a message.
+	maxDist int
+
 	state    int
 	final    bool // the current block is the last one
 	stored   int  // bytes left in a stored block
@@ -111,6 +116,7 @@ func (f *inflater) start(h1, h2 []byte, limit int64) {
 	n := copy(f.win[:], h1)
 	n += copy(f.win[n:], h2)
 	f.wpos, f.rpos, f.have = n, n, n
+	f.maxDist = winSize
 	f.state, f.final, f.stored, f.copyLen = stateHeader, false, 0, 0
 	f.lit, f.dist = nil, nil
 	f.err = nil
@@ -655,7 +661,7 @@ func (f *inflater) huffman() (bool, error) {
 			return false, f.back(m, err)
 		}
 		dist := int(e>>16&0x7fff) + x
-		if dist > f.have {
+		if dist > f.have || dist > f.maxDist {
 			return false, errCorrupt
 		}
 		f.copyLen, f.copyDist = length, dist
@@ -688,6 +694,7 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 	// The bound on w in constant terms lets the compiler drop the
 	// window's bounds checks; f.wend may stop it sooner, at the limit.
 	wend := f.wend
+	maxDist := f.maxDist
 	for ip+8 <= len(in) && w <= winSize-fastRoom && w <= wend-fastRoom {
 		if nb < 48 {
 			bits |= binary.LittleEndian.Uint64(in[ip:]) << (nb & 63)
@@ -750,7 +757,7 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		dist := int(e>>16&0x7fff) + int(bits&(1<<(n&63)-1))
 		bits >>= n & 63
 		nb -= n
-		if dist > w+reach {
+		if dist > w+reach || dist > maxDist {
 			err = errCorrupt
 			break
 		}
