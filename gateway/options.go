@@ -285,6 +285,16 @@ type Options struct {
 	// "Compression at scale").
 	CompressionContextTakeover bool
 
+	// CompressionWindowBits bounds, with CompressionContextTakeover, the
+	// LZ77 window of both directions to 2^N bytes, 8 to 15: the server
+	// asks clients whose offer allows it (browsers' do) for
+	// client_max_window_bits=N and announces server_max_window_bits=N. A
+	// connection then keeps at most 2^N bytes of inflate history (512 at
+	// least) instead of 32 KiB, for a worse ratio on similar messages
+	// (README, "Compression at scale"). Without context takeover it is
+	// not used: nothing is kept between messages anyway. Default 15.
+	CompressionWindowBits int
+
 	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
 	// and checks are in options_presence.go.
 
@@ -337,6 +347,9 @@ const (
 	DefaultAuthFailureLimit     = 20
 	DefaultAuthFailureAddresses = 16384
 	DefaultLogRefusalRate       = 10
+
+	// DefaultCompressionWindowBits is the largest LZ77 window, 32 KiB.
+	DefaultCompressionWindowBits = 15
 )
 
 // withDefaults returns a copy of o with every zero field set to its
@@ -391,6 +404,9 @@ func (o Options) withDefaults() Options {
 	}
 	o.limitDefaults()
 	o.presenceDefaults() // options_presence.go
+	if o.CompressionWindowBits == 0 {
+		o.CompressionWindowBits = DefaultCompressionWindowBits
+	}
 	return o
 }
 
@@ -430,6 +446,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MetricsAuth && o.APIKey == "" {
 		errs = append(errs, errors.New("--metrics-auth needs --api-key"))
+	}
+	if n := o.CompressionWindowBits; n != 0 && (n < 8 || n > 15) {
+		errs = append(errs, fmt.Errorf("--compress-window-bits %d: want 8 to 15", n))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("duplex: options: %w", errors.Join(errs...))
