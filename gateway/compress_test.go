@@ -18,14 +18,16 @@ import (
 func TestCompressionWindowBits(t *testing.T) {
 	forEachKind(t, func(t *testing.T, k sessionKindCase) {
 		for _, takeover := range []bool{true, false} {
-			ts := k.start(t, Options{NoAuth: true, CompressionContextTakeover: takeover, CompressionWindowBits: 10})
-			c := dial(t, ts.ws+"/echo", &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
+			bits := 10
 			want := "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10"
 			if !takeover {
-				// Nothing is kept between messages: the window is not
-				// asked for, and would only cost ratio.
+				// Nothing is kept between messages: the default window
+				// is not asked for.
+				bits = 15
 				want = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 			}
+			ts := k.start(t, Options{NoAuth: true, CompressionContextTakeover: takeover, CompressionWindowBits: bits})
+			c := dial(t, ts.ws+"/echo", &duplex.DialOptions{Compression: &duplex.CompressionOptions{}})
 			if got := c.Extensions(); got != want {
 				t.Fatalf("takeover=%v: extensions %q; want %q", takeover, got, want)
 			}
@@ -64,9 +66,13 @@ func TestCompressionWindowBitsOption(t *testing.T) {
 		}
 	}
 	for _, bits := range []int{7, 16, -3} {
-		if _, err := New(Options{CompressionWindowBits: bits}, nil); err == nil || !strings.Contains(err.Error(), "--compress-window-bits") {
+		if _, err := New(Options{CompressionWindowBits: bits, CompressionContextTakeover: true}, nil); err == nil || !strings.Contains(err.Error(), "want 8 to 15") {
 			t.Errorf("New with CompressionWindowBits %d: %v; want an error", bits, err)
 		}
+	}
+	// A window without takeover would do nothing: say so.
+	if _, err := New(Options{CompressionWindowBits: 10}, nil); err == nil || !strings.Contains(err.Error(), "needs --compress-context-takeover") {
+		t.Errorf("New with CompressionWindowBits 10 and no takeover: %v; want an error", err)
 	}
 
 	var d Options

@@ -291,8 +291,9 @@ type Options struct {
 	// client_max_window_bits=N and announces server_max_window_bits=N. A
 	// connection then keeps at most 2^N bytes of inflate history (512 at
 	// least) instead of 32 KiB, for a worse ratio on similar messages
-	// (README, "Compression at scale"). Without context takeover it is
-	// not used: nothing is kept between messages anyway. Default 15.
+	// (README, "Compression at scale"). Without context takeover nothing
+	// is kept between messages, so a value other than 15 is an error
+	// there. Default 15.
 	CompressionWindowBits int
 
 	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
@@ -449,6 +450,11 @@ func (o *Options) Validate() error {
 	}
 	if n := o.CompressionWindowBits; n != 0 && (n < 8 || n > 15) {
 		errs = append(errs, fmt.Errorf("--compress-window-bits %d: want 8 to 15", n))
+	} else if n != 0 && n != DefaultCompressionWindowBits && !o.CompressionContextTakeover {
+		// Without takeover nothing is kept between messages: a smaller
+		// window would only cost ratio, so it is not used, and a setting
+		// that does nothing should not pass unnoticed.
+		errs = append(errs, errors.New("--compress-window-bits needs --compress-context-takeover"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("duplex: options: %w", errors.Join(errs...))
