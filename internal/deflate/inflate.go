@@ -49,10 +49,11 @@ type inflater struct {
 	wend int // where output stops for now: winSize, or sooner at the limit
 	have int // bytes before wpos a distance may reach, up to winSize
 
-	// maxDist is the farthest a distance may reach: winSize, or the
-	// smaller window negotiated for the peer (RFC 7692 §7.1.2), which a
-	// peer must not exceed even within a message.
-	maxDist int
+	// wbits is the peer's window in bits, 9 to 15: 15, or the smaller
+	// window negotiated for it (RFC 7692 §7.1.2), which it must not
+	// exceed even within a message. The distance tables refuse the codes
+	// past it (windowDistMeanings).
+	wbits int
 
 	state    int
 	final    bool // the current block is the last one
@@ -116,7 +117,7 @@ func (f *inflater) start(h1, h2 []byte, limit int64) {
 	n := copy(f.win[:], h1)
 	n += copy(f.win[n:], h2)
 	f.wpos, f.rpos, f.have = n, n, n
-	f.maxDist = winSize
+	f.wbits = 15
 	f.state, f.final, f.stored, f.copyLen = stateHeader, false, 0, 0
 	f.lit, f.dist = nil, nil
 	f.err = nil
@@ -342,7 +343,7 @@ func (f *inflater) header() error {
 		f.stored = int(n)
 		f.state = stateStored
 	case 1:
-		f.lit, f.dist = &fixedLitTable, &fixedDistTable
+		f.lit, f.dist = &fixedLitTable, &fixedDistTables[f.wbits]
 		f.state = stateHuffman
 	case 2:
 		f.state = stateDynCount
@@ -552,7 +553,7 @@ func (f *inflater) readCodes() error {
 		return errCorrupt
 	}
 	if !f.dynLit.build(&lit, litMeanings[:], litRootBits, f.litEntries[:], f.sorted[:]) ||
-		!f.dynDist.build(&dist, distMeanings[:], distRootBits, f.distEntries[:], f.sorted[:]) {
+		!f.dynDist.build(&dist, windowDistMeanings[f.wbits][:], distRootBits, f.distEntries[:], f.sorted[:]) {
 		return errCorrupt
 	}
 	f.lit, f.dist = &f.dynLit, &f.dynDist
@@ -661,7 +662,7 @@ func (f *inflater) huffman() (bool, error) {
 			return false, f.back(m, err)
 		}
 		dist := int(e>>16&0x7fff) + x
-		if dist > f.have || dist > f.maxDist {
+		if dist > f.have {
 			return false, errCorrupt
 		}
 		f.copyLen, f.copyDist = length, dist
@@ -694,7 +695,6 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 	// The bound on w in constant terms lets the compiler drop the
 	// window's bounds checks; f.wend may stop it sooner, at the limit.
 	wend := f.wend
-	maxDist := f.maxDist
 	for ip+8 <= len(in) && w <= winSize-fastRoom && w <= wend-fastRoom {
 		if nb < 48 {
 			bits |= binary.LittleEndian.Uint64(in[ip:]) << (nb & 63)
@@ -757,7 +757,7 @@ func (f *inflater) huffmanFast() (end bool, err error) {
 		dist := int(e>>16&0x7fff) + int(bits&(1<<(n&63)-1))
 		bits >>= n & 63
 		nb -= n
-		if dist > w+reach || dist > maxDist {
+		if dist > w+reach {
 			err = errCorrupt
 			break
 		}
