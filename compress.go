@@ -13,6 +13,15 @@ import (
 // When it is on, memory per idle connection stays small: compressors come
 // from pools, and with context takeover a connection keeps only the recent
 // history (at most 32 KiB per direction, less with smaller windows).
+//
+// Window bits (ClientMaxWindowBits, ServerMaxWindowBits) are 8 to 15; 0
+// means 15, and other values are taken to the nearer end of that range.
+// A window below 15 bits saves memory only with context takeover, and
+// costs ratio: duplex's compressor still refers back within it at level 1
+// with takeover, and otherwise codes each message with Huffman codes
+// alone. A peer that refers further back than the window agreed for it
+// (2^N bytes, or 512 when N is 8, since zlib turns 8 into 9) fails the
+// connection with 1007.
 type CompressionOptions struct {
 	// Level is the flate level, 1 (fastest) to 9 (smallest). Default: 1.
 	Level int
@@ -25,10 +34,37 @@ type CompressionOptions struct {
 	// directions, instead of letting it refer to earlier messages. It
 	// costs ratio and saves the history memory. Default: false.
 	NoContextTakeover bool
+
+	// ClientMaxWindowBits bounds the LZ77 window of the client's
+	// compressor to 2^N bytes (RFC 7692 §7.1.2.2). A server asks for it
+	// when the client's offer carries client_max_window_bits, as browsers'
+	// offers do, and with context takeover then keeps 2^N bytes of the
+	// client's history instead of 32 KiB. A client offers it and keeps to
+	// it. Default: 15.
+	ClientMaxWindowBits int
+
+	// ServerMaxWindowBits bounds the window of the server's compressor to
+	// 2^N bytes (RFC 7692 §7.1.2.1). A server announces it and keeps to
+	// it; a client asks for it, and with context takeover then keeps 2^N
+	// bytes of the server's history. Default: 15.
+	ServerMaxWindowBits int
 }
 
 func (o *CompressionOptions) config() deflate.Config {
-	return deflate.Config{NoContextTakeover: o.NoContextTakeover}
+	return deflate.Config{
+		NoContextTakeover:   o.NoContextTakeover,
+		ServerMaxWindowBits: clampBits(o.ServerMaxWindowBits),
+		ClientMaxWindowBits: clampBits(o.ClientMaxWindowBits),
+	}
+}
+
+// clampBits maps a window size of CompressionOptions to the one used: 0
+// stays 0 (the default, 15), other values are brought into 8..15.
+func clampBits(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return min(max(n, 8), 15)
 }
 
 func (o *CompressionOptions) level() int {

@@ -69,6 +69,7 @@ func (o *Options) settings() []setting {
 		{"history-page-bytes", "DUPLEX_HISTORY_PAGE_BYTES", "bound the data of one GET /api/history response to `bytes` (at least one message)", (*sizeValue)(&o.HistoryPageBytes)},
 		{"no-event-loop", "DUPLEX_NO_EVENT_LOOP", "run each WebSocket on goroutines of its own (about 42 KB idle) rather than the event loop (about 2 KB idle); wss:// served with --tls-cert and HTTP/2 streams always run on goroutines", &boolValue{p: &o.NoEventLoop}},
 		{"compress-context-takeover", "DUPLEX_COMPRESS_CONTEXT_TAKEOVER", "let compressed messages refer to earlier ones: smaller on the wire, up to 64 KiB more memory per connection", &boolValue{p: &o.CompressionContextTakeover}},
+		{"compress-window-bits", "DUPLEX_COMPRESS_WINDOW_BITS", "bound the compression window of both directions to 2^`n` bytes, 8 to 15 (needs --compress-context-takeover): at most 2^n bytes of inflate history per connection instead of 32 KiB, for a worse ratio", (*windowBitsValue)(&o.CompressionWindowBits)},
 		{"presence", "DUPLEX_PRESENCE", "let subscribers of channels matching `pattern` list who is subscribed (repeatable)", &listValue{p: &o.Presence}},
 		{"join-leave", "DUPLEX_JOIN_LEAVE", "tell subscribers of channels matching `pattern` when others subscribe and leave (repeatable)", &listValue{p: &o.JoinLeave}},
 		{"presence-ttl", "DUPLEX_PRESENCE_TTL", "drop the members of a node that stopped from presence after `duration`", (*durationValue)(&o.PresenceTTL)},
@@ -246,4 +247,24 @@ func (v *sizeValue) String() string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// windowBitsValue is a permessage-deflate window size in bits, 8 to 15
+// (RFC 7692 §7.1.2).
+type windowBitsValue int
+
+func (v *windowBitsValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 8 || n > 15 {
+		return errors.New("want an integer from 8 to 15")
+	}
+	*v = windowBitsValue(n)
+	return nil
+}
+
+func (v *windowBitsValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(int(*v))
 }

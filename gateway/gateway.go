@@ -121,6 +121,11 @@ func New(opts Options, logger *slog.Logger) (*Gateway, error) {
 		// Without context takeover by default: a connection keeps no
 		// history between messages (Options.CompressionContextTakeover).
 		g.accept.Compression = &duplex.CompressionOptions{NoContextTakeover: !opts.CompressionContextTakeover}
+		if opts.CompressionContextTakeover {
+			// A smaller window bounds the history both sides keep.
+			g.accept.Compression.ClientMaxWindowBits = opts.CompressionWindowBits
+			g.accept.Compression.ServerMaxWindowBits = opts.CompressionWindowBits
+		}
 	}
 	broker := opts.Broker
 	if broker == nil {

@@ -285,6 +285,17 @@ type Options struct {
 	// "Compression at scale").
 	CompressionContextTakeover bool
 
+	// CompressionWindowBits bounds, with CompressionContextTakeover, the
+	// LZ77 window of both directions to 2^N bytes, 8 to 15: the server
+	// asks clients whose offer allows it (browsers' do) for
+	// client_max_window_bits=N and announces server_max_window_bits=N. A
+	// connection then keeps at most 2^N bytes of inflate history (512 at
+	// least) instead of 32 KiB, for a worse ratio on similar messages
+	// (README, "Compression at scale"). Without context takeover nothing
+	// is kept between messages, so a value other than 15 is an error
+	// there. Default 15.
+	CompressionWindowBits int
+
 	// Presence, join/leave, hooks (issue 16; docs/protocol.md). Defaults
 	// and checks are in options_presence.go.
 
@@ -337,6 +348,9 @@ const (
 	DefaultAuthFailureLimit     = 20
 	DefaultAuthFailureAddresses = 16384
 	DefaultLogRefusalRate       = 10
+
+	// DefaultCompressionWindowBits is the largest LZ77 window, 32 KiB.
+	DefaultCompressionWindowBits = 15
 )
 
 // withDefaults returns a copy of o with every zero field set to its
@@ -391,6 +405,9 @@ func (o Options) withDefaults() Options {
 	}
 	o.limitDefaults()
 	o.presenceDefaults() // options_presence.go
+	if o.CompressionWindowBits == 0 {
+		o.CompressionWindowBits = DefaultCompressionWindowBits
+	}
 	return o
 }
 
@@ -430,6 +447,14 @@ func (o *Options) Validate() error {
 	}
 	if o.MetricsAuth && o.APIKey == "" {
 		errs = append(errs, errors.New("--metrics-auth needs --api-key"))
+	}
+	if n := o.CompressionWindowBits; n != 0 && (n < 8 || n > 15) {
+		errs = append(errs, fmt.Errorf("--compress-window-bits %d: want 8 to 15", n))
+	} else if n != 0 && n != DefaultCompressionWindowBits && !o.CompressionContextTakeover {
+		// Without takeover nothing is kept between messages: a smaller
+		// window would only cost ratio, so it is not used, and a setting
+		// that does nothing should not pass unnoticed.
+		errs = append(errs, errors.New("--compress-window-bits needs --compress-context-takeover"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("duplex: options: %w", errors.Join(errs...))

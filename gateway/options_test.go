@@ -60,6 +60,8 @@ func TestOptionsDefaults(t *testing.T) {
 		JWKSMaxSize:          1 << 20,
 		PresenceTTL:          30 * time.Second,
 		HookTimeout:          5 * time.Second,
+
+		CompressionWindowBits: 15,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)

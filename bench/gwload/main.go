@@ -54,7 +54,7 @@ var (
 	gogc        = flag.String("gogc", "", "GOGC for the server (empty: the environment's)")
 	channels    = flag.Int("channels", 0, "channels the idle clients subscribe to, client i to channel i mod n (0: one channel per client)")
 	publishers  = flag.Int("publishers", 4, "concurrent publishers in the fan-out run (each POSTs its share of -msgs in turn)")
-	compressRun = flag.Int("compress-conns", 0, "clients of the compression run (0: skip): Chromium's offer answered without compression, without context takeover, with it")
+	compressRun = flag.Int("compress-conns", 0, "clients of the compression run (0: skip): Chromium's offer answered without compression, without context takeover, with it, and with it in windows of 2^12, 2^10 and 2^9 bytes")
 )
 
 const apiKey = "gwload-api-key-0123456789"
@@ -62,8 +62,8 @@ const apiKey = "gwload-api-key-0123456789"
 func main() {
 	flag.Parse()
 	if *compressRun > 0 {
-		for _, variant := range []string{"off", "no context takeover", "context takeover"} {
-			if err := runCompress(variant); err != nil {
+		for _, variant := range compressVariants {
+			if err := runCompress(variant.name, variant.args); err != nil {
 				fmt.Fprintf(os.Stderr, "gwload: compression: %v\n", err)
 				os.Exit(1)
 			}
@@ -437,21 +437,30 @@ func jsonEvent(i int) string {
 		1000+i, i%97, i%97, i%97, i, i%60, (i*7)%60, i%13, i%5, i%10, 500+i%7, i%11, (i+3)%97, 9000+i, 150000+i*31)
 }
 
+// compressVariants are the answers of duplex serve to Chromium's offer
+// that the compression run compares.
+var compressVariants = []struct {
+	name string
+	args []string
+}{
+	{"off", []string{"--compress=false"}},
+	{"no context takeover", nil},
+	{"context takeover", []string{"--compress-context-takeover"}},
+	{"takeover, window 12", []string{"--compress-context-takeover", "--compress-window-bits", "12"}},
+	{"takeover, window 10", []string{"--compress-context-takeover", "--compress-window-bits", "10"}},
+	{"takeover, window 9", []string{"--compress-context-takeover", "--compress-window-bits", "9"}},
+}
+
 // runCompress measures permessage-deflate as a browser negotiates it:
 // every client offers "permessage-deflate; client_max_window_bits"
 // (Chromium's offer, which duplex.Dial sends), sends one message of
 // about 1 KiB and receives -msgs such messages on one channel. It prints
-// the server's RSS growth per connection after the traffic and the bytes
-// it wrote per delivered message.
-func runCompress(name string) error {
+// the server's RSS growth per connection at three points: idle and
+// subscribed, after one message each way (the first compressed message
+// is when a connection's history is allocated), and after the traffic;
+// and the bytes it wrote per delivered message.
+func runCompress(name string, args []string) error {
 	*compress = true
-	var args []string
-	switch name {
-	case "off":
-		args = append(args, "--compress=false")
-	case "context takeover":
-		args = append(args, "--compress-context-takeover")
-	}
 	srv, err := startServer("event", append(args, "--ping-interval", "-1s", "--publish-rate", "-1")...)
 	if err != nil {
 		return err
@@ -465,6 +474,8 @@ func runCompress(name string) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(*settle)
+	rssIdle, _ := rss(pid)
 	for i, cl := range cs {
 		if err := cl.c.Write(context.Background(), duplex.MessageText, []byte(jsonEvent(i))); err != nil {
 			return err
@@ -473,7 +484,17 @@ func runCompress(name string) error {
 	received.Store(0)
 	w0, _ := wchar(pid)
 	hc := &http.Client{Timeout: 10 * time.Second}
+	var rssOne int64
 	for i := range *msgs {
+		if i == 1 {
+			// The first message has reached every client: one message
+			// each way.
+			if err := waitReceived(int64(n), name); err != nil {
+				return err
+			}
+			time.Sleep(*settle)
+			rssOne, _ = rss(pid)
+		}
 		data := jsonEvent(i)
 		req, _ := http.NewRequest("POST", "http://"+*addr+"/api/publish", strings.NewReader(`{"channel":"fan","data":`+data+`}`))
 		req.Header.Set("Authorization", "Bearer "+apiKey)
@@ -488,18 +509,28 @@ func runCompress(name string) error {
 		}
 	}
 	want := int64(n) * int64(*msgs)
+	if err := waitReceived(want, name); err != nil {
+		return err
+	}
+	w1, _ := wchar(pid)
+	time.Sleep(*settle)
+	rss1, _ := rss(pid)
+	per := func(r int64) float64 { return float64(r-rss0) / float64(n) }
+	fmt.Printf("compress  %-19s: %d clients, %d messages of %d B JSON each: %.0f B on the wire per delivery (headers included); server RSS per connection: %.0f B idle, %.0f B after one message each way, %.0f B after the traffic\n",
+		name, n, *msgs, len(jsonEvent(0)), float64(w1-w0)/float64(want), per(rssIdle), per(rssOne), per(rss1))
+	return nil
+}
+
+// waitReceived waits up to a minute until the clients have received want
+// messages since the count was reset.
+func waitReceived(want int64, name string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for received.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	w1, _ := wchar(pid)
 	if got := received.Load(); got < want {
 		return fmt.Errorf("%s: %d of %d messages delivered", name, got, want)
 	}
-	time.Sleep(*settle)
-	rss1, _ := rss(pid)
-	fmt.Printf("compress  %-19s: %d clients, %d messages of %d B JSON each: %.0f B on the wire per delivery (headers included); server RSS %.0f B per connection after the traffic\n",
-		name, n, *msgs, len(jsonEvent(0)), float64(w1-w0)/float64(want), float64(rss1-rss0)/float64(n))
 	return nil
 }
 

@@ -24,6 +24,7 @@ var ErrLimit = errors.New("duplex: decompressed message exceeds the limit")
 type Decompressor struct {
 	takeover bool
 	hist     window
+	wbits    int // the peer's window in bits, 9 to 15
 
 	inf *inflater // between Begin (or Reader) and Done
 	err error     // the current message's error, returned from then on
@@ -38,12 +39,14 @@ var inflaterPool = sync.Pool{New: func() any { return new(inflater) }}
 // or not, as negotiated for this direction. The history kept is never below
 // 512 bytes: zlib refuses an 8-bit window, so peers built on it compress
 // with 9 bits when 8 was agreed (zlib itself then refers at most 250 bytes
-// back, but other compressors may not).
+// back, but other compressors may not). A distance beyond the window, into
+// the history or within a message, is invalid data ([ErrCorrupt]): the
+// peer broke the agreement (RFC 7692 §7.1.2.1, §7.1.2.2).
 func NewDecompressor(windowBits int, contextTakeover bool) *Decompressor {
-	d := &Decompressor{takeover: contextTakeover}
+	d := &Decompressor{takeover: contextTakeover, wbits: max(bitsOr15(windowBits), 9)}
 	d.rd.d = d
 	if contextTakeover {
-		d.hist.max = 1 << max(bitsOr15(windowBits), 9)
+		d.hist.max = 1 << d.wbits
 	}
 	return d
 }
@@ -55,6 +58,7 @@ func (d *Decompressor) Begin(limit int64) {
 	inf := d.begin()
 	h1, h2 := d.history()
 	inf.start(h1, h2, max(limit, 0))
+	inf.wbits = d.wbits
 }
 
 // begin takes an inflater for a new message, ending the current one.
@@ -129,6 +133,7 @@ func (d *Decompressor) Reader(r io.Reader) io.Reader {
 	inf := d.begin()
 	h1, h2 := d.history()
 	inf.reset(r, h1, h2)
+	inf.wbits = d.wbits
 	return &d.rd
 }
 

@@ -64,6 +64,20 @@ var (
 		m[30], m[31] = entryInvalid, entryInvalid
 		return m
 	}()
+	// windowDistMeanings[n] is distMeanings for a peer whose window is
+	// 2^n bytes, n from 9 to 15 (RFC 7692 §7.1.2): distance code 2n and
+	// above start past 2^n (code 2n's base is 2^n+1, code 2n-1 ends at
+	// 2^n), so they are invalid like 30 and 31, and a distance beyond the
+	// window is refused where its code is read, at no cost per token.
+	windowDistMeanings = func() (m [16][32]decEntry) {
+		for n := 9; n <= 15; n++ {
+			m[n] = distMeanings
+			for i := 2 * n; i < 32; i++ {
+				m[n][i] = entryInvalid
+			}
+		}
+		return m
+	}()
 	codegenMeanings = func() (m [numCodegen]decEntry) {
 		for s := range m {
 			m[s] = decEntry(s) << 16
@@ -234,7 +248,9 @@ func fixedLitLengths() (lens [288]uint8) {
 
 // The fixed codes' tables (RFC 1951 §3.2.6). Literal/length codes 286 and
 // 287 and distance codes 30 and 31 are in the codes but mean nothing.
-var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
+// fixedDistTables[n] is the distance table for a window of 2^n bytes, n
+// from 9 to 15 (see windowDistMeanings).
+var fixedLitTable, fixedDistTables = func() (lit decTable, dist [16]decTable) {
 	lens := fixedLitLengths()
 	var syms, sorted [288]uint16
 	c := codeOf(lens[:], syms[:])
@@ -243,7 +259,9 @@ var fixedLitTable, fixedDistTable = func() (lit, dist decTable) {
 	for i := range dlens {
 		dlens[i] = 5
 	}
-	c = codeOf(dlens[:], syms[:])
-	dist.build(&c, distMeanings[:], distRootBits, make([]decEntry, distEntries), sorted[:])
+	for n := 9; n <= 15; n++ {
+		c = codeOf(dlens[:], syms[:])
+		dist[n].build(&c, windowDistMeanings[n][:], distRootBits, make([]decEntry, distEntries), sorted[:])
+	}
 	return lit, dist
 }()

@@ -49,6 +49,12 @@ type inflater struct {
 	wend int // where output stops for now: winSize, or sooner at the limit
 	have int // bytes before wpos a distance may reach, up to winSize
 
+	// wbits is the peer's window in bits, 9 to 15: 15, or the smaller
+	// window negotiated for it (RFC 7692 §7.1.2), which it must not
+	// exceed even within a message. The distance tables refuse the codes
+	// past it (windowDistMeanings).
+	wbits int
+
 	state    int
 	final    bool // the current block is the last one
 	stored   int  // bytes left in a stored block
@@ -111,6 +117,7 @@ func (f *inflater) start(h1, h2 []byte, limit int64) {
 	n := copy(f.win[:], h1)
 	n += copy(f.win[n:], h2)
 	f.wpos, f.rpos, f.have = n, n, n
+	f.wbits = 15
 	f.state, f.final, f.stored, f.copyLen = stateHeader, false, 0, 0
 	f.lit, f.dist = nil, nil
 	f.err = nil
@@ -336,7 +343,7 @@ func (f *inflater) header() error {
 		f.stored = int(n)
 		f.state = stateStored
 	case 1:
-		f.lit, f.dist = &fixedLitTable, &fixedDistTable
+		f.lit, f.dist = &fixedLitTable, &fixedDistTables[f.wbits]
 		f.state = stateHuffman
 	case 2:
 		f.state = stateDynCount
@@ -546,7 +553,7 @@ func (f *inflater) readCodes() error {
 		return errCorrupt
 	}
 	if !f.dynLit.build(&lit, litMeanings[:], litRootBits, f.litEntries[:], f.sorted[:]) ||
-		!f.dynDist.build(&dist, distMeanings[:], distRootBits, f.distEntries[:], f.sorted[:]) {
+		!f.dynDist.build(&dist, windowDistMeanings[f.wbits][:], distRootBits, f.distEntries[:], f.sorted[:]) {
 		return errCorrupt
 	}
 	f.lit, f.dist = &f.dynLit, &f.dynDist

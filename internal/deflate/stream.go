@@ -1,5 +1,7 @@
 package deflate
 
+import "math/bits"
+
 // stream is what a level 1 Compressor with context takeover keeps between
 // messages: the end of the plaintext sent so far, which the peer's inflater
 // holds in its window (RFC 7692 §7.1.1), and the match index over it.
@@ -27,7 +29,8 @@ type stream struct {
 }
 
 const (
-	// streamHashBits sizes a stream's index: 2^12 entries of 2 bytes.
+	// streamHashBits sizes a stream's index: 2^12 entries of 2 bytes, or
+	// fewer for a smaller window (see tableBits).
 	streamHashBits = 12
 	// maxReach bounds how far back a stream's references go, and so the
 	// history it keeps. Looking back further costs memory and finds no
@@ -56,7 +59,7 @@ const (
 // stored block (see encoder.end). p must not be empty.
 func (st *stream) compress(e *encoder, dst, p []byte) []byte {
 	if st.table == nil {
-		st.table = make([]uint16, 1<<streamHashBits)
+		st.table = make([]uint16, 1<<st.tableBits())
 	}
 	if len(p) > maxJoin {
 		// On its own, with the pooled index: no reference reaches the
@@ -65,7 +68,7 @@ func (st *stream) compress(e *encoder, dst, p []byte) []byte {
 		return e.compress(dst, p, st.reach)
 	}
 	e.begin(dst)
-	e.tab, e.shift, e.inside = st.table, 32-streamHashBits, true
+	e.tab, e.shift, e.inside = st.table, uint8(32-st.tableBits()), true
 	st.makeRoom(len(p))
 	start := len(st.buf)
 	st.buf = append(st.buf, p...)
@@ -105,3 +108,12 @@ func (st *stream) keep(p []byte, pos uint32) {
 
 // size returns the bytes the stream keeps between messages.
 func (st *stream) size() int { return cap(st.buf) + 2*cap(st.table) }
+
+// tableBits returns the size of the index in bits: streamHashBits, or for
+// a window smaller than 2^streamHashBits one entry per position it
+// reaches, at least 2^9. A larger index would mostly remember positions
+// out of reach, and it is most of what a connection with a small window
+// keeps (README, "Compression at scale").
+func (st *stream) tableBits() int {
+	return min(streamHashBits, max(bits.Len(uint(st.reach))-1, 9))
+}

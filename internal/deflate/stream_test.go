@@ -149,9 +149,11 @@ func TestStreamLarge(t *testing.T) {
 // between messages: nothing before the first, then at most the history
 // buffer and the index, however large the messages were.
 func TestStreamMemory(t *testing.T) {
-	limit := maxReach + maxJoin + 2<<streamHashBits
-	for _, bits := range []int{8, 12, 15} {
+	for _, bits := range []int{8, 10, 12, 15} {
 		c := NewCompressor(flate.BestSpeed, bits, true)
+		// The index has one entry per position within reach, 2^9 to 2^12.
+		tableBits := min(max(bits, 9), streamHashBits)
+		limit := min(1<<bits, maxReach) + maxJoin + 2<<tableBits
 		if got := c.st.size(); got != 0 {
 			t.Fatalf("bits %d: %d bytes kept before any message", bits, got)
 		}
@@ -162,6 +164,9 @@ func TestStreamMemory(t *testing.T) {
 					t.Fatalf("bits %d: after a %d-byte message the stream keeps %d bytes; want at most %d", bits, len(m), got, limit)
 				}
 			}
+		}
+		if got, want := len(c.st.table), 1<<tableBits; got != want {
+			t.Errorf("bits %d: index of %d entries; want %d", bits, got, want)
 		}
 		t.Logf("bits %d: %d bytes kept", bits, c.st.size())
 	}

@@ -29,6 +29,16 @@ func TestCompression(t *testing.T) {
 			opts: duplex.CompressionOptions{NoContextTakeover: true},
 			want: []string{"server_no_context_takeover", "client_no_context_takeover"},
 		},
+		{
+			// What duplex serve --compress-context-takeover
+			// --compress-window-bits 10 answers. Chromium's offer carries
+			// client_max_window_bits, so the server can bound the browser's
+			// window; the server inflates strictly and would fail with 1007
+			// a browser that reached further.
+			name: "context takeover, 10-bit windows",
+			opts: duplex.CompressionOptions{ClientMaxWindowBits: 10, ServerMaxWindowBits: 10},
+			want: []string{"server_max_window_bits=10", "client_max_window_bits=10"},
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			testkit.CheckNoGoroutineLeak(t)
