@@ -60,9 +60,9 @@ func (p *presence) handleControl(b []byte) {
 		p.deliverEvent(m)
 	case "disconnect":
 		for _, s := range p.userSessions(m.User, false) {
-			if s.closeWith(StatusDisconnected, reasonDisconnected) {
+			s.closeAfter(StatusDisconnected, reasonDisconnected, func() {
 				p.g.log.Info("disconnected by the API", "conn", s.id, "user", s.user())
-			}
+			})
 		}
 	case "subscribe":
 		for _, s := range p.userSessions(m.User, true) {

@@ -51,9 +51,9 @@ func (s *session) expireIfDue(now time.Time) time.Time {
 	if now.Before(at) {
 		return at
 	}
-	if s.closeWith(StatusTokenExpired, reasonTokenExpired) {
+	s.closeAfter(StatusTokenExpired, reasonTokenExpired, func() {
 		s.g.log.Info("token expired, closing", "conn", s.id, "remote", s.remote,
 			"user", s.user(), "expired", at.UTC().Format(time.RFC3339))
-	}
+	})
 	return time.Time{}
 }

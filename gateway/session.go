@@ -225,14 +225,14 @@ func (s *session) overflow() { s.slowConsumer(causeQueueFull, reasonQueueFull) }
 // logs why with what was waiting for it.
 func (s *session) slowConsumer(cause, reason string) {
 	s.g.metrics.queueDrops.Inc()
-	if s.closeWith(duplex.StatusTryAgainLater, reason) {
+	s.closeAfter(duplex.StatusTryAgainLater, reason, func() {
 		queued, queuedBytes, unwritten := s.kind.queueState()
 		s.g.metrics.slowConsumers.Inc()
 		s.g.log.Warn("slow consumer, closing", "cause", cause,
 			"conn", s.id, "remote", s.remote, "user", s.user(),
 			"queued", queued, "queued_bytes", queuedBytes,
 			"unwritten", unwritten)
-	}
+	})
 }
 
 // pongTimeout closes a session whose pong is late with 1008 "pong
@@ -247,11 +247,11 @@ func (s *session) pongTimeout(wroteSince bool) {
 		s.slowConsumer(causeNotReading, reasonNotReading)
 		return
 	}
-	if s.closeWith(duplex.StatusPolicyViolation, "pong timeout") {
+	s.closeAfter(duplex.StatusPolicyViolation, "pong timeout", func() {
 		s.g.metrics.pongTimeouts.Inc()
 		s.g.log.Warn("pong timeout, closing", "conn", s.id, "remote", s.remote,
 			"user", s.user(), "timeout", s.g.opts.PongTimeout)
-	}
+	})
 }
 
 // closeWith starts ending the session, from any goroutine, without
@@ -259,8 +259,19 @@ func (s *session) pongTimeout(wroteSince bool) {
 // the connection is over already (or failing, which the reader will see).
 // Only the first call counts; it reports whether it was this one.
 func (s *session) closeWith(code duplex.StatusCode, reason string) bool {
+	return s.closeAfter(code, reason, nil)
+}
+
+// closeAfter is closeWith that, when this call is the first, runs first
+// before the close starts: the log line that says why comes before the
+// one that says the session closed, and a metric counts the cause before
+// anyone can see the session gone.
+func (s *session) closeAfter(code duplex.StatusCode, reason string, first func()) bool {
 	if s.end.Load() != nil || !s.end.CompareAndSwap(nil, &sessionEnd{code: code, reason: reason}) {
 		return false
+	}
+	if first != nil {
+		first()
 	}
 	s.kind.closing(code, reason)
 	return true
