@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,89 @@ type memoryBroker struct {
 	evicted atomic.Uint64
 
 	pres memPresence // presence and control bus (broker_memory_presence.go)
+
+	// routes are the gateways in this process that take every channel's
+	// messages and find their subscribers themselves (route), so that a
+	// channel that only has subscribers costs the broker nothing: a
+	// memChannel is made by the first publish. Copied on write under mu.
+	routes atomic.Pointer[[]*memRoute]
+}
+
+// memRoute is one gateway's route: deliver gets every message, has says
+// whether the gateway has subscribers to a channel. has takes the
+// gateway's channels lock, which is never held while the broker is
+// called: lock order the broker's mu, a channel's mu, then has.
+type memRoute struct {
+	deliver func(Message)
+	has     func(channel string) bool
+}
+
+// route sends every message published from now on to deliver, and keeps
+// a channel that has (its history, its offsets) while has says it has
+// subscribers. The gateway calls unrouted when a channel loses its last
+// subscriber, and stop when it shuts down.
+func (b *memoryBroker) route(deliver func(Message), has func(string) bool) (stop func()) {
+	r := &memRoute{deliver: deliver, has: has}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.setRoutes(func(rs []*memRoute) []*memRoute { return append(rs, r) })
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.setRoutes(func(rs []*memRoute) []*memRoute {
+			return slices.DeleteFunc(rs, func(x *memRoute) bool { return x == r })
+		})
+	}
+}
+
+// setRoutes replaces the routes with what change makes of a copy of them.
+// Its caller holds mu.
+func (b *memoryBroker) setRoutes(change func([]*memRoute) []*memRoute) {
+	var rs []*memRoute
+	if old := b.routes.Load(); old != nil {
+		rs = append(rs, *old...)
+	}
+	rs = change(rs)
+	b.routes.Store(&rs)
+}
+
+// routedHas reports whether a gateway routed here has subscribers to name.
+func (b *memoryBroker) routedHas(name string) bool {
+	if rs := b.routes.Load(); rs != nil {
+		for _, r := range *rs {
+			if r.has(name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// subscribed reports whether c has a subscriber, of its own or through a
+// route. Its caller holds c.mu.
+func (b *memoryBroker) subscribed(c *memChannel) bool {
+	return c.subs != nil || b.routedHas(c.name)
+}
+
+// unrouted is the hint that a routed gateway's last subscriber to name
+// left: a channel that holds nothing more is forgotten, one with history
+// goes to the idle list.
+func (b *memoryBroker) unrouted(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.chans[name]
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.dead || b.subscribed(c):
+	case c.held() == 0:
+		b.forget(c)
+	default:
+		b.linkIdle(c)
+	}
 }
 
 // memoryConfig sets the bounds of a memoryBroker. Zero means none, except
@@ -191,7 +275,7 @@ func (b *memoryBroker) makeRoom() bool {
 		}
 		b.unlinkIdle(c)
 		c.mu.Lock()
-		if !c.dead && c.subs == nil {
+		if !c.dead && !b.subscribed(c) {
 			var t tally
 			c.dropThrough(math.MaxUint64, &t)
 			b.settle(t)
@@ -263,8 +347,13 @@ func (b *memoryBroker) Publish(ctx context.Context, channel string, data json.Ra
 		for s := c.subs; s != nil; s = s.next {
 			s.deliver(m)
 		}
+		if rs := b.routes.Load(); rs != nil {
+			for _, r := range *rs {
+				r.deliver(m)
+			}
+		}
 		over := b.settleRecord(t, c, m.Offset, stored)
-		idle := c.held() == 0 && c.subs == nil
+		idle := c.held() == 0 && !b.subscribed(c)
 		c.mu.Unlock()
 		if over {
 			b.evict()
@@ -369,7 +458,7 @@ func (b *memoryBroker) unsubscribe(c *memChannel, s *memSub) {
 		}
 	}
 	switch {
-	case c.dead || c.subs != nil:
+	case c.dead || b.subscribed(c):
 	case c.held() == 0:
 		b.forget(c)
 	default:
@@ -383,7 +472,7 @@ func (b *memoryBroker) forgetIdle(c *memChannel) {
 	defer b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dead && c.held() == 0 && c.subs == nil {
+	if !c.dead && c.held() == 0 && !b.subscribed(c) {
 		b.forget(c)
 	}
 }
@@ -444,7 +533,7 @@ func (b *memoryBroker) sweepNow() {
 		var t tally
 		c.expire(cutoff, &t)
 		b.settle(t)
-		if c.held() == 0 && c.subs == nil {
+		if c.held() == 0 && !b.subscribed(c) {
 			b.forget(c)
 		}
 		c.mu.Unlock()

@@ -75,7 +75,7 @@ func (b *memoryBroker) evictWhile(cond func() bool) {
 		idle := false
 		if !c.dead {
 			c.dropThrough(r.offset, &t)
-			idle = c.held() == 0 && c.subs == nil
+			idle = c.held() == 0 && !b.subscribed(c)
 		}
 		b.settle(t)
 		c.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duplexws/duplex/internal/testkit"
 )
 
 // data returns a JSON string of n bytes.
@@ -331,4 +333,64 @@ func TestMemoryBrokerHistoryLimit(t *testing.T) {
 				tt.since, tt.limit, got, rec, latest, err, tt.want, tt.recovered, offs[7])
 		}
 	}
+}
+
+// TestMemoryBrokerRoutesToGateway: with its own memory broker a gateway's
+// subscriptions cost the broker nothing (no channel until a publish); a
+// subscribed channel whose history has expired is kept, so its offsets
+// go on without a gap for the subscriber; once the last subscriber
+// leaves, a channel that holds nothing is forgotten.
+func TestMemoryBrokerRoutesToGateway(t *testing.T) {
+	testkit.CheckNoGoroutineLeak(t)
+	ts := startGateway(t, Options{HistoryTTL: time.Minute})
+	mb := ts.g.channels.mem
+	if mb == nil {
+		t.Fatal("the gateway's own memory broker does not route to it")
+	}
+	c := ts.connect(t, gwToken)
+	c.sendJSON(`{"type":"subscribe","channel":"q"}`)
+	c.expect("subscribed")
+	if n := mb.stats().Channels; n != 0 {
+		t.Fatalf("a channel with only a subscriber made %d broker channels; want 0", n)
+	}
+	first := ts.publishN(t, "q", 1, 1)
+	c.expectMessages("q", first, 1, 1)
+	if n := mb.stats().Channels; n != 1 {
+		t.Fatalf("after a publish: %d broker channels; want 1", n)
+	}
+	// Expire the history as the sweeper would after the TTL.
+	mb.mu.Lock()
+	cutoff := time.Now().Add(time.Hour)
+	for _, ch := range mb.chans {
+		ch.mu.Lock()
+		var tl tally
+		ch.expire(cutoff, &tl)
+		mb.settle(tl)
+		ch.mu.Unlock()
+	}
+	mb.mu.Unlock()
+	mb.sweepNow()
+	if st := mb.stats(); st.Channels != 1 || st.Messages != 0 {
+		t.Fatalf("a subscribed channel after its history expired: %+v; want it kept, empty", st)
+	}
+	// The next message follows the last one: no gap, no recovered:false.
+	next := ts.publishN(t, "q", 2, 1)
+	if next != first+1 {
+		t.Fatalf("offset after expiry %d; want %d", next, first+1)
+	}
+	if got := c.barrier(); len(got) != 1 || got[0].Type != "message" || got[0].Offset != next {
+		t.Fatalf("after expiry the subscriber got %v; want only the message at %d", got, next)
+	}
+	mb.mu.Lock()
+	for _, ch := range mb.chans {
+		ch.mu.Lock()
+		var tl tally
+		ch.expire(time.Now().Add(time.Hour), &tl)
+		mb.settle(tl)
+		ch.mu.Unlock()
+	}
+	mb.mu.Unlock()
+	c.sendJSON(`{"type":"unsubscribe","channel":"q"}`)
+	c.expectNothing() // the unsubscribe is done once this barrier returns
+	waitFor(t, 5*time.Second, "the empty channel to be forgotten", func() bool { return mb.stats().Channels == 0 })
 }

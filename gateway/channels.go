@@ -41,6 +41,14 @@ type channels struct {
 	byName map[string]*channel // guarded by mu; channels with subscribers here
 	total  int                 // guarded by mu; subscriptions of all sessions
 
+	// mem is set when the broker is this process's memory broker: it
+	// then gives this gateway every message (routed) and the gateway finds
+	// the channel's subscribers itself, so that a subscription costs the
+	// broker nothing. unroute ends that at shutdown. Nothing may hold mu
+	// while it calls mem: mem calls has and routed under its own locks.
+	mem     *memoryBroker
+	unroute func()
+
 	// A session's own channels are in session.subs, guarded by mu.
 }
 
@@ -93,6 +101,8 @@ func newChannels(g *Gateway, b Broker) *channels {
 	}
 	if mb, ok := b.(*memoryBroker); ok {
 		registerMemoryBroker(g.metrics.reg, mb)
+		cs.mem = mb
+		cs.unroute = mb.route(cs.routed, cs.has)
 	}
 	return cs
 }
@@ -161,7 +171,9 @@ func (cs *channels) join(s *session, name string) (*channel, *subscriber, error)
 	ch := cs.byName[name]
 	if ch == nil {
 		ch = &channel{cs: cs, name: name}
-		ch.stop = cs.broker.Subscribe(name, ch.deliver)
+		if cs.mem == nil {
+			ch.stop = cs.broker.Subscribe(name, ch.deliver)
+		}
 		cs.byName[name] = ch
 		cs.m.channels.Inc()
 	}
@@ -186,14 +198,43 @@ func (cs *channels) unsubscribe(s *session, name string) error {
 // leave removes s from name and reports whether it was subscribed.
 func (cs *channels) leave(s *session, name string) bool {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	i := s.subscribed(name)
 	if i < 0 {
+		cs.mu.Unlock()
 		return false
 	}
-	cs.drop(s, s.subs.at(i))
+	emptied := cs.drop(s, s.subs.at(i))
 	s.subs.removeAt(i)
+	cs.mu.Unlock()
+	if emptied {
+		cs.mem.unrouted(name)
+	}
 	return true
+}
+
+// routed takes a message from the memory broker (channels.mem) and hands
+// it to the channel's subscribers here, if it has any.
+func (cs *channels) routed(m Message) {
+	cs.mu.Lock()
+	ch := cs.byName[m.Channel]
+	cs.mu.Unlock()
+	if ch != nil {
+		ch.deliver(m)
+	}
+}
+
+// has reports whether the channel has subscribers here.
+func (cs *channels) has(name string) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.byName[name] != nil
+}
+
+// stopRouting ends the memory broker's deliveries to this gateway.
+func (cs *channels) stopRouting() {
+	if cs.unroute != nil {
+		cs.unroute()
+	}
 }
 
 // subscribed returns the index of name in s.subs, or -1. Its caller holds
@@ -209,29 +250,40 @@ func (s *session) subscribed(name string) int {
 
 // leaveAll ends every subscription of s, once s has ended.
 func (cs *channels) leaveAll(s *session) {
+	var emptied []string
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	s.subsEnded = true
 	for i := range s.subs.len() {
-		cs.drop(s, s.subs.at(i))
+		if ch := s.subs.at(i); cs.drop(s, ch) {
+			emptied = append(emptied, ch.name)
+		}
 	}
 	s.subs = chanList{}
+	cs.mu.Unlock()
+	for _, name := range emptied {
+		cs.mem.unrouted(name)
+	}
 }
 
 // drop removes s from ch, and ch from the gateway and the broker if s was
-// its last subscriber. Its caller holds cs.mu.
-func (cs *channels) drop(s *session, ch *channel) {
+// its last subscriber. Its caller holds cs.mu. It reports whether the
+// memory broker must be told (unrouted), once cs.mu is let go.
+func (cs *channels) drop(s *session, ch *channel) (unrouted bool) {
 	ch.mu.Lock()
 	ch.subs.remove(s)
 	empty := ch.subs.len() == 0
 	ch.mu.Unlock()
 	cs.total--
 	cs.m.subscriptions.Dec()
-	if empty {
-		delete(cs.byName, ch.name)
-		ch.stop()
-		cs.m.channels.Dec()
+	if !empty {
+		return false
 	}
+	delete(cs.byName, ch.name)
+	cs.m.channels.Dec()
+	if ch.stop != nil {
+		ch.stop()
+	}
+	return cs.mem != nil
 }
 
 // deliver takes a message from the broker and queues it to every

@@ -195,6 +195,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.ownBroker {
 		defer g.channels.broker.Close()
 	}
+	defer g.channels.stopRouting() // after the sessions have left their channels
 	defer g.logs.stop()
 	defer g.presence.stop() // after the sessions: their leaves go out first
 	sessions := g.hub.startShutdown()

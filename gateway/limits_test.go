@@ -111,8 +111,17 @@ func TestChannelLimit(t *testing.T) {
 	const key = "k-3b1f"
 	ts := startGateway(t, Options{MaxChannels: 2, APIKey: key})
 	c := ts.connect(t, gwToken)
-	c.sendJSON(`{"type":"subscribe","channel":"a"}`)
-	c.expect("subscribed")
+	// A channel that only has subscribers is not one of the broker's:
+	// three of them do not reach the limit of 2.
+	for _, name := range []string{"a", "s1", "s2"} {
+		c.sendJSON(`{"type":"subscribe","channel":"` + name + `"}`)
+		c.expect("subscribed")
+	}
+	// A message makes a its first.
+	c.sendJSON(`{"type":"publish","channel":"a","data":0}`)
+	if m := c.expect("message"); m.Channel != "a" {
+		t.Fatalf("got %v; want a's message", m)
+	}
 	c.sendJSON(`{"type":"publish","channel":"b","data":1}`)
 	c.expectNothing()
 	// At the limit, a new channel pushes out the oldest history, and with
