@@ -89,14 +89,16 @@ func NewCompressor(level int, windowBits int, contextTakeover bool) *Compressor 
 	if windowBits < 15 && level != flate.NoCompression && (level != flate.BestSpeed || !contextTakeover) {
 		level = flate.HuffmanOnly
 	}
-	c := &Compressor{level: level}
 	// Without back references there is nothing to take over.
-	if contextTakeover && level != flate.HuffmanOnly && level != flate.NoCompression {
-		c.takeover = true
-		c.id = lastCompressorID.Add(1)
-		c.hist.max = maxPrime
-		c.st.reach = min(1<<windowBits, maxReach)
+	if !contextTakeover || level == flate.HuffmanOnly || level == flate.NoCompression {
+		// A compressor without takeover has no state: one per level
+		// serves every connection (a server answers thousands the same
+		// way, and each would otherwise keep its own).
+		return &stateless[level-flate.HuffmanOnly]
 	}
+	c := &Compressor{level: level, takeover: true, id: lastCompressorID.Add(1)}
+	c.hist.max = maxPrime
+	c.st.reach = min(1<<windowBits, maxReach)
 	return c
 }
 
@@ -127,6 +129,16 @@ func (c *Compressor) Compress(dst, p []byte) ([]byte, error) {
 }
 
 var encoderPool = sync.Pool{New: func() any { return new(encoder) }}
+
+// stateless holds the compressors without context takeover, by level
+// from flate.HuffmanOnly; NewCompressor hands them out. Compress only
+// reads them.
+var stateless = func() (cs [flate.BestCompression - flate.HuffmanOnly + 1]Compressor) {
+	for i := range cs {
+		cs[i].level = i + flate.HuffmanOnly
+	}
+	return cs
+}()
 
 // compressFlate is Compress with a pooled flate.Writer, for levels other
 // than 1.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // extensionName is the extension token of RFC 7692 §7.
@@ -25,6 +26,23 @@ type Params struct {
 // A ClientMaxWindowBits value is written even if ClientMaxWindowBitsSet is
 // false.
 func (p Params) String() string {
+	if s, ok := paramStrings.Load(p); ok {
+		return s.(string)
+	}
+	s := p.build()
+	if (p.ServerMaxWindowBits == 0 || validBits(p.ServerMaxWindowBits)) && (p.ClientMaxWindowBits == 0 || validBits(p.ClientMaxWindowBits)) {
+		// At most a few hundred valid combinations: all may be kept.
+		paramStrings.Store(p, s)
+	}
+	return s
+}
+
+// paramStrings keeps the strings of parameters already written: a server
+// answers thousands of connections with the same few, and each keeps its
+// string for Conn.Extensions.
+var paramStrings sync.Map // Params -> string
+
+func (p Params) build() string {
 	var b strings.Builder
 	b.WriteString(extensionName)
 	if p.ServerNoContextTakeover {
