@@ -99,7 +99,7 @@ func (o *CompressionOptions) accept(h http.Header) (string, *deflate.Compressor,
 		return "", nil, nil, 0
 	}
 	comp := deflate.NewCompressor(o.level(), windowBits(p.ServerMaxWindowBits), !p.ServerNoContextTakeover)
-	decomp := deflate.NewDecompressor(windowBits(p.ClientMaxWindowBits), !p.ClientNoContextTakeover)
+	decomp := newDecompressor(windowBits(p.ClientMaxWindowBits), !p.ClientNoContextTakeover)
 	return p.String(), comp, decomp, o.threshold()
 }
 
@@ -127,6 +127,17 @@ func (o *CompressionOptions) agree(h http.Header, offered *deflate.Params) (stri
 		return "", nil, nil, 0, err
 	}
 	comp := deflate.NewCompressor(o.level(), windowBits(p.ClientMaxWindowBits), !p.ClientNoContextTakeover)
-	decomp := deflate.NewDecompressor(windowBits(p.ServerMaxWindowBits), !p.ServerNoContextTakeover)
+	decomp := newDecompressor(windowBits(p.ServerMaxWindowBits), !p.ServerNoContextTakeover)
 	return p.String(), comp, decomp, o.threshold(), nil
+}
+
+// newDecompressor returns a connection's decompressor: its own with
+// context takeover, which keeps the peer's history; without, the shared
+// one of its window, for which the engine takes a working one per
+// compressed message (parser.decomp), so an idle connection keeps none.
+func newDecompressor(windowBits int, takeover bool) *deflate.Decompressor {
+	if takeover {
+		return deflate.NewDecompressor(windowBits, true)
+	}
+	return deflate.SharedDecompressor(windowBits)
 }

@@ -69,7 +69,11 @@ type parser struct {
 	client  bool                  // we are the client: frames must be unmasked
 	deflate bool                  // permessage-deflate was negotiated
 	decomp  *deflate.Decompressor // with deflate: the peer's compressed stream
-	limit   *atomic.Int64         // the read limit; 0 or less for none
+	// zshared: without context takeover, the connection's shared
+	// decompressor (deflate.SharedDecompressor) while decomp is a working
+	// one taken for the compressed message in progress.
+	zshared *deflate.Decompressor
+	limit   *atomic.Int64 // the read limit; 0 or less for none
 	// whole: a message that is all in the bytes fed comes as one evData
 	// with first and end set, and no evFrame, for a driver that delivers
 	// whole messages from its buffer.
@@ -165,6 +169,9 @@ func (p *parser) next(in []byte, ev *event) int {
 		p.text.Reset()
 		p.out = 0
 		if p.msg.rsv1 {
+			if p.decomp.Shared() {
+				p.zshared, p.decomp = p.decomp, p.decomp.Take()
+			}
 			p.decomp.Begin(p.limit.Load())
 		}
 	}
@@ -254,6 +261,7 @@ func (p *parser) inflate(b []byte, end bool) event {
 			return p.fail(StatusInvalidFramePayloadData, ErrInvalidUTF8)
 		}
 		p.decomp.Done()
+		p.giveBackDecompressor()
 		ev := event{kind: evData, op: p.msg.op, compressed: true, end: true}
 		p.msg = msgState{}
 		return ev
@@ -315,6 +323,16 @@ func (p *parser) stop() {
 	p.zmore = false
 	if p.decomp != nil {
 		p.decomp.Done()
+		p.giveBackDecompressor()
+	}
+}
+
+// giveBackDecompressor returns the working decompressor of a message
+// that has ended, if it was taken for it, and puts the shared one back.
+func (p *parser) giveBackDecompressor() {
+	if p.zshared != nil {
+		deflate.ReleaseDecompressor(p.decomp)
+		p.decomp, p.zshared = p.zshared, nil
 	}
 }
 

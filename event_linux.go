@@ -59,6 +59,36 @@ type eventExtra struct {
 	threshold    int
 }
 
+// shareExtra returns a shared eventExtra equal to x when x holds no state
+// of its own connection: connections with the same subprotocol, close
+// timeout and negotiation, compressed without context takeover (whose
+// compressor and decompressor are shared, see newDecompressor) or not at
+// all, then keep one between them. At most sharedExtraMax values are
+// kept; beyond, x is used as it is.
+func shareExtra(x *eventExtra) *eventExtra {
+	if x.comp != nil && !x.comp.Stateless() || x.decomp != nil && !x.decomp.Shared() {
+		return x
+	}
+	if s, ok := sharedExtras.Load(*x); ok {
+		return s.(*eventExtra)
+	}
+	if sharedExtraCount.Load() >= sharedExtraMax {
+		return x
+	}
+	s, loaded := sharedExtras.LoadOrStore(*x, x)
+	if !loaded {
+		sharedExtraCount.Add(1)
+	}
+	return s.(*eventExtra)
+}
+
+var (
+	sharedExtras     sync.Map // eventExtra -> *eventExtra
+	sharedExtraCount atomic.Int32
+)
+
+const sharedExtraMax = 256
+
 const (
 	evClient = 1 << iota
 	evDeflate
@@ -145,10 +175,10 @@ func (c *Conn) detach(h *EventHandler, v *any) (*EventConn, error) {
 		ec.flags |= evDeflate
 	}
 	if c.subprotocol != "" || c.extensions != "" || c.closeTimeout != defaultCloseTimeout || c.comp != nil || c.decomp != nil {
-		ec.x.Store(&eventExtra{
+		ec.x.Store(shareExtra(&eventExtra{
 			subprotocol: c.subprotocol, extensions: c.extensions, closeTimeout: c.closeTimeout,
 			comp: c.comp, decomp: c.decomp, threshold: c.threshold,
-		})
+		}))
 	}
 	// Bytes already read past the handshake or the last message.
 	var leftover []byte

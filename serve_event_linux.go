@@ -263,7 +263,7 @@ func (c *EventConn) upgrade(req, buf []byte) bool {
 		if x.decomp != nil {
 			c.flags |= evDeflate
 		}
-		c.x.Store(x)
+		c.x.Store(shareExtra(x))
 	}
 	c.limit.Store(limit)
 	// Frames the client sent without waiting for the answer stay pending.

@@ -23,6 +23,7 @@ var ErrLimit = errors.New("duplex: decompressed message exceeds the limit")
 // last 2^windowBits bytes of output; see the package doc.
 type Decompressor struct {
 	takeover bool
+	shared   bool // SharedDecompressor's: never inflates, Take does
 	hist     window
 	wbits    int // the peer's window in bits, 9 to 15
 
@@ -49,6 +50,48 @@ func NewDecompressor(windowBits int, contextTakeover bool) *Decompressor {
 		d.hist.max = 1 << d.wbits
 	}
 	return d
+}
+
+// sharedDecompressors are SharedDecompressor's, by window bits.
+var sharedDecompressors = func() (ds [16]Decompressor) {
+	for i := range ds {
+		ds[i] = Decompressor{shared: true, wbits: max(bitsOr15(i), 9)}
+	}
+	return ds
+}()
+
+// SharedDecompressor returns what a connection without context takeover
+// holds between messages, for a peer whose window is windowBits: such a
+// connection needs a decompressor only while it reads a compressed
+// message, so one value per window size serves them all. It is never
+// used to inflate: [Decompressor.Take] gives a working decompressor for
+// one message, and [ReleaseDecompressor] takes it back.
+func SharedDecompressor(windowBits int) *Decompressor {
+	return &sharedDecompressors[bitsOr15(windowBits)]
+}
+
+// Shared reports whether d is a [SharedDecompressor].
+func (d *Decompressor) Shared() bool { return d.shared }
+
+// decompressorPool holds the working decompressors Take hands out.
+var decompressorPool = sync.Pool{New: func() any { return new(Decompressor) }}
+
+// Take returns a decompressor without context takeover for the window of
+// d, a [SharedDecompressor], to read one message with; give it back with
+// [ReleaseDecompressor].
+func (d *Decompressor) Take() *Decompressor {
+	w := decompressorPool.Get().(*Decompressor)
+	w.wbits = d.wbits
+	w.rd.d = w
+	return w
+}
+
+// ReleaseDecompressor ends w's message, if any, and keeps w for another
+// Take.
+func ReleaseDecompressor(w *Decompressor) {
+	w.Done()
+	w.err = nil
+	decompressorPool.Put(w)
 }
 
 // Begin starts a message whose decompressed size may be at most limit
