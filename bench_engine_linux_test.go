@@ -53,6 +53,27 @@ func benchEventStream(b *testing.B, n int, stream []byte, compressed bool) {
 	})
 }
 
+// drainedEventConn returns an EventConn, not on the event loop, on one end
+// of a socket pair whose other end a goroutine reads and discards, and
+// the function that closes both once the benchmark's timer is stopped.
+func drainedEventConn(b *testing.B) (*EventConn, func()) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	drained := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, peer)
+		close(drained)
+	}()
+	return &EventConn{fd: int32(fds[0]), h: &EventHandler{}}, func() {
+		syscall.Close(fds[0])
+		<-drained
+		peer.Close()
+	}
+}
+
 // BenchmarkEventWrite is EventConn.Write into a socket whose other end a
 // goroutine drains: framing (and, as a client, masking) and the system
 // call, per message.
@@ -64,17 +85,7 @@ func BenchmarkEventWrite(b *testing.B) {
 		}
 		for _, n := range []int{16, 1 << 10, 64 << 10} {
 			b.Run(role+"/"+strconv.Itoa(n), func(b *testing.B) {
-				fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				peer := os.NewFile(uintptr(fds[1]), "peer")
-				drained := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, peer)
-					close(drained)
-				}()
-				ec := &EventConn{fd: int32(fds[0]), h: &EventHandler{}}
+				ec, closeEC := drainedEventConn(b)
 				if client {
 					ec.flags |= evClient
 				}
@@ -88,9 +99,7 @@ func BenchmarkEventWrite(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				syscall.Close(fds[0])
-				<-drained
-				peer.Close()
+				closeEC()
 			})
 		}
 	}

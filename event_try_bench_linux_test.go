@@ -4,10 +4,7 @@ package duplex
 
 import (
 	"context"
-	"io"
-	"os"
 	"strconv"
-	"syscall"
 	"testing"
 )
 
@@ -28,17 +25,7 @@ func BenchmarkEventBatch(b *testing.B) {
 				name = "Try/"
 			}
 			b.Run(name+strconv.Itoa(n), func(b *testing.B) {
-				fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				peer := os.NewFile(uintptr(fds[1]), "peer")
-				drained := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, peer)
-					close(drained)
-				}()
-				ec := &EventConn{fd: int32(fds[0]), h: &EventHandler{}}
+				ec, closeEC := drainedEventConn(b)
 				ctx := context.Background()
 				blocked := 0
 				b.SetBytes(int64(len(pms) * n))
@@ -61,9 +48,7 @@ func BenchmarkEventBatch(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(blocked)/float64(b.N), "wouldblock/op")
-				syscall.Close(fds[0])
-				<-drained
-				peer.Close()
+				closeEC()
 			})
 		}
 	}
@@ -74,17 +59,7 @@ func BenchmarkEventBatch(b *testing.B) {
 func BenchmarkEventTryWrite(b *testing.B) {
 	for _, n := range []int{16, 1 << 10} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			peer := os.NewFile(uintptr(fds[1]), "peer")
-			drained := make(chan struct{})
-			go func() {
-				io.Copy(io.Discard, peer)
-				close(drained)
-			}()
-			ec := &EventConn{fd: int32(fds[0]), h: &EventHandler{}}
+			ec, closeEC := drainedEventConn(b)
 			msg := make([]byte, n)
 			blocked := 0
 			b.SetBytes(int64(n))
@@ -105,9 +80,7 @@ func BenchmarkEventTryWrite(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(blocked)/float64(b.N), "wouldblock/op")
-			syscall.Close(fds[0])
-			<-drained
-			peer.Close()
+			closeEC()
 		})
 	}
 }
