@@ -207,7 +207,7 @@ func (s *eventSession) writeRound() {
 	q.msgs, q.spare = q.spare, nil
 	q.bytes, q.pings = 0, 0
 	s.mu.Unlock()
-	n, err := s.tryBatch(q, batch)
+	n, err := s.writeMsgs(q, batch, false)
 	if err == duplex.ErrWouldBlock && !s.ending() {
 		// The client's socket is full: what is left goes first, before what
 		// came meanwhile, on a goroutine that waits for the client.
@@ -244,8 +244,8 @@ func (s *eventSession) writeRound() {
 
 // finish ends the writing of q, whose queue is empty or whose session is
 // ending: it releases q, wakes a waiting flush and sends the server's
-// close frame if there is one, on a goroutine of its own when wait is
-// false (a pool writer must not wait for one client). Its caller holds
+// close frame if there is one, on a goroutine of its own when pool is
+// set (a pool writer must not wait for one client). Its caller holds
 // s.mu; finish unlocks it.
 func (s *eventSession) finish(q *sendQueue, pool bool) {
 	s.q = nil
@@ -266,31 +266,37 @@ func (s *eventSession) finish(q *sendQueue, pool bool) {
 	}
 }
 
-// tryBatch writes batch in order without waiting, until the socket is
-// full (duplex.ErrWouldBlock), the connection fails or the session ends.
-// It returns how many messages went out. With ErrWouldBlock the last of
-// them may have gone out in part: the library keeps its end, which the
-// next write sends first (writeLoop's first call waits for it).
-func (s *eventSession) tryBatch(q *sendQueue, batch []outMsg) (int, error) {
+// writeMsgs writes batch in order until it is done, the connection fails
+// or the session ends, and returns how many messages went out. A pool
+// writer calls it with wait false: it then also stops when the socket is
+// full (duplex.ErrWouldBlock), and the last message counted may have gone
+// out in part: the library keeps its end, which the next write sends
+// first (writeLoop's first call waits for it). writeLoop calls it with
+// wait true. The fan-out messages that follow each other go out together,
+// up to 16 in a system call.
+func (s *eventSession) writeMsgs(q *sendQueue, batch []outMsg, wait bool) (int, error) {
+	ctx := context.Background()
 	var pmv [16]*duplex.PreparedMessage
 	i := 0
 	for i < len(batch) && !s.ending() {
 		m := &batch[i]
 		if m.prep != nil {
-			// The run of fan-out messages from here, in one call.
 			pms := pmv[:0]
 			for j := i; j < len(batch) && batch[j].prep != nil && len(pms) < len(pmv); j++ {
 				pms = append(pms, batch[j].prep)
 			}
-			n, err := s.conn.TryWritePreparedBatch(pms)
+			var n int
+			var err error
+			if wait {
+				n, err = s.conn.WritePreparedBatch(ctx, pms)
+			} else if n, err = s.conn.TryWritePreparedBatch(pms); err == nil && n == 0 {
+				err = duplex.ErrWouldBlock
+			}
 			q.inFlight.Add(-int64(n))
 			for _, m := range batch[i : i+n] {
 				s.wroteMsg(len(m.data))
 			}
 			i += n
-			if err == nil && n == 0 {
-				err = duplex.ErrWouldBlock
-			}
 			if err != nil {
 				return i, err
 			}
@@ -298,9 +304,16 @@ func (s *eventSession) tryBatch(q *sendQueue, batch []outMsg) (int, error) {
 		}
 		var sent bool
 		var err error
-		if m.typ == pingMsg {
+		switch {
+		case m.typ == pingMsg && wait:
+			err = s.conn.Ping(ctx, nil)
+			sent = err == nil
+		case m.typ == pingMsg:
 			sent, err = s.conn.TryPing(nil)
-		} else {
+		case wait:
+			err = s.conn.Write(ctx, m.typ, m.data)
+			sent = err == nil
+		default:
 			sent, err = s.conn.TryWrite(m.typ, m.data)
 		}
 		if sent {
@@ -322,9 +335,6 @@ func (s *eventSession) tryBatch(q *sendQueue, batch []outMsg) (int, error) {
 // there is one, and returns. It runs on a goroutine of its own, started
 // by a pool writer that found the client's socket full: a write waits
 // while it is.
-//
-// A round's fan-out messages that follow each other go out together, up
-// to 16 in a system call (EventConn.WritePreparedBatch).
 func (s *eventSession) writeLoop(q *sendQueue) {
 	// First the end of a message the socket took only part of, if any.
 	if _, err := s.conn.WritePreparedBatch(context.Background(), nil); err != nil {
@@ -344,7 +354,9 @@ func (s *eventSession) writeLoop(q *sendQueue) {
 		q.inFlight.Store(int64(len(batch) - q.pings))
 		q.msgs, q.bytes, q.pings = spare, 0, 0
 		s.mu.Unlock()
-		s.writeBatch(q, batch)
+		if _, err := s.writeMsgs(q, batch, true); err != nil {
+			s.closeWith(0, "") // the connection is over: OnClose says why
+		}
 		clear(batch)
 		q.inFlight.Store(0)
 		spare = batch[:0]
@@ -371,48 +383,6 @@ func (q *sendQueue) release() {
 	q.bytes, q.pings, q.flushed = 0, 0, nil
 	q.inFlight.Store(0)
 	sendQueues.Put(q)
-}
-
-// writeBatch writes the messages of one round in order, until the
-// session ends or the connection fails.
-func (s *eventSession) writeBatch(q *sendQueue, batch []outMsg) {
-	var pmv [16]*duplex.PreparedMessage
-	for i := 0; i < len(batch) && !s.ending(); {
-		m := &batch[i]
-		if m.prep != nil {
-			// The run of fan-out messages from here, in one call.
-			pms := pmv[:0]
-			for j := i; j < len(batch) && batch[j].prep != nil && len(pms) < len(pmv); j++ {
-				pms = append(pms, batch[j].prep)
-			}
-			n, err := s.conn.WritePreparedBatch(context.Background(), pms)
-			q.inFlight.Add(-int64(n))
-			for _, m := range batch[i : i+n] {
-				s.wroteMsg(len(m.data))
-			}
-			if err != nil {
-				s.closeWith(0, "") // the connection is over: OnClose says why
-				return
-			}
-			i += n
-			continue
-		}
-		var err error
-		if m.typ == pingMsg {
-			err = s.conn.Ping(context.Background(), nil)
-		} else {
-			err = s.conn.Write(context.Background(), m.typ, m.data)
-			q.inFlight.Add(-1)
-		}
-		if err != nil {
-			s.closeWith(0, "")
-			return
-		}
-		if m.typ != pingMsg {
-			s.wroteMsg(len(m.data))
-		}
-		i++
-	}
 }
 
 // flush waits until what the handler queued is written (session.drain).
