@@ -149,9 +149,11 @@ func (s *session) ended(err, closeErr error) {
 	s.g.channels.leaveAll(s)
 	s.g.presence.leftAll(s) // leave events, the presence store (presence.go)
 	s.g.channels.limiter.forget(s)
+	// Logged and counted before it leaves the hub: whoever sees the
+	// connection gone (Connections) sees its close counted.
+	s.logClose(err, closeErr)
 	s.g.hub.remove(s)
 	s.g.metrics.connections.Dec()
-	s.logClose(err, closeErr)
 }
 
 // received counts a message from the client and hands it to the handler,
